@@ -1,0 +1,30 @@
+# infomax: replication pipeline.  Thin: config, validation, rule files, the final targets.
+#   snakemake --cores all                              the default experiment (config/config.yaml)
+#   snakemake --cores all --config experiment=paper    the full protocol
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    objective="deterministic|vib|vim",
+    beta=r"0|[0-9.]+e-?[0-9]+",
+    seed=r"\d+",
+    dataset="mnist|cifar10",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/vib_vim.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        vib_vim_outputs(),

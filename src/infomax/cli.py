@@ -1,0 +1,195 @@
+"""The ``infomax`` command: one subcommand per pipeline step; the Snakemake rules call these.
+
+Each step takes its settings as one JSON object (``--settings``), so a rule passes exactly the
+config values it depends on and Snakemake reruns a job when, and only when, those change.
+"""
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
+                   "probe_acc", "knn_acc", "train_seconds"]
+VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
+ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
+
+
+def _settings(text: str, cls=None, what="settings") -> dict:
+    try:
+        s = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--settings is not valid JSON ({e}): {text[:200]}")
+    if cls is not None:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(s) - known)
+        if unknown:
+            raise SystemExit(f"{what}: unknown key(s) {unknown}; expected some of {sorted(known)}")
+    return s
+
+
+def _threads(n: int | None):
+    import torch
+
+    if n:
+        torch.set_num_threads(n)   # the rule's `threads:`: several jobs never oversubscribe the cores
+
+
+def cmd_prepare(a):
+    from .data import prepare
+
+    s = _settings(a.settings)
+    if s["source"] == "torchvision":
+        path = prepare(a.dataset, a.out, root=a.root, val_size=s["val_size"], seed=s["seed"])
+    else:
+        path = prepare("embedded", a.out, n_images=s.get("n_images"), test_fraction=s["test_fraction"],
+                       val_fraction=s["val_fraction"], seed=s["seed"])
+    print(f"wrote {path}")
+
+
+def cmd_download(a):
+    from .data import download
+
+    print(f"downloaded and verified {download(a.dataset, a.root)}")
+
+
+def cmd_train_vib_vim(a):
+    from .train import VibVimTrainConfig, train_vib_vim
+
+    _threads(a.threads)
+    cfg = VibVimTrainConfig(**_settings(a.settings, VibVimTrainConfig, "train settings"))
+    summary = train_vib_vim(cfg, a.data, a.out, device=a.device, progress=not a.no_progress)
+    print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}")
+
+
+def cmd_evaluate_vib_vim(a):
+    import numpy as np
+    import torch
+
+    from .data import load_prepared
+    from .evaluate import VibVimEvalConfig, evaluate_vib_vim
+    from .files import save_json
+    from .train import load_vib_vim_model, resolve_device
+
+    _threads(a.threads)
+    cfg = VibVimEvalConfig(**_settings(a.settings, VibVimEvalConfig, "evaluate settings"))
+    device = resolve_device(a.device)
+    model, info = load_vib_vim_model(a.model, device)
+    data = load_prepared(a.data, device)
+    tc = info["config"]
+    res = evaluate_vib_vim(model, data, cfg, tc["objective"], with_robustness=not a.no_robustness)
+    head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
+    emb = res.pop("embedding", None)
+    if a.embedding:
+        if emb is None:
+            raise SystemExit(f"--embedding {a.embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
+        Path(a.embedding).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(a.embedding).with_suffix(".tmp.npz")
+        np.savez(tmp, **emb, objective=tc["objective"], beta=tc["beta"], err_12=res["test"]["err_S"])
+        tmp.replace(a.embedding)
+    save_json({**head, "train_seconds": info["train_seconds"], "device": str(device),
+               "torch": torch.__version__, **res}, a.out)
+    t = res["test"]
+    print(f"{Path(a.model).name}: err_1 {t['err_1']:.4f} err_{cfg.samples} {t['err_S']:.4f} "
+          f"rate {t['rate_bits']:.2f} bits  probe {res['probe_acc']:.4f} knn {res['knn_acc']:.4f}")
+
+
+def _read_evals(paths):
+    evals = []
+    for p in paths:
+        try:
+            evals.append(json.loads(Path(p).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"cannot read evaluation {p} ({e}): rerun its evaluate job")
+    return evals
+
+
+def cmd_collect_vib_vim(a):
+    from .files import save_csv
+
+    def num(x):  # 6 significant digits (float32 noise is not information); NaN -> empty cell
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else float(f"{x:.6g}")
+
+    metrics, val, rob = [], [], []
+    for e in _read_evals(a.evals):
+        head = {k: e[k] for k in ("objective", "beta", "seed", "K")}
+        t = e["test"]
+        metrics.append({**head, "err_1": num(t["err_1"]), "err_12": num(t["err_S"]),
+                        "rate_bits": num(t["rate_bits"]), "izy_bits": num(t["izy_bits"]),
+                        "probe_acc": num(e["probe_acc"]), "knn_acc": num(e["knn_acc"]),
+                        "train_seconds": num(e["train_seconds"])})
+        val.append({**head, "val_err_12": num(e["val"]["err_S"])})
+        rob += [{**{k: head[k] for k in ("objective", "beta", "seed")}, **r, "acc": num(r["acc"])}
+                for r in e["robustness"]]
+    out = Path(a.out_dir)
+    save_csv(metrics, METRICS_COLUMNS, out / "metrics.csv")
+    save_csv(val, VALIDATION_COLUMNS, out / "validation.csv")
+    save_csv(rob, ROBUSTNESS_COLUMNS, out / "robustness.csv")
+    print(f"wrote {len(metrics)} models to {out}/metrics.csv, validation.csv, robustness.csv")
+
+
+def cmd_figures_vib_vim(a):
+    from .figures import make_vib_vim_figures
+
+    paths = make_vib_vim_figures(a.metrics, a.validation, a.robustness, a.embeddings, a.out_dir)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="infomax", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, fn, help):
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("download", cmd_download, "download a data set through torchvision, verifying checksums")
+    sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    sp.add_argument("--root", default="resources")
+
+    sp = add("prepare", cmd_prepare, "download or load a data set and write compact uint8 tensors")
+    sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    sp.add_argument("--settings", required=True, help="JSON: the config's data.<dataset> block")
+    sp.add_argument("--root", default="resources", help="download folder for torchvision sources")
+    sp.add_argument("--out", required=True)
+
+    for name, fn, help in [("train-vib-vim", cmd_train_vib_vim, "train one study-A model"),
+                           ("evaluate-vib-vim", cmd_evaluate_vib_vim, "evaluate one study-A model")]:
+        sp = add(name, fn, help)
+        sp.add_argument("--data", required=True, help="prepared data file")
+        sp.add_argument("--settings", required=True, help="JSON settings of this step")
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        sp.add_argument("--out", required=True)
+    sub.choices["train-vib-vim"].add_argument("--no-progress", action="store_true")
+    ev = sub.choices["evaluate-vib-vim"]
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
+    ev.add_argument("--no-robustness", action="store_true")
+
+    sp = add("collect-vib-vim", cmd_collect_vib_vim, "gather evaluations into the study-A CSVs")
+    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("evals", nargs="+")
+
+    sp = add("figures-vib-vim", cmd_figures_vib_vim, "draw the study-A figures (PNG + PDF)")
+    sp.add_argument("--metrics", required=True)
+    sp.add_argument("--validation", required=True)
+    sp.add_argument("--robustness", required=True)
+    sp.add_argument("--embeddings", nargs="*", default=[])
+    sp.add_argument("--out-dir", required=True)
+
+    a = p.parse_args(argv)
+    try:
+        a.fn(a)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # Known failure modes (bad data file, bad value, missing checkpoint) end with one clear line.
+        print(f"infomax {a.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

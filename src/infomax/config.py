@@ -1,0 +1,109 @@
+"""Configuration: schema validation with errors that name the key, and run lists.
+
+The Snakefile calls ``validate_config`` before any job is planned; the helpers below turn the
+selected experiment into the list of models to train.  Nothing here touches torch.
+"""
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it and says what was expected."""
+
+
+def _key_path(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def validate_config(config: dict, schema_path=SCHEMA) -> dict:
+    """Check ``config`` against the JSON schema and the cross-key rules; return it unchanged.
+
+    Raises ConfigError listing every problem as ``key.path: what is wrong``.
+    """
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        msg = err.message
+        if err.validator == "additionalProperties":
+            msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
+        if err.validator == "type" and isinstance(err.instance, str):
+            msg += " (YAML reads 1e-3 as a string: write 1.0e-3)"
+        problems.append(f"{_key_path(err.absolute_path)}: {msg}")
+    if not problems:
+        problems = _cross_checks(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config
+
+
+def _cross_checks(config: dict) -> list[str]:
+    problems = []
+    name = config["experiment"]
+    if name not in config["experiments"]:
+        known = ", ".join(sorted(config["experiments"]))
+        problems.append(f"experiment: {name!r} is not a defined experiment (expected one of: {known})")
+    for exp_name, exp in config["experiments"].items():
+        at = f"experiments.{exp_name}"
+        for ds_name, ds in exp["data"].items():
+            need = {"embedded": ["test_fraction", "val_fraction"], "torchvision": ["val_size"]}[ds["source"]]
+            for key in need:
+                if key not in ds:
+                    problems.append(f"{at}.data.{ds_name}.{key}: required when source is {ds['source']!r}")
+            wrong = {"embedded": ["val_size"], "torchvision": ["n_images", "test_fraction", "val_fraction"]}
+            for key in wrong[ds["source"]]:
+                if key in ds:
+                    problems.append(f"{at}.data.{ds_name}.{key}: not used when source is {ds['source']!r}")
+            if ds["source"] == "embedded" and ds.get("test_fraction", 0) + ds.get("val_fraction", 0) >= 1:
+                problems.append(f"{at}.data.{ds_name}: test_fraction + val_fraction must be < 1")
+        vv = exp["vib_vim"]
+        for obj in vv["objectives"]:
+            if obj != "deterministic" and obj not in vv["betas"]:
+                problems.append(f"{at}.vib_vim.betas.{obj}: missing (objective {obj!r} is listed in objectives)")
+    return problems
+
+
+def select(config: dict) -> tuple[str, dict]:
+    """(name, settings) of the experiment selected by ``config['experiment']``."""
+    name = config["experiment"]
+    return name, config["experiments"][name]
+
+
+def beta_tag(beta: float) -> str:
+    """Compact, file-name-safe and round-trippable: 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1e0'."""
+    if beta == 0:
+        return "0"
+    mantissa, exponent = f"{beta:e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def run_name(objective: str, beta: float, seed: int) -> str:
+    return f"{objective}_b{beta_tag(beta)}_s{seed}"
+
+
+def vib_vim_runs(exp: dict) -> list[tuple[str, float, int]]:
+    """(objective, beta, seed) of every K=K model; deterministic has the single beta 0."""
+    vv = exp["vib_vim"]
+    runs = []
+    for obj in vv["objectives"]:
+        betas = [0.0] if obj == "deterministic" else vv["betas"][obj]
+        runs += [(obj, float(b), int(s)) for b in betas for s in vv["seeds"]]
+    return runs
+
+
+def vib_vim_k2_runs(exp: dict) -> list[tuple[str, float, int]]:
+    """(objective, beta, seed) of the K=2 embedding models: the first seed only."""
+    vv = exp["vib_vim"]
+    seed = int(vv["seeds"][0])
+    return [(obj, float(b), seed) for obj, betas in vv["k2"]["betas"].items()
+            if obj in vv["objectives"] for b in betas]

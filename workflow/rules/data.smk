@@ -1,0 +1,34 @@
+# Data: the embedded MNIST subset (quick, smoke) or a checksum-verified torchvision download
+# (paper) -> one prepared file of uint8 tensors per experiment and data set.
+
+
+
+rule download:
+    conda:
+        ENV
+    output:
+        directory("resources/{dataset}"),
+    log:
+        "resources/download_{dataset}.log",
+    benchmark:
+        "resources/download_{dataset}.benchmark.tsv"
+    shell:
+        "python -m infomax download --dataset {wildcards.dataset} --root resources > {log} 2>&1"
+
+
+rule prepare:
+    conda:
+        ENV
+    input:
+        prepare_inputs,
+    output:
+        f"{OUT}/data/{{dataset}}.pt",
+    params:
+        settings=lambda wc: settings(X["data"][wc.dataset]),
+    log:
+        f"{OUT}/logs/prepare_{{dataset}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_{{dataset}}.tsv"
+    shell:
+        "python -m infomax prepare --dataset {wildcards.dataset} --settings {params.settings:q} "
+        "--root resources --out {output} > {log} 2>&1"

@@ -1,0 +1,24 @@
+# Figures (and, later, the replication report).  Figures read only the collected CSVs and the
+# K=2 embeddings: they never touch a model.
+
+
+rule figures_vib_vim:
+    conda:
+        ENV
+    input:
+        metrics=f"{OUT}/vib_vim/metrics.csv",
+        validation=f"{OUT}/vib_vim/validation.csv",
+        robustness=f"{OUT}/vib_vim/robustness.csv",
+        embeddings=vib_vim_embeddings(),
+    output:
+        [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")],
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{OUT}/logs/figures_vib_vim.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures_vib_vim.tsv"
+    shell:
+        "python -m infomax figures-vib-vim --metrics {input.metrics} --validation {input.validation} "
+        "--robustness {input.robustness} --embeddings {input.embeddings} --out-dir {params.out_dir} "
+        "> {log} 2>&1"
