@@ -70,7 +70,7 @@ def cmd_evaluate_vib_vim(a):
 
     from .data import load_prepared
     from .evaluate import VibVimEvalConfig, evaluate_vib_vim
-    from .files import save_json
+    from .files import atomic_write, save_json
     from .train import load_vib_vim_model, resolve_device
 
     _threads(a.threads)
@@ -85,10 +85,8 @@ def cmd_evaluate_vib_vim(a):
     if a.embedding:
         if emb is None:
             raise SystemExit(f"--embedding {a.embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
-        Path(a.embedding).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(a.embedding).with_suffix(".tmp.npz")
-        np.savez(tmp, **emb, objective=tc["objective"], beta=tc["beta"], err_12=res["test"]["err_S"])
-        tmp.replace(a.embedding)
+        atomic_write(a.embedding, lambda f: np.savez(f, **emb, objective=tc["objective"], beta=tc["beta"],
+                                                     err_12=res["test"]["err_S"]))
     save_json({**head, "train_seconds": info["train_seconds"], "device": str(device),
                "torch": torch.__version__, **res}, a.out)
     t = res["test"]

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import save_torch
+
 FORMAT = "infomax-prepared-v1"
 SPLITS = ("train", "val", "test")
 N_CLASSES = 10
@@ -80,9 +82,7 @@ def stratified_split(labels, fractions: dict[str, float], seed: int) -> dict[str
 
 
 def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict) -> Path:
-    """Write the prepared dict atomically: temp file in the same dir, then os.replace."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the prepared dict atomically."""
     x0 = splits["train"][0]
     obj = {
         "format": FORMAT,
@@ -93,13 +93,7 @@ def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict) -
         "splits": {k: {"x": x.contiguous(), "y": y.to(torch.int64).contiguous()} for k, (x, y) in splits.items()},
         "meta": meta,
     }
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, out_path)  # readers never see a half-written file
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_path
+    return save_torch(obj, out_path)  # atomic: readers never see a half-written file
 
 
 def prepare_embedded(out_path, n_images: int | None, test_fraction: float, val_fraction: float, seed: int) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .data import to_unit
 from .estimators import NATS_PER_BIT, gaussian_kl_to_standard
 
 ATTACKS = ("gaussian", "saltpepper", "fgsm")
@@ -31,8 +32,8 @@ class VibVimEvalConfig:
 
 
 def unit(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float (B, D) in [0, 1]."""
-    return x_uint8.reshape(x_uint8.shape[0], -1).float() / 255.0
+    """uint8 images (B, C, H, W) -> flat float (B, D) in [0, 1]."""
+    return to_unit(x_uint8.reshape(x_uint8.shape[0], -1))
 
 
 def predict_proba(model, x01: torch.Tensor, samples: int, stochastic: bool, gen=None) -> torch.Tensor:

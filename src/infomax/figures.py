@@ -15,8 +15,6 @@ Model selection (which beta to show in the robustness figure) uses the
 validation split only, see best_betas().
 """
 
-import os
-import uuid
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.collections import EllipseCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from .config import beta_tag  # noqa: E402
+from .files import atomic_write  # noqa: E402
 
 # -----------------------------------------------------------------------------
 # constants
@@ -57,14 +58,9 @@ ATTACKS = [  # (attack name in robustness.csv, panel title, x label)
 # small helpers
 
 def beta_label(beta):
-    """Compact beta: 0 -> '0', 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1', 10 -> '1e1'."""
-    beta = float(beta)
-    if beta == 0:
-        return "0"
-    mantissa, exponent = f"{beta:.2e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    exponent = int(exponent)
-    return mantissa if exponent == 0 else f"{mantissa}e{exponent}"
+    """Compact beta for labels: 0 -> '0', 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1', 10 -> '1e1'."""
+    tag = beta_tag(float(beta))
+    return "1" if tag == "1e0" else tag
 
 
 def _read_csv(path, required):
@@ -122,23 +118,12 @@ def _seeds_note(df):
 def _save(fig, stem):
     """Write <stem>.png and <stem>.pdf atomically; close the figure; return the paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
     try:
-        for fmt in ("png", "pdf"):
-            target = stem.with_name(f"{stem.name}.{fmt}")
-            # temp file in the same directory, so os.replace is atomic; readers never see half a figure
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                fig.savefig(tmp, format=fmt, dpi=DPI)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-            written.append(target)
+        return [atomic_write(stem.with_name(f"{stem.name}.{fmt}"),
+                             lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=DPI))
+                for fmt in ("png", "pdf")]
     finally:
         plt.close(fig)
-    return written
 
 
 def _plot_vs_beta(ax, df, value, scale=100.0):

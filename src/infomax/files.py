@@ -8,32 +8,35 @@ link cache may have left, instead of writing into it.
 import csv
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 
-def _atomic(path, write, mode="wb"):
+def atomic_write(path, write, mode="wb") -> Path:
+    """Call ``write(f)`` on a temp file next to ``path``, then rename it over ``path``.
+
+    The temp file is opened normally (not mkstemp), so the result gets the usual umask
+    permissions and stays readable by collaborators on a shared file system."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def save_torch(obj, path) -> Path:
     import torch
 
-    return _atomic(path, lambda f: torch.save(obj, f))
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_json(obj, path) -> Path:
-    return _atomic(path, lambda f: json.dump(obj, f, indent=1, allow_nan=True), mode="w")
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=1, allow_nan=True), mode="w")
 
 
 def save_csv(rows: list[dict], columns: list[str], path) -> Path:
@@ -43,4 +46,4 @@ def save_csv(rows: list[dict], columns: list[str], path) -> Path:
         w.writeheader()
         w.writerows(rows)
 
-    return _atomic(path, write, mode="w")
+    return atomic_write(path, write, mode="w")

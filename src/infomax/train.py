@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_prepared
+from .data import load_prepared, to_signed
 from .files import save_torch
 from .nets import StochasticMLP
 from .objectives import OBJECTIVES, vib_vim_loss
@@ -59,8 +59,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def flat_signed(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images (B, C, H, W) -> float (B, C*H*W) in [-1, 1], on x's device."""
-    return x_uint8.reshape(x_uint8.shape[0], -1).float().mul_(2.0 / 255.0).sub_(1.0)
+    """uint8 images (B, C, H, W) -> flat float (B, C*H*W) in [-1, 1], on x's device."""
+    return to_signed(x_uint8.reshape(x_uint8.shape[0], -1))
 
 
 class EMA:

@@ -1,0 +1,48 @@
+"""The CLI steps the rules call: clear one-line errors, and the collect step's CSV contract."""
+
+import csv
+import json
+
+from infomax.cli import METRICS_COLUMNS, main
+
+
+def test_missing_model_is_one_clear_error(tiny_data, tmp_path, capsys):
+    rc = main(["evaluate-vib-vim", "--data", str(tiny_data), "--model", str(tmp_path / "gone.pt"),
+               "--settings", "{}", "--out", str(tmp_path / "e.json")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "gone.pt does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_corrupt_data_file_is_named(tmp_path, capsys):
+    bad = tmp_path / "mnist.pt"
+    bad.write_bytes(b"not a torch file")
+    rc = main(["train-vib-vim", "--data", str(bad), "--out", str(tmp_path / "m.pt"), "--no-progress",
+               "--settings", json.dumps({"objective": "vib", "beta": 0.001, "seed": 0, "epochs": 1})])
+    assert rc == 1 and f"{bad} is corrupt or truncated" in capsys.readouterr().err
+
+
+def test_unknown_settings_key_is_named(tiny_data, tmp_path):
+    try:
+        main(["train-vib-vim", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
+              "--settings", json.dumps({"objective": "vib", "beta": 0.001, "seed": 0, "epoch": 1})])
+    except SystemExit as e:
+        assert "unknown key(s) ['epoch']" in str(e)
+    else:
+        raise AssertionError("an unknown settings key must stop the step")
+
+
+def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
+    model, ev = tmp_path / "vib_b1e-3_s0.pt", tmp_path / "eval.json"
+    settings = {"objective": "vib", "beta": 0.001, "seed": 0, "epochs": 1, "batch_size": 20, "K": 2}
+    assert main(["train-vib-vim", "--data", str(tiny_data), "--out", str(model), "--no-progress",
+                 "--settings", json.dumps(settings)]) == 0
+    assert main(["evaluate-vib-vim", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
+                 "--embedding", str(tmp_path / "emb.npz"),
+                 "--settings", json.dumps({"gaussian": [0.0], "saltpepper": [0.1], "fgsm": [0.1]})]) == 0
+    assert main(["collect-vib-vim", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out/metrics.csv")))
+    assert list(rows[0]) == METRICS_COLUMNS and rows[0]["objective"] == "vib" and rows[0]["K"] == "2"
+    rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
+    assert [(r["attack"], float(r["level"])) for r in rob] == [("gaussian", 0.0), ("saltpepper", 0.1), ("fgsm", 0.1)]
+    assert (tmp_path / "emb.npz").stat().st_size > 0
