@@ -195,8 +195,8 @@ def error_vs_beta(metrics_csv, stem, K=MAIN_K):
 
 def representation_vs_beta(metrics_csv, stem, K=MAIN_K):
     """Linear-probe and 5-NN accuracy (%) on the encoder mean vs beta."""
-    panels = [("probe_acc", "Linear probe on z"),
-              ("knn_acc", "5-nearest-neighbour classifier on z")]
+    panels = [("probe_acc", "Linear probe on frozen μ(x)"),
+              ("knn_acc", "5-nearest-neighbour classifier on frozen μ(x)")]
     return _beta_panels(metrics_csv, stem, panels, "test accuracy (%)",
                         "Representation quality vs β", K)
 

@@ -3,11 +3,15 @@ import json
 import sys
 from pathlib import Path
 
-# The rules run `python -m infomax <step>`; putting src/ on PYTHONPATH makes that work with or
-# without `pip install -e .`, inside --sdm conda environments and in cluster jobs alike.
+# The rules run `python -m infomax <step>`.  src/ goes on PYTHONPATH, so that works with or
+# without `pip install -e .`, in --sdm conda environments and in cluster jobs alike; and unless
+# conda provides the environment, `python` is the interpreter running Snakemake (so
+# `.venv/bin/snakemake` works without activating the venv).
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-shell.prefix(f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")  # braces: f-string, then Snakemake
+_conda = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
+_path = "" if _conda else f"export PATH={Path(sys.executable).parent}:$PATH; "
+shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")  # {{{{: f-string, then Snakemake
 # Software of every job (--sdm conda): the one environment file of the project.
 ENV = "../../environment.yml"
 
