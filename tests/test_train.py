@@ -101,3 +101,18 @@ def test_bad_inputs_are_named(tiny_data, tmp_path):
     (tmp_path / "half.pt").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(RuntimeError, match="half.pt is corrupt or truncated"):
         load_vib_vim_model(tmp_path / "half.pt")
+
+
+def test_unreadable_resume_state_is_ignored(tiny_data, tmp_path, capsys):
+    (tmp_path / "m.pt.resume").write_bytes(b"\x00garbage")
+    s = train_vib_vim(cfg(epochs=1), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
+    assert "cannot be read" in capsys.readouterr().out and s["history"][0]["epoch"] == 1
+
+
+def test_loss_is_averaged_over_the_logged_epochs(tiny_data, tmp_path):
+    run = lambda every: train_vib_vim(cfg(epochs=3, log_every=every), tiny_data, tmp_path / f"m{every}.pt",
+                                      device="cpu", progress=False)["history"]
+    each, pairs = run(1), run(2)                            # same seed: the same trajectory
+    assert [h["epoch"] for h in pairs] == [2, 3]
+    assert pairs[0]["ce"] == pytest.approx((each[0]["ce"] + each[1]["ce"]) / 2, rel=1e-5)
+    assert pairs[1]["ce"] == pytest.approx(each[2]["ce"], rel=1e-5)

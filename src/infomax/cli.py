@@ -182,7 +182,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         a.fn(a)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, ArithmeticError) as e:
         # Known failure modes (bad data file, bad value, missing checkpoint) end with one clear line.
         print(f"infomax {a.cmd}: error: {e}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ rewritten atomically every ``checkpoint_seconds``; an interrupted job continues 
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -39,7 +39,6 @@ class VibVimTrainConfig:
     mmd_scales: tuple = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
     log_every: int = 1                      # epochs between loss read-outs (one host sync each)
     checkpoint_seconds: float = 300.0       # how often the resume state is written
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -127,8 +126,13 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
     history, start_epoch, seconds_before = [], 0, 0.0
 
     resume = _resume_path(out_path)
+    state = None
     if resume.exists():
-        state = torch.load(resume, map_location=device, weights_only=False)
+        try:
+            state = torch.load(resume, map_location=device, weights_only=False)
+        except Exception as e:  # written atomically, so this is outside damage: start afresh
+            print(f"ignoring {resume}: cannot be read ({e})", flush=True)
+    if state is not None:
         if state.get("key") == _resume_key(cfg):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
@@ -151,6 +155,7 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
     model.train()
     t0 = last_ckpt = time.perf_counter()
     sums = torch.zeros(3, device=device)            # total, ce, regulariser: summed on the device
+    summed = 0                                      # steps in `sums` (a host-side count: no sync)
     bar = tqdm(range(start_epoch, cfg.epochs), desc=out_path.stem, disable=not progress,
                mininterval=2.0, initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
@@ -167,9 +172,11 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
             opt.step()
             ema.update()
             sums += torch.stack([loss.detach(), ce.detach(), reg.detach()])
+        summed += steps_per_epoch
         if (epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs:
-            total, ce_m, reg_m = (sums / (steps_per_epoch * cfg.log_every)).tolist()   # the one sync
+            total, ce_m, reg_m = (sums / summed).tolist()                 # the one host sync
             sums.zero_()
+            summed = 0
             if not math.isfinite(total):
                 raise FloatingPointError(f"{out_path.name}: loss became {total} at epoch {epoch + 1}")
             history.append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
