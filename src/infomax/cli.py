@@ -11,10 +11,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
-                   "probe_acc", "knn_acc", "train_seconds"]
-VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
-ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
+from .config import METRICS_COLUMNS, ROBUSTNESS_COLUMNS, VALIDATION_COLUMNS
 
 
 def _settings(text: str, cls=None, what="settings") -> dict:

@@ -11,6 +11,14 @@ import yaml
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+# The output contract (DESIGN.md): column order of the study-A tables.  The collect step writes
+# them, the figures read them, and the tests check them against the contract's literal text.
+METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
+                   "probe_acc", "knn_acc", "train_seconds"]
+VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
+ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
+
+
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it and says what was expected."""
 

@@ -28,7 +28,7 @@ from matplotlib.collections import EllipseCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from .config import beta_tag  # noqa: E402
+from .config import METRICS_COLUMNS, ROBUSTNESS_COLUMNS, VALIDATION_COLUMNS, beta_tag  # noqa: E402
 from .files import atomic_write  # noqa: E402
 
 # -----------------------------------------------------------------------------
@@ -42,10 +42,6 @@ DPI = 150
 MAX_IZY_BITS = float(np.log2(10))  # I(Z;Y) <= H(Y) = log2(10) for 10 balanced classes
 CHI2_2DOF_95 = 5.991  # chi2 quantile, 2 dof, 0.95 -> 95% ellipse of a 2-d Gaussian
 
-METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits",
-                   "izy_bits", "probe_acc", "knn_acc", "train_seconds"]
-VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
-ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
 EMBEDDING_KEYS = ["mu", "sigma", "y", "W", "b", "objective", "beta", "err_12"]
 
 ATTACKS = [  # (attack name in robustness.csv, panel title, x label)
