@@ -97,5 +97,6 @@ def test_evaluate_vib_vim_end_to_end_on_real_digits(tiny_data):
     assert len(r["robustness"]) == 5
     clean = [row["acc"] for row in r["robustness"] if row["level"] == 0.0]
     assert max(clean) - min(clean) <= 0.2                   # same images, different noise draws only
+    assert len(clean) == 3 and len(set(clean)) == 1         # in fact one clean score, shared by every attack
     assert r["embedding"]["mu"].shape == (len(data.splits["test"][1]), 2)
     assert 0 <= r["probe_acc"] <= 1 and 0 <= r["knn_acc"] <= 1

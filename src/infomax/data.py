@@ -350,6 +350,11 @@ def load_prepared(path, device="cpu") -> Prepared:
     return Prepared(obj.get("name", ""), shape, splits, obj.get("meta", {}), classes, obj.get("source", ""))
 
 
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """Images (B, C, H, W) -> rows (B, C*H*W), for the MLP of study A."""
+    return x.reshape(x.shape[0], -1)
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> float 0..1 (float input is taken to be in 0..1 already)."""
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .data import to_unit
+from .data import flatten, to_signed, to_unit
 from .estimators import NATS_PER_BIT, gaussian_kl_to_standard
 
 ATTACKS = ("gaussian", "saltpepper", "fgsm")
@@ -31,14 +31,9 @@ class VibVimEvalConfig:
     chunk: int = 2000                     # images per forward pass (bounds memory on big splits)
 
 
-def unit(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images (B, C, H, W) -> flat float (B, D) in [0, 1]."""
-    return to_unit(x_uint8.reshape(x_uint8.shape[0], -1))
-
-
 def predict_proba(model, x01: torch.Tensor, samples: int, stochastic: bool, gen=None) -> torch.Tensor:
     """Mean softmax over ``samples`` draws of z (or the mu path): (B, C).  Differentiable in x01."""
-    mu, sigma = model.encode(x01 * 2.0 - 1.0)
+    mu, sigma = model.encode(to_signed(x01))
     if not stochastic:
         return F.softmax(model.decoder(mu), dim=-1)
     eps = torch.randn((samples, *mu.shape), device=mu.device, generator=gen)
@@ -51,7 +46,7 @@ def _chunks(n, size):
 
 @torch.no_grad()
 def encode_all(model, x_uint8, chunk):
-    mus, sigmas = zip(*(model.encode(unit(x_uint8[s]) * 2 - 1) for s in _chunks(x_uint8.shape[0], chunk)))
+    mus, sigmas = zip(*(model.encode(to_signed(flatten(x_uint8[s]))) for s in _chunks(x_uint8.shape[0], chunk)))
     return torch.cat(mus), torch.cat(sigmas)
 
 
@@ -61,7 +56,7 @@ def classification(model, x_uint8, y, samples, stochastic, gen, chunk) -> dict:
     wrong1 = wrongS = 0
     ce_sum = kl_sum = 0.0
     for s in _chunks(x_uint8.shape[0], chunk):
-        mu, sigma = model.encode(unit(x_uint8[s]) * 2 - 1)
+        mu, sigma = model.encode(to_signed(flatten(x_uint8[s])))
         ys = y[s]
         if stochastic:
             z = mu + sigma * torch.randn((samples, *mu.shape), device=mu.device, generator=gen)
@@ -144,20 +139,31 @@ def fgsm(model, x01, y, eps: float, samples: int, stochastic: bool, gen) -> torc
 
 
 def robustness(model, x_uint8, y, cfg: VibVimEvalConfig, stochastic: bool, gen) -> list[dict]:
+    """Accuracy under each attack and level.  Level 0 is the clean test set for every attack:
+    it is scored once and shared, so the three curves start from the same point."""
+    def accuracy(attack, level):
+        correct = 0
+        for s in _chunks(x_uint8.shape[0], cfg.chunk):
+            x01, ys = to_unit(flatten(x_uint8[s])), y[s]
+            if attack == "fgsm":
+                xa = fgsm(model, x01, ys, level, cfg.samples, stochastic, gen)
+            else:
+                xa = perturb(x01, attack, level, gen)
+            with torch.no_grad():
+                p = predict_proba(model, xa, cfg.samples, stochastic, gen)
+            correct += (p.argmax(-1) == ys).sum().item()
+        return correct / x_uint8.shape[0]
+
+    clean = None
     rows = []
     for attack in ATTACKS:
         for level in getattr(cfg, attack):
-            correct = 0
-            for s in _chunks(x_uint8.shape[0], cfg.chunk):
-                x01, ys = unit(x_uint8[s]), y[s]
-                if attack == "fgsm":
-                    xa = fgsm(model, x01, ys, level, cfg.samples, stochastic, gen)
-                else:
-                    xa = perturb(x01, attack, level, gen)
-                with torch.no_grad():
-                    p = predict_proba(model, xa, cfg.samples, stochastic, gen)
-                correct += (p.argmax(-1) == ys).sum().item()
-            rows.append({"attack": attack, "level": float(level), "acc": correct / x_uint8.shape[0]})
+            if level == 0:
+                clean = accuracy("gaussian", 0.0) if clean is None else clean
+                acc = clean
+            else:
+                acc = accuracy(attack, level)
+            rows.append({"attack": attack, "level": float(level), "acc": acc})
     return rows
 
 

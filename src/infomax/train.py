@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_prepared, to_signed
+from .data import flatten, load_prepared, to_signed
 from .files import save_torch
 from .nets import StochasticMLP
 from .objectives import OBJECTIVES, vib_vim_loss
@@ -55,11 +55,6 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but torch sees no CUDA GPU (use device: auto or cpu)")
     return torch.device(spec)
-
-
-def flat_signed(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images (B, C, H, W) -> flat float (B, C*H*W) in [-1, 1], on x's device."""
-    return to_signed(x_uint8.reshape(x_uint8.shape[0], -1))
 
 
 class EMA:
@@ -165,7 +160,7 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x, y = flat_signed(x_all[idx]), y_all[idx]
+            x, y = to_signed(flatten(x_all[idx])), y_all[idx]   # normalised on the device
             loss, ce, reg = vib_vim_loss(model, x, y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales)
             opt.zero_grad(set_to_none=True)
             loss.backward()
