@@ -17,10 +17,13 @@ wildcard_constraints:
     beta=r"0|[0-9.]+e-?[0-9]+",
     seed=r"\d+",
     dataset="mnist|cifar10",
+    method=IB_METHODS,
+    estimator="jsd|dv|nce|none",
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vib_vim.smk"
+include: "workflow/rules/infobal.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -28,3 +31,4 @@ rule all:
     default_target: True
     input:
         vib_vim_outputs(),
+        infobal_outputs(),

@@ -48,3 +48,37 @@ def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
     assert [(r["attack"], float(r["level"])) for r in rob] == [("gaussian", 0.0), ("saltpepper", 0.1), ("fgsm", 0.1)]
     assert (tmp_path / "emb.npz").stat().st_size > 0
+
+
+def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
+    train = {"epochs": 1, "batch_size": 16, "fc_units": 32, "local_units": 8, "prior_hidden": [8],
+             "curve_probe_images": 40, "curve_probe_epochs": 1}
+    evals = []
+    for method, kind, est in [("dim_l", "dim_l", "jsd"), ("random", "random", "none")]:
+        model, ev = tmp_path / f"{method}_{est}_s0.pt", tmp_path / f"{method}.json"
+        settings = {**train, "method": method, "kind": kind, "estimator": est, "seed": 0}
+        assert main(["train-infobal", "--data", str(tiny_data), "--out", str(model), "--no-progress",
+                     "--settings", json.dumps(settings)]) == 0
+        assert main(["evaluate-infobal", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
+                     "--settings", json.dumps({"mlp_epochs": 1, "gaussian": [0.0, 0.3]})]) == 0
+        evals.append(str(ev))
+    assert main(["collect-infobal", "--out-dir", str(tmp_path / "out"), *evals]) == 0
+    curves = list(csv.DictReader(open(tmp_path / "out/curves.csv")))
+    assert ",".join(curves[0]) == "method,estimator,seed,epoch,mi_estimate,probe_acc"
+    assert [(r["method"], r["epoch"]) for r in curves] == [("dim_l", "0"), ("dim_l", "1")]   # no curve for random
+    probes = list(csv.DictReader(open(tmp_path / "out/probes.csv")))
+    assert ",".join(probes[0]) == "method,estimator,seed,layer,probe,acc" and len(probes) == 12
+    assert {(r["method"], r["estimator"]) for r in probes} == {("dim_l", "jsd"), ("random", "none")}
+    rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
+    assert ",".join(rob[0]) == "method,estimator,seed,attack,level,acc" and len(rob) == 4
+
+
+def test_study_b_unknown_settings_key_is_named(tiny_data, tmp_path):
+    try:
+        main(["train-infobal", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
+              "--settings", json.dumps({"method": "dim_l", "kind": "dim_l", "estimator": "jsd", "seed": 0,
+                                        "local_unit": 8})])
+    except SystemExit as e:
+        assert "unknown key(s) ['local_unit']" in str(e)
+    else:
+        raise AssertionError("an unknown settings key must stop the step")

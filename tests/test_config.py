@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infomax.config import (ConfigError, beta_tag, run_name, validate_config, vib_vim_k2_runs,
-                            vib_vim_runs)
+from infomax.config import (ConfigError, beta_tag, infobal_run_name, infobal_runs, infobal_train_settings,
+                            run_name, validate_config, vib_vim_k2_runs, vib_vim_runs)
+from infomax.evaluate import InfoBalEvalConfig
+from infomax.train import InfoBalTrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -71,3 +73,51 @@ def test_beta_tag_round_trips(beta, tag):
     assert beta_tag(beta) == tag
     assert float(tag) == beta
     assert run_name("vib", beta, 3) == f"vib_b{tag}_s3"
+
+
+# -----------------------------------------------------------------------------
+# Study B
+
+
+def test_study_b_grids_follow_the_protocol():
+    quick = CONFIG["experiments"]["quick"]
+    assert sorted(infobal_runs(quick)) == sorted(
+        [(m, e, s) for m, e in [("dim_g", "jsd"), ("dim_l", "jsd"), ("dim_l", "dv"), ("infobal_m2", "jsd"),
+                                ("infobal_m2", "dv"), ("random", "none")] for s in (0, 1)])
+    assert quick["infobal"]["dataset"] == "mnist"
+    paper = CONFIG["experiments"]["paper"]
+    runs = infobal_runs(paper)
+    assert paper["infobal"]["dataset"] == "cifar10" and len(paper["infobal"]["seeds"]) >= 3
+    for kind in ("dim_g", "dim_l"):
+        assert {e for m, e, _ in runs if m == kind} == {"jsd", "dv", "nce"}
+    assert {m["views"] for m in paper["infobal"]["methods"].values() if m["kind"] == "infobal"} == {2, 4}
+    assert infobal_run_name("infobal_m2", "dv", 1) == "infobal_m2_dv_s1"
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_every_study_b_job_gets_settings_its_step_accepts(name):
+    exp = CONFIG["experiments"][name]
+    for method, est, seed in infobal_runs(exp):
+        cfg = InfoBalTrainConfig(**infobal_train_settings(exp, method, est, seed))
+        assert (cfg.method, cfg.estimator, cfg.seed) == (method, est, seed)
+    InfoBalEvalConfig(**exp["infobal"]["evaluate"], seed=0)
+
+
+def test_method_options_belong_to_their_kind():
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["dim_l"].__setitem__("views", 2))
+    assert "experiments.quick.infobal.methods.dim_l.views: not an option of kind 'dim_l'" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["infobal_m2"].__setitem__(
+        "pair_weights", [1.0, 2.0]))
+    assert "infobal_m2.pair_weights: has 2 entries, expected 1 for 2 views" in msg
+
+
+def test_study_b_bad_values_name_the_key():
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["dim_l"]["estimators"].append("mine"))
+    assert "experiments.quick.infobal.methods.dim_l.estimators[2]" in msg and "'mine'" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["infobal_m2"].__setitem__("views", 3))
+    assert "experiments.quick.infobal.methods.infobal_m2.views" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"].__setitem__(
+        "random", {"kind": "dim_l", "estimators": ["jsd"]}))
+    assert "experiments.quick.infobal.methods" in msg and "random" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["infobal"].__setitem__("dataset", "cifar10"))
+    assert "experiments.quick.infobal.dataset: 'cifar10' has no data.cifar10 block" in msg

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from infomax.estimators import gaussian_kl_to_standard, kernel_matrix, mmd2
 
@@ -61,3 +62,133 @@ def test_mmd_unbiased_estimate_by_hand():
 def test_kernel_rejects_unknown_name():
     with pytest.raises(ValueError, match="unknown MMD kernel 'laplace'"):
         kernel_matrix(torch.zeros(2, 2), 2, "laplace", (1.0,))
+
+
+# -----------------------------------------------------------------------------
+# Study B: MI estimators on correlated Gaussians, where the MI and the optimal critic are known.
+# x ~ N(0, I_d), y = rho x + sqrt(1 - rho^2) n: I(X;Y) = -d/2 log(1 - rho^2), and the optimal
+# critic is the log density ratio T*(x, y) = log p(y|x) - log p(y).
+
+from infomax.estimators import club_mi, dv_mi, infonce_mi, jsd_mi  # noqa: E402
+
+
+def gaussian_pairs(n, d, rho, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = rho * x + math.sqrt(1 - rho**2) * torch.randn(n, d, generator=g, dtype=torch.float64)
+    return x, y
+
+
+def optimal_scores(x, y, rho):
+    """[i, j] = T*(x_j, y_i): the log density ratio, summed over dimensions."""
+    v = 1 - rho**2
+    cond = -((y.unsqueeze(1) - rho * x.unsqueeze(0)) ** 2) / (2 * v) - 0.5 * math.log(v)
+    marg = -(y.unsqueeze(1) ** 2) / 2
+    return (cond - marg).sum(-1)
+
+
+def true_mi(d, rho):
+    return -0.5 * d * math.log(1 - rho**2)
+
+
+@pytest.mark.parametrize("d,rho", [(1, 0.8), (2, 0.6)])
+def test_dv_and_nce_with_the_optimal_critic_approach_the_true_mi(d, rho):
+    truth = true_mi(d, rho)                                   # 0.51 and 0.45 nats
+    dv, nce = [], []
+    for seed in range(4):
+        x, y = gaussian_pairs(1000, d, rho, seed)
+        s = optimal_scores(x, y, rho)
+        dv.append(dv_mi(s).item())
+        nce.append(infonce_mi(s).item())
+    assert np.mean(dv) == pytest.approx(truth, abs=0.05)
+    assert np.mean(nce) == pytest.approx(truth, abs=0.05)
+    # a critic that ignores the pairing (constant) knows nothing
+    s0 = torch.zeros(1000, 1000, dtype=torch.float64)
+    assert dv_mi(s0).item() == pytest.approx(0.0, abs=1e-9)
+    assert infonce_mi(s0).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_nce_is_capped_at_log_batch_size():
+    x, y = gaussian_pairs(128, 20, 0.999)
+    truth = true_mi(20, 0.999)                               # 62 nats, far above log 128 = 4.85
+    nce = infonce_mi(optimal_scores(x, y, 0.999)).item()
+    assert nce <= math.log(128) + 1e-9
+    assert nce > math.log(128) - 0.05
+    assert truth > 10 * nce
+
+
+def test_jsd_is_minus_a_balanced_binary_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    for shape in [(16, 16), (8, 8, 5)]:
+        s = 3 * torch.randn(shape, generator=g, dtype=torch.float64)
+        eye = torch.eye(shape[0], dtype=torch.bool)
+        if len(shape) == 3:
+            eye = eye.unsqueeze(-1).expand(shape)
+        pos, neg = s[eye], s[~eye]
+        bce = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+               + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg)))
+        assert jsd_mi(s).item() == pytest.approx(-bce.item(), rel=1e-12)
+    # a constant critic at chance: -2 log 2
+    assert jsd_mi(torch.zeros(10, 10)).item() == pytest.approx(-2 * math.log(2), rel=1e-6)
+
+
+def test_jsd_with_the_optimal_critic_beats_chance_and_grows_with_the_mi():
+    vals = []
+    for rho in (0.3, 0.6, 0.9):
+        x, y = gaussian_pairs(500, 1, rho)
+        vals.append(jsd_mi(optimal_scores(x, y, rho)).item())
+    assert -2 * math.log(2) < vals[0] < vals[1] < vals[2] < 0
+
+
+def brute_force(s):
+    """DV and infoNCE written as plain loops over (i, l), negatives = every j != i at every location."""
+    b, _, L = s.shape
+    pos = [s[i, i, l] for i in range(b) for l in range(L)]
+    neg = [s[i, j, l] for i in range(b) for j in range(b) if j != i for l in range(L)]
+    dv = np.mean(pos) - math.log(np.mean(np.exp(neg)))
+    nce = []
+    for i in range(b):
+        negs_i = [s[i, j, m] for j in range(b) if j != i for m in range(L)]
+        for l in range(L):
+            nce.append(s[i, i, l] - math.log(math.exp(s[i, i, l]) + np.sum(np.exp(negs_i))))
+    return dv, np.mean(nce) + math.log(1 + (b - 1) * L)
+
+
+def test_local_score_tensors_match_a_brute_force_loop():
+    s = torch.randn(5, 5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    dv, nce = brute_force(s.numpy())
+    assert dv_mi(s).item() == pytest.approx(dv, rel=1e-10)
+    assert infonce_mi(s).item() == pytest.approx(nce, rel=1e-10)
+
+
+@pytest.mark.parametrize("fn", [jsd_mi, dv_mi, infonce_mi])
+@pytest.mark.parametrize("shape", [(12, 12), (6, 6, 4)])
+def test_estimators_do_not_depend_on_the_batch_order(fn, shape):
+    s = torch.randn(shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    p = torch.randperm(shape[0], generator=torch.Generator().manual_seed(3))
+    assert fn(s[p][:, p]).item() == pytest.approx(fn(s).item(), rel=1e-12)
+    # ... but they do depend on which pairs are positive
+    q = torch.roll(torch.arange(shape[0]), 1)
+    assert fn(s[:, q]).item() != pytest.approx(fn(s).item(), rel=1e-6)
+
+
+def test_estimators_reject_non_square_scores():
+    for fn in (jsd_mi, dv_mi, infonce_mi):
+        with pytest.raises(ValueError, match="scores must be"):
+            fn(torch.zeros(3, 4))
+        with pytest.raises(ValueError, match="at least 2"):
+            fn(torch.zeros(1, 1))
+
+
+def test_club_with_the_true_conditional_is_an_upper_bound_with_its_closed_form():
+    d, rho = 2, 0.6
+    x, y = gaussian_pairs(3000, d, rho)
+    mu = rho * x
+    logvar = torch.full_like(x, math.log(1 - rho**2))
+    club = club_mi(mu, logvar, y).item()
+    # E_joint log q - E_x E_y log q = sum_d [-1/2 + (1 + rho^2) / (2 (1 - rho^2))] = d rho^2 / (1 - rho^2)
+    assert club == pytest.approx(d * rho**2 / (1 - rho**2), abs=0.06)
+    assert club > true_mi(d, rho)
+    # independent pairs: CLUB is (close to) zero
+    x2, y2 = gaussian_pairs(3000, d, 0.0, seed=5)
+    assert club_mi(torch.zeros_like(x2), torch.zeros_like(x2), y2).item() == pytest.approx(0.0, abs=0.1)

@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infomax.config import run_name, vib_vim_k2_runs, vib_vim_runs
+from infomax.config import infobal_run_name, infobal_runs, run_name, vib_vim_k2_runs, vib_vim_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 # The output contract, as DESIGN.md spells it (not the code's own constants: they could drift).
 METRICS_HEADER = "objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,knn_acc,train_seconds"
 ROBUSTNESS_HEADER = "objective,beta,seed,attack,level,acc"
-FIGURES = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
+CURVES_HEADER = "method,estimator,seed,epoch,mi_estimate,probe_acc"
+PROBES_HEADER = "method,estimator,seed,layer,probe,acc"
+IB_ROBUSTNESS_HEADER = "method,estimator,seed,attack,level,acc"
+FIGURES = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2",
+           "infobal_curves", "infobal_probes", "infobal_robustness"]
 
 
 def snakemake(*args, cwd=ROOT, timeout=900):
@@ -47,8 +51,13 @@ def test_paper_dry_run_plans_the_full_protocol():
     counts = job_counts(r.stdout)
     assert counts["train_vib_vim"] == len(vib_vim_runs(paper)) == 75
     assert counts["train_vib_vim_k2"] == len(vib_vim_k2_runs(paper))
-    assert counts["download"] == 1
-    assert '"epochs": 200' in r.stdout or "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
+    assert counts["download"] == 2                                      # MNIST and CIFAR-10
+    assert "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
+    # study B: the CIFAR-10 grid, >= 3 seeds, every estimator, M in {2, 4}, plus the random floor
+    assert counts["train_infobal"] == len(infobal_runs(paper)) == 45
+    for name in ("dim_l_nce_s2", "dim_g_dv_s0", "infobal_m4_jsd_s1", "random_none_s2"):
+        assert f"results/paper/infobal/models/{name}.pt" in r.stdout
+    assert "results/paper/data/cifar10.pt" in r.stdout and "resources/cifar10" in r.stdout
 
 
 @pytest.mark.parametrize("edit,needle", [
@@ -100,6 +109,18 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (out / "vib_vim/robustness.csv").read_text().splitlines()[0] == ROBUSTNESS_HEADER
     ev = smoke["vib_vim"]["evaluate"]
     assert len(rob) == len(runs) * sum(len(ev[a]) for a in ("gaussian", "saltpepper", "fgsm"))
+    ib = smoke["infobal"]
+    ib_runs = infobal_runs(smoke)
+    for run in ib_runs:
+        assert (out / f"infobal/models/{infobal_run_name(*run)}.pt").stat().st_size > 0
+    text = {t: (out / f"infobal/{t}.csv").read_text().splitlines() for t in ("curves", "probes", "robustness")}
+    assert [text["curves"][0], text["probes"][0], text["robustness"][0]] == [
+        CURVES_HEADER, PROBES_HEADER, IB_ROBUSTNESS_HEADER]
+    trained = [r for r in ib_runs if r[0] != "random"]
+    assert len(text["curves"]) - 1 == len(trained) * (ib["train"]["epochs"] + 1)
+    assert len(text["probes"]) - 1 == len(ib_runs) * 3 * 2                      # layers x probes
+    assert len(text["robustness"]) - 1 == len(ib_runs) * len(ib["evaluate"]["gaussian"])
+    assert any(line.startswith("random,none,0,y,linear,") for line in text["probes"])
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (out / f"figures/{name}.{ext}").stat().st_size > 1000

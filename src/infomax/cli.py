@@ -11,7 +11,14 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import METRICS_COLUMNS, ROBUSTNESS_COLUMNS, VALIDATION_COLUMNS
+from .config import (
+    CURVES_COLUMNS,
+    INFOBAL_ROBUSTNESS_COLUMNS,
+    METRICS_COLUMNS,
+    PROBES_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    VALIDATION_COLUMNS,
+)
 
 
 def _settings(text: str, cls=None, what="settings") -> dict:
@@ -101,12 +108,15 @@ def _read_evals(paths):
     return evals
 
 
+def _num(x):
+    """6 significant digits (float32 noise is not information); NaN -> empty cell."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else float(f"{x:.6g}")
+
+
 def cmd_collect_vib_vim(a):
     from .files import save_csv
 
-    def num(x):  # 6 significant digits (float32 noise is not information); NaN -> empty cell
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else float(f"{x:.6g}")
-
+    num = _num
     metrics, val, rob = [], [], []
     for e in _read_evals(a.evals):
         head = {k: e[k] for k in ("objective", "beta", "seed", "K")}
@@ -129,6 +139,63 @@ def cmd_figures_vib_vim(a):
     from .figures import make_vib_vim_figures
 
     paths = make_vib_vim_figures(a.metrics, a.validation, a.robustness, a.embeddings, a.out_dir)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def cmd_train_infobal(a):
+    from .train import InfoBalTrainConfig, train_infobal
+
+    _threads(a.threads)
+    cfg = InfoBalTrainConfig(**_settings(a.settings, InfoBalTrainConfig, "train settings"))
+    summary = train_infobal(cfg, a.data, a.out, device=a.device, progress=not a.no_progress)
+    last = summary["curves"][-1]
+    print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}: epoch {last['epoch']}, "
+          f"MI estimate {last['mi_estimate']:.4f} nats, curve probe {last['probe_acc']:.4f}")
+
+
+def cmd_evaluate_infobal(a):
+    import torch
+
+    from .data import load_prepared
+    from .evaluate import InfoBalEvalConfig, evaluate_infobal
+    from .files import save_json
+    from .train import load_infobal_model, resolve_device
+
+    _threads(a.threads)
+    cfg = InfoBalEvalConfig(**_settings(a.settings, InfoBalEvalConfig, "evaluate settings"))
+    device = resolve_device(a.device)
+    net, info = load_infobal_model(a.model, device)
+    data = load_prepared(a.data, device)
+    tc = info["config"]
+    res = evaluate_infobal(net, data, cfg)
+    save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
+               "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
+               "torch": torch.__version__, **res}, a.out)
+    print(f"{Path(a.model).name}: " + "  ".join(f"{p['layer']}/{p['probe']} {p['acc']:.4f}" for p in res["probes"]))
+
+
+def cmd_collect_infobal(a):
+    from .files import save_csv
+
+    curves, probes, rob = [], [], []
+    for e in _read_evals(a.evals):
+        head = {k: e[k] for k in ("method", "estimator", "seed")}
+        if e["kind"] != "random":           # the untrained floor has no training curve
+            curves += [{**head, "epoch": c["epoch"], "mi_estimate": _num(c["mi_estimate"]),
+                        "probe_acc": _num(c["probe_acc"])} for c in e["curves"]]
+        probes += [{**head, **p, "acc": _num(p["acc"])} for p in e["probes"]]
+        rob += [{**head, **r, "acc": _num(r["acc"])} for r in e["robustness"]]
+    out = Path(a.out_dir)
+    save_csv(curves, CURVES_COLUMNS, out / "curves.csv")
+    save_csv(probes, PROBES_COLUMNS, out / "probes.csv")
+    save_csv(rob, INFOBAL_ROBUSTNESS_COLUMNS, out / "robustness.csv")
+    print(f"wrote {len(a.evals)} models to {out}/curves.csv, probes.csv, robustness.csv")
+
+
+def cmd_figures_infobal(a):
+    from .figures import make_infobal_figures
+
+    paths = make_infobal_figures(a.curves, a.probes, a.robustness, a.out_dir)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -174,6 +241,27 @@ def main(argv=None):
     sp.add_argument("--validation", required=True)
     sp.add_argument("--robustness", required=True)
     sp.add_argument("--embeddings", nargs="*", default=[])
+    sp.add_argument("--out-dir", required=True)
+
+    for name, fn, help in [("train-infobal", cmd_train_infobal, "pre-train one study-B model (DIM, InfoBal, random)"),
+                           ("evaluate-infobal", cmd_evaluate_infobal, "probe one study-B model")]:
+        sp = add(name, fn, help)
+        sp.add_argument("--data", required=True, help="prepared data file")
+        sp.add_argument("--settings", required=True, help="JSON settings of this step")
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        sp.add_argument("--out", required=True)
+    sub.choices["train-infobal"].add_argument("--no-progress", action="store_true")
+    sub.choices["evaluate-infobal"].add_argument("--model", required=True)
+
+    sp = add("collect-infobal", cmd_collect_infobal, "gather evaluations into the study-B CSVs")
+    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("evals", nargs="+")
+
+    sp = add("figures-infobal", cmd_figures_infobal, "draw the study-B figures (PNG + PDF)")
+    sp.add_argument("--curves", required=True)
+    sp.add_argument("--probes", required=True)
+    sp.add_argument("--robustness", required=True)
     sp.add_argument("--out-dir", required=True)
 
     a = p.parse_args(argv)

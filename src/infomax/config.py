@@ -17,6 +17,16 @@ METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bi
                    "probe_acc", "knn_acc", "train_seconds"]
 VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
 ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
+# ... and of the study-B tables.
+CURVES_COLUMNS = ["method", "estimator", "seed", "epoch", "mi_estimate", "probe_acc"]
+PROBES_COLUMNS = ["method", "estimator", "seed", "layer", "probe", "acc"]
+INFOBAL_ROBUSTNESS_COLUMNS = ["method", "estimator", "seed", "attack", "level", "acc"]
+# Study B: the untrained, randomly initialised encoder every method is judged against.  Its
+# "estimator" is "none".  Added to every experiment; not a name a config may define.
+RANDOM = ("random", "none")
+DIM_KINDS = ("dim_g", "dim_l")
+DIM_ONLY_KEYS = ("global_weight", "local_weight", "prior_weight")
+INFOBAL_ONLY_KEYS = ("views", "target", "infomin", "lam", "view_weights", "pair_weights")
 
 
 class ConfigError(ValueError):
@@ -63,6 +73,8 @@ def _cross_checks(config: dict) -> list[str]:
     for exp_name, exp in config["experiments"].items():
         at = f"experiments.{exp_name}"
         for ds_name, ds in exp["data"].items():
+            if ds_name != "mnist" and ds["source"] == "embedded":
+                problems.append(f"{at}.data.{ds_name}.source: 'embedded' is MNIST only (use torchvision)")
             need = {"embedded": ["test_fraction", "val_fraction"], "torchvision": ["val_size"]}[ds["source"]]
             for key in need:
                 if key not in ds:
@@ -77,6 +89,21 @@ def _cross_checks(config: dict) -> list[str]:
         for obj in vv["objectives"]:
             if obj != "deterministic" and obj not in vv["betas"]:
                 problems.append(f"{at}.vib_vim.betas.{obj}: missing (objective {obj!r} is listed in objectives)")
+        if "mnist" not in exp["data"]:
+            problems.append(f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)")
+        ib = exp["infobal"]
+        if ib["dataset"] not in exp["data"]:
+            problems.append(f"{at}.infobal.dataset: {ib['dataset']!r} has no data.{ib['dataset']} block")
+        for name, m in ib["methods"].items():
+            wrong = INFOBAL_ONLY_KEYS if m["kind"] in DIM_KINDS else DIM_ONLY_KEYS
+            for key in wrong:
+                if key in m:
+                    problems.append(f"{at}.infobal.methods.{name}.{key}: not an option of kind {m['kind']!r}")
+            views = m.get("views", 2)
+            for key, n in (("view_weights", views), ("pair_weights", views * (views - 1) // 2)):
+                if key in m and len(m[key]) != n:
+                    problems.append(f"{at}.infobal.methods.{name}.{key}: has {len(m[key])} entries, "
+                                    f"expected {n} for {views} views")
     return problems
 
 
@@ -115,3 +142,28 @@ def vib_vim_k2_runs(exp: dict) -> list[tuple[str, float, int]]:
     seed = int(vv["seeds"][0])
     return [(obj, float(b), seed) for obj, betas in vv["k2"]["betas"].items()
             if obj in vv["objectives"] for b in betas]
+
+
+def infobal_runs(exp: dict) -> list[tuple[str, str, int]]:
+    """(method, estimator, seed) of every study-B model, the untrained `random` floor included."""
+    ib = exp["infobal"]
+    seeds = [int(s) for s in ib["seeds"]]
+    runs = [(name, est, s) for name, m in ib["methods"].items() for est in m["estimators"] for s in seeds]
+    return runs + [(*RANDOM, s) for s in seeds]
+
+
+def infobal_run_name(method: str, estimator: str, seed: int) -> str:
+    return f"{method}_{estimator}_s{seed}"
+
+
+def infobal_train_settings(exp: dict, method: str, estimator: str, seed: int) -> dict:
+    """The settings of one study-B training job: the shared train block, then the method's own
+    options (kind, views, lam, ...), then what identifies the run."""
+    ib = exp["infobal"]
+    if (method, estimator) == RANDOM:
+        opts = {"kind": "random"}
+    elif method not in ib["methods"]:
+        raise ConfigError(f"infobal method {method!r} is not defined (expected one of {', '.join(ib['methods'])})")
+    else:
+        opts = {k: v for k, v in ib["methods"][method].items() if k != "estimators"}
+    return {**ib["train"], **opts, "method": method, "estimator": estimator, "seed": int(seed)}

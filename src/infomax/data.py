@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .files import save_torch
 
@@ -363,3 +364,15 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 def to_signed(x: torch.Tensor) -> torch.Tensor:
     """uint8 or [0,1] float -> float in [-1, 1], the models' input range."""
     return to_unit(x) * 2.0 - 1.0
+
+
+def pad_to(x: torch.Tensor, size: int, value: float) -> torch.Tensor:
+    """Centre images (B, C, H, W) on a size x size canvas filled with ``value`` (MNIST's 28x28 ->
+    the 32x32 of DIM's encoder); images already that size are returned as they are."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    if h > size or w > size:
+        raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
+    top, left = (size - h) // 2, (size - w) // 2
+    return F.pad(x, (left, size - w - left, top, size - h - top), value=value)

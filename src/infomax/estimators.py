@@ -7,6 +7,7 @@ name says bits; divide by ln 2 (``NATS_PER_BIT``) to report bits, as the officia
 import math
 
 import torch
+import torch.nn.functional as F
 
 NATS_PER_BIT = math.log(2.0)
 
@@ -65,3 +66,80 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=(1.0,)) -
     sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
     syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return sxx + syy - 2.0 * kxy.mean()
+
+
+# -----------------------------------------------------------------------------
+# Study B: lower bounds on I(X; Y) from a critic's score matrix, and CLUB's upper bound.
+#
+# scores (B, B) or (B, B, L): scores[i, j, l] = T(y_i, x_j at position l).  Pairs on the diagonal
+# (i == j) come from the joint, every other pair in the batch from the product of marginals (DIM's
+# negatives: all other images, at every location).  L = 1 for a global critic, L = H*W locations
+# of a local feature map for DIM(L).
+
+
+def _pos_neg(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive scores (B, L) and negative scores (B, B-1, L) of a (B, B[, L]) score matrix."""
+    if scores.dim() not in (2, 3) or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"scores must be (B, B) or (B, B, L), got {tuple(scores.shape)}")
+    b = scores.shape[0]
+    if b < 2:
+        raise ValueError("a score matrix needs a batch of at least 2 (negatives are the other pairs)")
+    s = scores.reshape(b, b, -1)
+    eye = torch.eye(b, dtype=torch.bool, device=s.device)
+    return s[eye], s[~eye].reshape(b, b - 1, -1)
+
+
+def jsd_mi(scores: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon MI estimator (DIM eq. 4, softplus form), a scalar in nats:
+
+        E_joint[-softplus(-T)] - E_marginals[softplus(T)]
+
+    It equals minus the class-balanced binary cross-entropy of T as a logit for "joint pair";
+    its optimum is 2 JSD(joint || marginals) - 2 log 2, a monotone function of the MI (not the MI)."""
+    pos, neg = _pos_neg(scores)
+    return -F.softplus(-pos).mean() - F.softplus(neg).mean()
+
+
+def dv_mi(scores: torch.Tensor) -> torch.Tensor:
+    """Donsker-Varadhan lower bound (MINE, DIM eq. 2), a scalar in nats:
+
+        E_joint[T] - log E_marginals[exp T]
+
+    with the log-mean-exp over all negatives of the batch, computed stably (logsumexp)."""
+    pos, neg = _pos_neg(scores)
+    return pos.mean() - (torch.logsumexp(neg.reshape(-1), 0) - math.log(neg.numel()))
+
+
+def infonce_mi(scores: torch.Tensor) -> torch.Tensor:
+    """infoNCE lower bound, a scalar in nats: for each positive (i, l), a softmax over it and the
+    negatives of row i (all j != i, every location):
+
+        log N + mean_{i,l} [ T_iil - log( exp T_iil + sum_{j != i, l'} exp T_ijl' ) ],
+
+    N = 1 + (B - 1) L candidates.  It can never exceed log N (for a (B, B) matrix: log B)."""
+    pos, neg = _pos_neg(scores)
+    b = pos.shape[0]
+    neg_lse = torch.logsumexp(neg.reshape(b, -1), dim=1, keepdim=True)          # (B, 1)
+    n_candidates = 1 + neg[0].numel()
+    return (pos - torch.logaddexp(pos, neg_lse)).mean() + math.log(n_candidates)
+
+
+MI_ESTIMATORS = {"jsd": jsd_mi, "dv": dv_mi, "nce": infonce_mi}
+
+
+def gaussian_log_density(y: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(y; mu, diag exp(logvar)) summed over the last dimension: (...)."""
+    return -0.5 * ((y - mu).square() / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+def club_mi(mu: torch.Tensor, logvar: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CLUB upper bound on I(X; Y) (Cheng et al. 2020), a scalar in nats:
+
+        E_joint[log q(y|x)] - E_x E_y[log q(y|x)]
+
+    mu, logvar (B, D): the variational Gaussian q(y | x_i); y (B, D) with y_i paired with x_i.
+    The second expectation uses every y_k of the batch for every x_i.  An upper bound when q is the
+    true conditional (or close to it); the normalising terms cancel in the difference."""
+    joint = gaussian_log_density(y, mu, logvar).mean()
+    allpairs = gaussian_log_density(y.unsqueeze(0), mu.unsqueeze(1), logvar.unsqueeze(1))   # (B_x, B_y)
+    return joint - allpairs.mean()

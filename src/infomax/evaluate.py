@@ -191,3 +191,115 @@ def evaluate_vib_vim(model, data, cfg: VibVimEvalConfig, objective: str, with_ro
                             "W": model.decoder.weight.detach().cpu().numpy(),
                             "b": model.decoder.bias.detach().cpu().numpy()}
     return out
+
+
+# -----------------------------------------------------------------------------
+# Study B: probes on a frozen encoder, and probe accuracy under input noise.
+
+LAYERS = ("y", "fc", "conv")
+PROBES = ("linear", "mlp")
+
+
+@dataclass
+class InfoBalEvalConfig:
+    linear_epochs: int = 4                # the post's probe: one linear layer, 4 epochs
+    linear_lr: float = 1e-3
+    mlp_epochs: int = 20                  # DIM's probe: 200 hidden units, dropout 0.1
+    mlp_lr: float = 1e-3
+    mlp_hidden: int = 200
+    mlp_dropout: float = 0.1
+    batch_size: int = 64
+    gaussian: tuple = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+    seed: int = 0
+    chunk: int = 1000                     # images per forward pass
+
+
+@torch.no_grad()
+def encoder_features(net, x, chunk: int = 1000, layers=LAYERS) -> dict[str, torch.Tensor]:
+    """Frozen features of a study-B net (eval mode: BN uses its running statistics).
+
+    x: uint8 images (N, C, H, W), or floats in [0, 1].  Returns {layer: (N, d)} for ``layers``
+    of "y" (Y, or InfoBal's R), "fc", "conv" (flattened)."""
+    from .objectives import dim_input
+
+    was_training = net.training
+    net.eval()
+    parts = {k: [] for k in layers}
+    for s in _chunks(x.shape[0], chunk):
+        out = net(dim_input(x[s]))
+        for k in layers:
+            parts[k].append(out[k].flatten(1))
+    net.train(was_training)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def train_probe(f_train, y_train, kind: str, epochs: int, lr: float, batch_size: int, seed: int,
+                hidden: int = 200, dropout: float = 0.1, classes: int = 10):
+    """Fit a probe on frozen features (Adam, minibatches; features standardised with the train
+    statistics).  kind "linear": one linear layer (the InfoBal post's probe); "mlp": DIM's probe,
+    Linear(hidden) -> Dropout -> BN -> ReLU -> Linear.  Returns predict(features) -> logits.
+
+    Seeded and self-contained: the caller's global RNG state is left as it was."""
+    if kind not in PROBES:
+        raise ValueError(f"unknown probe {kind!r}: expected one of {', '.join(PROBES)}")
+    device = f_train.device
+    mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
+    a = (f_train - mean) / std
+    n, d = a.shape
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        if kind == "linear":
+            net = torch.nn.Linear(d, classes)
+        else:
+            net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Dropout(dropout),
+                                      torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
+        net = net.to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        with torch.enable_grad():
+            for _ in range(epochs):
+                perm = torch.randperm(n, device=device, generator=gen)
+                for i in range(0, n - 1, batch_size):          # a last batch of 1 would break BN
+                    idx = perm[i:i + batch_size]
+                    if idx.numel() < 2:
+                        continue
+                    loss = F.cross_entropy(net(a[idx]), y_train[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+    net.eval()
+
+    @torch.no_grad()
+    def predict(f):
+        return net((f - mean) / std)
+
+    return predict
+
+
+def probe_accuracy(predict, f, y) -> float:
+    return (predict(f).argmax(-1) == y).float().mean().item()
+
+
+def evaluate_infobal(net, data, cfg: InfoBalEvalConfig) -> dict:
+    """Probes on every layer (linear and MLP, trained on the train split, scored on test) and
+    the linear probe on y under Gaussian input noise (clean probe, noisy test images in [0, 1]
+    pixel units, clipped).  Returns {"probes": [{layer, probe, acc}], "robustness": [...]}."""
+    device = next(net.parameters()).device
+    (xtr, ytr), (xte, yte) = data.splits["train"], data.splits["test"]
+    f_tr, f_te = encoder_features(net, xtr, cfg.chunk), encoder_features(net, xte, cfg.chunk)
+    probes, linear_y = [], None
+    for layer in LAYERS:
+        for kind in PROBES:
+            epochs, lr = (cfg.linear_epochs, cfg.linear_lr) if kind == "linear" else (cfg.mlp_epochs, cfg.mlp_lr)
+            predict = train_probe(f_tr[layer], ytr, kind, epochs, lr, cfg.batch_size, cfg.seed,
+                                  cfg.mlp_hidden, cfg.mlp_dropout, data.classes)
+            probes.append({"layer": layer, "probe": kind, "acc": probe_accuracy(predict, f_te[layer], yte)})
+            if (layer, kind) == ("y", "linear"):
+                linear_y = predict
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    rob = []
+    for level in cfg.gaussian:
+        noisy = perturb(to_unit(xte), "gaussian", float(level), gen)
+        f = f_te["y"] if level == 0 else encoder_features(net, noisy, cfg.chunk, ("y",))["y"]
+        rob.append({"attack": "gaussian", "level": float(level), "acc": probe_accuracy(linear_y, f, yte)})
+    return {"probes": probes, "robustness": rob}

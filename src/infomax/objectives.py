@@ -1,13 +1,20 @@
-"""Study A objectives on the shared stochastic MLP: deterministic, VIB and VIM.
+"""Objectives, built from the pure estimators.
 
-Each loss is built from the pure estimators; ``vib_vim_loss`` does the forward pass and returns
-the total loss with its two terms as tensors (no host sync: the caller decides when to read them).
+Study A (on the shared stochastic MLP): deterministic, VIB and VIM; ``vib_vim_loss`` does the
+forward pass and returns the total loss with its two terms as tensors (no host sync: the caller
+decides when to read them).
+
+Study B: DIM (global / local, with prior matching) and InfoBal.  Each returns the encoder's loss,
+the adversary's loss (computed on detached features, so it trains only the adversary) and the
+InfoMax estimate as tensors.
 """
 
 import torch
 import torch.nn.functional as F
 
-from .estimators import gaussian_kl_to_standard, mmd2
+from .data import pad_to, to_signed
+from .estimators import MI_ESTIMATORS, club_mi, gaussian_kl_to_standard, gaussian_log_density, mmd2
+from .nets import dot_scores, local_vectors
 
 OBJECTIVES = ("deterministic", "vib", "vim")
 
@@ -53,3 +60,80 @@ def vib_vim_loss(model, x, y, objective: str, beta: float, kernel: str = "imq", 
     if objective == "vim":
         return vim_loss(logits, y, z, torch.randn_like(z), beta, kernel, scales)
     raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+
+
+# -----------------------------------------------------------------------------
+# Study B
+
+
+def dim_input(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, C, H, W) -> the conv encoder's input: [-1, 1], padded to 32x32 with -1."""
+    return pad_to(to_signed(x_uint8), 32, -1.0)
+
+
+def estimator_fn(name: str):
+    try:
+        return MI_ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown MI estimator {name!r}: expected one of {', '.join(MI_ESTIMATORS)}") from None
+
+
+def dim_losses(net, out: dict, estimator: str, global_weight: float, local_weight: float, prior_weight: float,
+               gen=None):
+    """Deep InfoMax (Hjelm et al.): maximise global_weight * I_G + local_weight * I_L, and match
+    sigmoid(y) to U[0,1]^d adversarially with weight prior_weight.
+
+    out: the encoder's outputs on a batch (B >= 2).  I_G scores [flatten(conv); y] pairs with the
+    global critic, I_L every (y, location of C) pair with encode-and-dot; ``estimator`` turns the
+    (B, B[, L]) scores into an MI estimate.  Returns (encoder loss, adversary loss, InfoMax estimate).
+    """
+    est = estimator_fn(estimator)
+    y = out["y"]
+    mi = y.new_zeros(())
+    if global_weight > 0:
+        mi = mi + global_weight * est(net.global_critic(out["conv"].flatten(1), y))
+    if local_weight > 0:
+        mi = mi + local_weight * est(dot_scores(net.local_y(y), net.local_x(local_vectors(out["local"]))))
+    loss = -mi
+    adv = y.new_zeros(())
+    if prior_weight > 0:
+        # non-saturating generator loss against the prior discriminator; the discriminator's own
+        # loss is the BCE of "prior sample" vs "sigmoid(y)" on detached codes.
+        fake = torch.sigmoid(y)
+        loss = loss + prior_weight * F.softplus(-net.adversary(fake)).mean()
+        prior = torch.rand(y.shape, device=y.device, generator=gen)
+        adv = F.softplus(-net.adversary(prior)).mean() + F.softplus(net.adversary(fake.detach())).mean()
+    return loss, adv, mi
+
+
+def infobal_losses(net, out: dict, estimator: str, lam: float, view_weights=None, pair_weights=None):
+    """InfoBal (reconstructed): maximise sum_i w_i I(X; V_i) - lam * sum_{i<j} w_ij I(V_i; V_j).
+
+    I(X; V_i): a DIM local estimate between V_i and every location of the local map (target "x"),
+    or between R and V_i (target "r", global/local InfoBal).  I(V_i; V_j): the InfoMin adversary's
+    estimate (its critic is trained to maximise the same estimator on joint vs shuffled pairs of
+    the batch; the encoder minimises it) or CLUB's upper bound (its q(v_j | v_i) is fitted by
+    maximum likelihood).  Weights default to 1.  Returns (encoder loss, adversary loss, mean over
+    views of the I(X; V_i) estimates, the InfoMin term sum_{i<j} w_ij I(V_i; V_j))."""
+    est = estimator_fn(estimator)
+    views = out["views"]
+    m = len(views)
+    vw = view_weights or [1.0] * m
+    pw = pair_weights or [1.0] * len(net.pairs)
+    if net.target == "x":
+        local = net.local_x(local_vectors(out["local"]))
+        infomax = [est(dot_scores(code(v), local)) for code, v in zip(net.view_codes, views)]
+    else:
+        infomax = [est(critic(out["y"], v)) for critic, v in zip(net.r_critics, views)]
+    infomin, adv = [], views[0].new_zeros(())
+    for (i, j), d in zip(net.pairs, net.adversary):
+        vi, vj = views[i], views[j]
+        if net.infomin == "adversary":
+            infomin.append(est(d(vi, vj)))
+            adv = adv - est(d(vi.detach(), vj.detach()))
+        else:
+            infomin.append(club_mi(*d(vi), vj))
+            adv = adv - gaussian_log_density(vj.detach(), *d(vi.detach())).mean()
+    max_term = sum(w * v for w, v in zip(vw, infomax))
+    min_term = sum(w * v for w, v in zip(pw, infomin))
+    return -max_term + lam * min_term, adv, torch.stack(infomax).mean(), min_term

@@ -16,8 +16,12 @@ shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}};
 ENV = "../../environment.yml"
 
 from infomax.config import (
+    RANDOM,
     ConfigError,
     beta_tag,
+    infobal_run_name,
+    infobal_runs,
+    infobal_train_settings,
     run_name,
     select,
     validate_config,
@@ -33,6 +37,11 @@ except ConfigError as e:
 EXP, X = select(config)  # name and settings of the selected experiment
 OUT = f"results/{EXP}"
 VV = X["vib_vim"]
+IB = X["infobal"]
+IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
+# study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
+# the config defines (or the built-in untrained floor), so the split is never ambiguous.
+IB_METHODS = "|".join(sorted([*IB["methods"], RANDOM[0]], key=len, reverse=True))
 # GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  Local runs
 # ignore it unless a limit is given (--resources gpu=N, as workflow/profiles/gpu does: N jobs
 # share the GPU); the SLURM executor turns it into a GPU request per job.
@@ -80,4 +89,25 @@ FIGURES_VIB_VIM = ["error_vs_beta", "information_plane", "robustness", "represen
 def vib_vim_outputs():
     tables = [f"{OUT}/vib_vim/{t}.csv" for t in ("metrics", "validation", "robustness")]
     figs = [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")]
+    return tables + figs
+
+
+def infobal_settings(wc):
+    return settings(infobal_train_settings(X, wc.method, wc.estimator, int(wc.seed)))
+
+
+def infobal_eval_settings(wc):
+    return settings({**IB["evaluate"], "seed": int(wc.seed)})
+
+
+def infobal_evals():
+    return [f"{OUT}/infobal/eval/{infobal_run_name(*r)}.json" for r in infobal_runs(X)]
+
+
+FIGURES_INFOBAL = ["infobal_curves", "infobal_probes", "infobal_robustness"]
+
+
+def infobal_outputs():
+    tables = [f"{OUT}/infobal/{t}.csv" for t in ("curves", "probes", "robustness")]
+    figs = [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_INFOBAL for ext in ("png", "pdf")]
     return tables + figs

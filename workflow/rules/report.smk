@@ -22,3 +22,23 @@ rule figures_vib_vim:
         "python -m infomax figures-vib-vim --metrics {input.metrics} --validation {input.validation} "
         "--robustness {input.robustness} --embeddings {input.embeddings} --out-dir {params.out_dir} "
         "> {log} 2>&1"
+
+
+rule figures_infobal:
+    conda:
+        ENV
+    input:
+        curves=f"{OUT}/infobal/curves.csv",
+        probes=f"{OUT}/infobal/probes.csv",
+        robustness=f"{OUT}/infobal/robustness.csv",
+    output:
+        [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_INFOBAL for ext in ("png", "pdf")],
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{OUT}/logs/figures_infobal.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures_infobal.tsv"
+    shell:
+        "python -m infomax figures-infobal --curves {input.curves} --probes {input.probes} "
+        "--robustness {input.robustness} --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,0 +1,126 @@
+"""Study B pre-training and probes: checkpoints, curves, the random floor, resume, errors."""
+
+import pytest
+import torch
+
+from infomax import train as T
+from infomax.data import load_prepared
+from infomax.evaluate import InfoBalEvalConfig, encoder_features, evaluate_infobal, probe_accuracy, train_probe
+from infomax.train import InfoBalTrainConfig, load_infobal_model, train_infobal
+
+SMALL = dict(epochs=2, batch_size=16, lr=1e-3, adversary_lr=1e-3, fc_units=32, local_units=16, global_hidden=16,
+             prior_hidden=(16,), view_dim=8, infomin_hidden=8, infomin_units=8, curve_probe_images=60,
+             curve_probe_epochs=2)
+
+
+def cfg(kind="dim_l", estimator="jsd", **kw):
+    return InfoBalTrainConfig(**{**SMALL, "method": kind, "kind": kind, "estimator": estimator, "seed": 0, **kw})
+
+
+def weights(path):
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+@pytest.mark.parametrize("kind,estimator,extra", [
+    ("dim_g", "jsd", {}), ("dim_l", "nce", {}), ("infobal", "dv", {}),
+    ("infobal", "jsd", {"views": 4, "infomin": "club", "target": "r", "lam_warmup_epochs": 1.0}),
+])
+def test_every_kind_trains_and_reloads_with_its_curve(tiny_data, tmp_path, kind, estimator, extra):
+    out = tmp_path / "m.pt"
+    s = train_infobal(cfg(kind, estimator, **extra), tiny_data, out, device="cpu", progress=False)
+    assert [c["epoch"] for c in s["curves"]] == [0, 1, 2]
+    assert [h["epoch"] for h in s["history"]] == [1, 2]
+    assert all(0 <= c["probe_acc"] <= 1 and c["mi_estimate"] == c["mi_estimate"] for c in s["curves"])
+    net, info = load_infobal_model(out)
+    assert not net.training and info["config"]["kind"] == kind
+    x = load_prepared(tiny_data).splits["test"][0][:4]
+    assert encoder_features(net, x)["y"].shape == (4, 64)
+    assert not (tmp_path / "m.pt.resume").exists()
+
+
+def test_random_floor_is_untrained_but_has_calibrated_batch_norm(tiny_data, tmp_path):
+    s = train_infobal(cfg("random", "none"), tiny_data, tmp_path / "r.pt", device="cpu", progress=False)
+    assert [c["epoch"] for c in s["curves"]] == [0] and s["history"] == []
+    torch.manual_seed(0)
+    init = T.build_infobal_net(cfg("random", "none"), 1).state_dict()
+    w = weights(tmp_path / "r.pt")
+    assert torch.equal(w["encoder.trunk.net.0.0.weight"], init["encoder.trunk.net.0.0.weight"])   # no step taken
+    assert not torch.equal(w["encoder.trunk.net.0.1.running_mean"], init["encoder.trunk.net.0.1.running_mean"])
+
+
+def test_same_seed_same_model(tiny_data, tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    for p in (a, b):
+        train_infobal(cfg("infobal", "jsd", epochs=1), tiny_data, p, device="cpu", progress=False)
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
+    full = tmp_path / "full.pt"
+    train_infobal(cfg("dim_l", "jsd", epochs=3), tiny_data, full, device="cpu", progress=False)
+    out = tmp_path / "resumed.pt"
+    real, calls = T.infobal_losses_of, {"n": 0}
+
+    def dying(*a, **k):            # 130 train images, batch 16: 8 steps per epoch; die in epoch 3
+        if a[0].training:
+            calls["n"] += 1
+            if calls["n"] == 20:
+                raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "infobal_losses_of", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_infobal(cfg("dim_l", "jsd", epochs=3, checkpoint_seconds=-1), tiny_data, out, device="cpu",
+                      progress=False)
+    resume = tmp_path / "resumed.pt.resume"
+    assert resume.exists() and not out.exists()
+    assert torch.load(resume, weights_only=False)["epoch"] == 2
+    monkeypatch.setattr(T, "infobal_losses_of", real)
+    s = train_infobal(cfg("dim_l", "jsd", epochs=3), tiny_data, out, device="cpu", progress=False)
+    assert [c["epoch"] for c in s["curves"]] == [0, 1, 2, 3] and not resume.exists()
+    wf, wr = weights(full), weights(out)
+    assert all(torch.allclose(wf[k].float(), wr[k].float(), atol=1e-6) for k in wf)
+
+
+def test_bad_settings_are_named(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="kind 'dim_x'"):
+        cfg("dim_x")
+    with pytest.raises(ValueError, match="estimator 'mine' for kind 'dim_l'"):
+        cfg("dim_l", "mine")
+    with pytest.raises(ValueError, match="view_weights has 3 entries; expected 2"):
+        cfg("infobal", view_weights=[1, 1, 1])
+    with pytest.raises(ValueError, match="batch_size 1000 is larger than the train split"):
+        train_infobal(cfg(batch_size=1000), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
+    with pytest.raises(RuntimeError, match="not a study-B checkpoint"):
+        torch.save({"format": "infomax-vib_vim-model-v1"}, tmp_path / "a.pt")
+        load_infobal_model(tmp_path / "a.pt")
+
+
+def test_probes_learn_separable_features_and_leave_the_global_rng_alone():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 4
+    f = torch.randn(200, 6, generator=g) * 0.3 + torch.nn.functional.one_hot(y, 6).float() * 3
+    state = torch.get_rng_state()
+    for kind in ("linear", "mlp"):
+        predict = train_probe(f[:150], y[:150], kind, epochs=20, lr=1e-2, batch_size=16, seed=0, hidden=8, classes=4)
+        assert probe_accuracy(predict, f[150:], y[150:]) > 0.95
+    assert torch.equal(state, torch.get_rng_state())
+    # and a probe on label-free noise stays near chance
+    noise = torch.randn(200, 6, generator=g)
+    predict = train_probe(noise[:150], y[:150], "linear", epochs=20, lr=1e-2, batch_size=16, seed=0, classes=4)
+    assert probe_accuracy(predict, noise[150:], y[150:]) < 0.5
+    with pytest.raises(ValueError, match="unknown probe 'svm'"):
+        train_probe(f, y, "svm", 1, 1e-3, 16, 0)
+
+
+def test_evaluation_has_every_layer_and_probe_and_a_shared_clean_level(tiny_data, tmp_path):
+    out = tmp_path / "m.pt"
+    train_infobal(cfg("dim_l", "jsd", epochs=1), tiny_data, out, device="cpu", progress=False)
+    net, _ = load_infobal_model(out)
+    res = evaluate_infobal(net, load_prepared(tiny_data), InfoBalEvalConfig(mlp_epochs=2, gaussian=(0.0, 0.5, 1.0)))
+    assert sorted((p["layer"], p["probe"]) for p in res["probes"]) == sorted(
+        (layer, probe) for layer in ("y", "fc", "conv") for probe in ("linear", "mlp"))
+    clean = next(p["acc"] for p in res["probes"] if (p["layer"], p["probe"]) == ("y", "linear"))
+    assert [r["level"] for r in res["robustness"]] == [0.0, 0.5, 1.0]
+    assert res["robustness"][0]["acc"] == clean
