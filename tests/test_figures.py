@@ -177,3 +177,246 @@ def test_one_seed_and_missing_objective(tmp_path):
     assert len(written) == 10
     for p in written:
         assert p.stat().st_size > 1000
+
+
+# =============================================================================
+# Study B: DIM vs InfoBal
+
+B_RUNS = [("dim_g", "jsd"), ("dim_g", "dv"), ("dim_l", "jsd"), ("dim_l", "nce"),
+          ("infobal_m2", "jsd"), ("infobal_m2", "dv"), ("infobal_m4", "nce"), ("infobal_m2_club", "jsd")]
+B_LEVELS = [0.0, 0.1, 0.3, 0.5, 1.0]
+
+
+def make_infobal_inputs(root, seeds=(0, 1), runs=B_RUNS, epochs=5, rng_seed=0, random=True):
+    """Write study-B curves/probes/robustness CSVs; estimators on deliberately different MI scales."""
+    from infomax.config import CURVES_COLUMNS, INFOBAL_ROBUSTNESS_COLUMNS, PROBES_COLUMNS
+
+    rng = np.random.default_rng(rng_seed)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    mi_scale = {"jsd": (-1.3, 0.0), "dv": (0.0, 4.0), "nce": (0.0, 2.5)}  # (start, end) of the estimate
+    curves, probes, robust = [], [], []
+    all_runs = list(runs) + ([("random", "none")] if random else [])
+    for k, (method, est) in enumerate(all_runs):
+        quality = 0.0 if method == "random" else 0.5 + 0.4 * k / len(all_runs)  # representation quality
+        for seed in seeds:
+            noise = lambda sd: rng.normal(0, sd)  # noqa: E731
+            if method != "random":
+                for ep in range(epochs + 1):
+                    t = 1 - np.exp(-ep / 2)
+                    start, end = mi_scale[est]
+                    curves.append(dict(method=method, estimator=est, seed=seed, epoch=ep,
+                                       mi_estimate=start + (end - start) * t + noise(0.05),
+                                       probe_acc=0.3 + quality * 0.8 * t + noise(0.01)))
+            for li, layer in enumerate(["y", "fc", "conv"]):
+                for probe, bonus in [("linear", 0.0), ("mlp", 0.03)]:
+                    base = 0.35 + 0.5 * quality if method != "random" else 0.3 - 0.05 * li
+                    probes.append(dict(method=method, estimator=est, seed=seed, layer=layer, probe=probe,
+                                       acc=min(1.0, base + bonus + 0.02 * li + noise(0.01))))
+            for level in B_LEVELS:
+                clean = 0.35 + 0.5 * quality if method != "random" else 0.3
+                robust.append(dict(method=method, estimator=est, seed=seed, attack="gaussian", level=level,
+                                   acc=0.1 + (clean - 0.1) * np.exp(-2.5 * level) + noise(0.01)))
+    paths = dict(curves=root / "curves.csv", probes=root / "probes.csv", robustness=root / "robustness.csv")
+    pd.DataFrame(curves, columns=CURVES_COLUMNS).to_csv(paths["curves"], index=False)
+    pd.DataFrame(probes, columns=PROBES_COLUMNS).to_csv(paths["probes"], index=False)
+    pd.DataFrame(robust, columns=INFOBAL_ROBUSTNESS_COLUMNS).to_csv(paths["robustness"], index=False)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def b_inputs(tmp_path_factory):
+    return make_infobal_inputs(tmp_path_factory.mktemp("b_inputs"))
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Replace _save: keep the figure for inspection instead of writing it."""
+    figs = []
+    monkeypatch.setattr(figures, "_save", lambda fig, stem: figs.append(fig) or [])
+    yield figs
+    for fig in figs:
+        figures.plt.close(fig)
+
+
+def _lines_by_gid(ax):
+    return {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+
+
+def test_infobal_labels():
+    assert figures.infobal_run_label("dim_g", "jsd") == "DIM(G) JSD"
+    assert figures.infobal_run_label("dim_l", "dv") == "DIM(L) DV"
+    assert figures.infobal_run_label("infobal_m2", "jsd") == "InfoBal M=2 JSD"
+    assert figures.infobal_run_label("infobal_m4", "nce") == "InfoBal M=4 infoNCE"
+    assert figures.infobal_method_label("infobal_m2_club") == "InfoBal M=2 (CLUB)"
+    assert figures.infobal_method_label("infobal_m2_r") == "InfoBal M=2 (target R)"
+    assert figures.infobal_method_label("infobal_m12_foo_bar") == "InfoBal M=12 (foo bar)"
+    assert figures.infobal_run_label("random", "none") == "random init (untrained)"
+    assert figures.infobal_method_label("my_method") == "my_method"
+    # DIM and InfoBal get different colour families, random is grey
+    colors = figures._method_colors(["infobal_m2", "dim_l", "random", "dim_g", "infobal_m4"])
+    assert colors["random"] == figures.RANDOM_COLOR
+    assert {colors["dim_g"], colors["dim_l"]} <= set(figures.FAMILY_PALETTES["dim"])
+    assert {colors["infobal_m2"], colors["infobal_m4"]} <= set(figures.FAMILY_PALETTES["infobal"])
+    assert len(set(colors.values())) == 5
+
+
+def test_random_floor_is_mean_of_random_linear_y_rows(tmp_path):
+    rows = [("random", "none", 0, "y", "linear", 0.20), ("random", "none", 1, "y", "linear", 0.30),
+            ("random", "none", 0, "fc", "linear", 0.90), ("random", "none", 0, "y", "mlp", 0.80),
+            ("dim_g", "jsd", 0, "y", "linear", 0.70)]
+    df = pd.DataFrame(rows, columns=["method", "estimator", "seed", "layer", "probe", "acc"])
+    assert figures.random_floor(df) == pytest.approx(0.25)
+    assert figures.random_floor(df, "y", "mlp") == pytest.approx(0.80)
+    assert np.isnan(figures.random_floor(df[df["method"] != "random"]))
+
+
+def test_infobal_spread_is_mean_min_max_over_seeds():
+    df = pd.DataFrame(dict(method="dim_g", estimator="jsd", seed=[0, 1, 2, 0], epoch=[1, 1, 1, 2],
+                           acc=[0.1, 0.2, 0.6, np.inf]))
+    s = figures._spread(df, ["epoch"], "acc")
+    assert s["epoch"].tolist() == [1]  # the inf row is dropped, not averaged
+    row = s.iloc[0]
+    assert (row["mean"], row["lo"], row["hi"], row["n"]) == pytest.approx((0.3, 0.1, 0.6, 3))
+    assert figures._runs_seeds_note(df) == "n seeds = 3"
+    assert figures._runs_seeds_note(df[df["seed"] == 0]) == "n seeds = 1 (no spread)"
+
+
+def test_infobal_curves_draws_random_floor_and_means(b_inputs, captured):
+    figures.infobal_curves(b_inputs["curves"], b_inputs["probes"], "unused")
+    (fig,) = captured
+    probes, curves = pd.read_csv(b_inputs["probes"]), pd.read_csv(b_inputs["curves"])
+    rnd = probes[(probes["method"] == "random") & (probes["layer"] == "y") & (probes["probe"] == "linear")]
+    assert len(rnd) == 2  # both seeds
+    acc_axes = [ax for ax in fig.axes if str(ax.get_gid()).startswith("acc:")]
+    assert len(acc_axes) == 3
+    for ax in acc_axes:
+        floor = _lines_by_gid(ax)["random_floor"]
+        assert np.allclose(floor.get_ydata(), 100 * rnd["acc"].mean())
+    # a curve is the mean over seeds, per epoch
+    mi_axes = {ax.get_gid(): ax for ax in fig.axes if str(ax.get_gid()).startswith("mi:")}
+    line = _lines_by_gid(mi_axes["mi:dv"])["infobal_m2/dv"]
+    rows = curves[(curves["method"] == "infobal_m2") & (curves["estimator"] == "dv")]
+    expected = rows.groupby("epoch")["mi_estimate"].mean()
+    assert np.allclose(line.get_xdata(), expected.index) and np.allclose(line.get_ydata(), expected.values)
+    acc_line = _lines_by_gid(next(ax for ax in acc_axes if ax.get_gid() == "acc:dv"))["infobal_m2/dv"]
+    assert np.allclose(acc_line.get_ydata(), 100 * rows.groupby("epoch")["probe_acc"].mean().values)
+
+
+def test_infobal_curves_one_mi_axis_per_estimator(b_inputs, captured):
+    figures.infobal_curves(b_inputs["curves"], b_inputs["probes"], "unused")
+    (fig,) = captured
+    curves = pd.read_csv(b_inputs["curves"])
+    mi_axes = [ax for ax in fig.axes if str(ax.get_gid()).startswith("mi:")]
+    assert sorted(ax.get_gid() for ax in mi_axes) == ["mi:dv", "mi:jsd", "mi:nce"]
+    for ax in mi_axes:
+        est = ax.get_gid().split(":")[1]
+        gids = list(_lines_by_gid(ax))
+        assert gids, ax.get_gid()
+        assert {g.split("/")[1] for g in gids} == {est}  # never two estimators on one MI axis
+        assert "random" not in {g.split("/")[0] for g in gids}  # random has no curve
+        # ... and the values drawn are this estimator's (the synthetic scales do not overlap at the end)
+        values = curves.loc[curves["estimator"] == est, "mi_estimate"]
+        for line in _lines_by_gid(ax).values():
+            assert values.min() <= line.get_ydata().min() and line.get_ydata().max() <= values.max()
+    # the MI axes do not share a y axis (their scales differ)
+    assert not any(mi_axes[0].get_shared_y_axes().joined(mi_axes[0], ax) for ax in mi_axes[1:])
+
+
+def test_infobal_probes_values(b_inputs, captured):
+    figures.infobal_probes(b_inputs["probes"], "unused")
+    (fig,) = captured
+    probes = pd.read_csv(b_inputs["probes"], keep_default_na=False)
+    axes = {ax.get_gid(): ax for ax in fig.axes}
+    assert set(axes) == {"probe:linear", "probe:mlp"}
+    # a dot is the mean over seeds, its bar spans min..max
+    rows = probes[(probes["method"] == "dim_l") & (probes["estimator"] == "nce") & (probes["layer"] == "fc")
+                  & (probes["probe"] == "mlp")]["acc"] * 100
+    ax = axes["probe:mlp"]
+    dots = [c for c in ax.containers if c.lines[0].get_gid() == "dim_l/nce/fc"]
+    assert len(dots) == 1
+    assert np.allclose(dots[0].lines[0].get_xdata(), rows.mean())
+    bar = dots[0].lines[2][0].get_segments()[0]
+    assert np.allclose(sorted(bar[:, 0]), [rows.min(), rows.max()])
+    # the random floor is a row of its own (last) and a dashed line at its linear/y mean
+    labels = [t.get_text() for t in axes["probe:linear"].get_yticklabels()]
+    assert labels[-1] == "random init (untrained)" and labels[0] == "DIM(G) JSD"
+    rnd = probes[(probes["method"] == "random") & (probes["layer"] == "y") & (probes["probe"] == "linear")]
+    floor = _lines_by_gid(axes["probe:linear"])["random_floor"]
+    assert np.allclose(floor.get_xdata(), 100 * rnd["acc"].mean())
+
+
+def test_infobal_robustness_lines(b_inputs, captured):
+    figures.infobal_robustness(b_inputs["robustness"], "unused")
+    (fig,) = captured
+    rob = pd.read_csv(b_inputs["robustness"], keep_default_na=False)
+    axes = {ax.get_gid(): ax for ax in fig.axes}
+    assert set(axes) == {"robustness:jsd", "robustness:dv", "robustness:nce"}
+    for gid, ax in axes.items():
+        lines = _lines_by_gid(ax)
+        assert "random/none" in lines  # the floor in every panel
+        assert {g.split("/")[1] for g in lines if not g.startswith("random")} == {gid.split(":")[1]}
+    line = _lines_by_gid(axes["robustness:jsd"])["dim_g/jsd"]
+    expected = rob[(rob["method"] == "dim_g") & (rob["estimator"] == "jsd")].groupby("level")["acc"].mean()
+    assert np.allclose(line.get_xdata(), B_LEVELS) and np.allclose(line.get_ydata(), 100 * expected.values)
+
+
+def test_make_infobal_figures(tmp_path, b_inputs):
+    import matplotlib.image
+
+    out = tmp_path / "figs"
+    written = figures.make_infobal_figures(b_inputs["curves"], b_inputs["probes"], b_inputs["robustness"], out)
+    names = ["infobal_curves", "infobal_probes", "infobal_robustness"]
+    assert len(written) == 6
+    for name in names:
+        assert_figure_files([p for p in written if p.stem == name], out / name)
+        img = matplotlib.image.imread(out / f"{name}.png")
+        assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 600
+
+
+def test_infobal_one_seed(tmp_path):
+    inp = make_infobal_inputs(tmp_path / "in", seeds=(0,), runs=[("dim_g", "jsd"), ("infobal_m2", "jsd")])
+    written = figures.make_infobal_figures(inp["curves"], inp["probes"], inp["robustness"], tmp_path / "figs")
+    assert len(written) == 6
+    for p in written:
+        assert p.stat().st_size > 1000
+
+
+def test_infobal_missing_random_warns_and_still_draws(tmp_path):
+    inp = make_infobal_inputs(tmp_path / "in", seeds=(0,), runs=[("dim_g", "jsd")], random=False)
+    with pytest.warns(UserWarning, match="random"):
+        paths = figures.infobal_curves(inp["curves"], inp["probes"], tmp_path / "c")
+    assert_figure_files(paths, tmp_path / "c")
+
+
+@pytest.mark.parametrize("which,column,func", [
+    ("curves", "mi_estimate", lambda p, out: figures.infobal_curves(p["curves"], p["probes"], out)),
+    ("probes", "layer", lambda p, out: figures.infobal_probes(p["probes"], out)),
+    ("probes", "acc", lambda p, out: figures.infobal_curves(p["curves"], p["probes"], out)),
+    ("robustness", "level", lambda p, out: figures.infobal_robustness(p["robustness"], out)),
+])
+def test_infobal_missing_column_names_file_and_column(tmp_path, b_inputs, which, column, func):
+    bad = tmp_path / f"bad_{which}.csv"
+    pd.read_csv(b_inputs[which], keep_default_na=False).drop(columns=[column]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=column) as info:
+        func({**b_inputs, which: bad}, tmp_path / "f")
+    assert str(bad) in str(info.value)
+    assert "expected columns" in str(info.value)
+    assert not list(tmp_path.glob("f.*"))  # nothing written
+
+
+def test_infobal_missing_or_empty_file(tmp_path, b_inputs):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        figures.infobal_probes(tmp_path / "nope.csv", tmp_path / "p")
+    header_only = tmp_path / "probes.csv"
+    header_only.write_text("method,estimator,seed,layer,probe,acc\n")
+    with pytest.raises(ValueError, match=r"probes\.csv: the table has no rows"):
+        figures.infobal_probes(header_only, tmp_path / "p")
+    blank = tmp_path / "robustness.csv"
+    blank.write_text("")
+    with pytest.raises(ValueError, match=r"robustness\.csv: file is empty"):
+        figures.infobal_robustness(blank, tmp_path / "r")
+    no_noise = tmp_path / "rob2.csv"
+    pd.read_csv(b_inputs["robustness"], keep_default_na=False).assign(attack="fgsm").to_csv(no_noise, index=False)
+    with pytest.raises(ValueError, match="attack=gaussian"):
+        figures.infobal_robustness(no_noise, tmp_path / "r")

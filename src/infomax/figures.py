@@ -13,8 +13,11 @@ Inputs (CSV files written by other pipeline steps):
 
 Model selection (which beta to show in the robustness figure) uses the
 validation split only, see best_betas().
+
+Study B (Deep InfoMax vs InfoBal) has its own section at the end: make_infobal_figures().
 """
 
+import re
 import warnings
 from pathlib import Path
 
@@ -26,9 +29,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import EllipseCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from .config import METRICS_COLUMNS, ROBUSTNESS_COLUMNS, VALIDATION_COLUMNS, beta_tag  # noqa: E402
+from .config import (CURVES_COLUMNS, INFOBAL_ROBUSTNESS_COLUMNS, METRICS_COLUMNS,  # noqa: E402
+                     PROBES_COLUMNS, RANDOM, ROBUSTNESS_COLUMNS, VALIDATION_COLUMNS, beta_tag)
 from .files import atomic_write  # noqa: E402
 
 # -----------------------------------------------------------------------------
@@ -379,4 +384,358 @@ def make_vib_vim_figures(metrics_csv, validation_csv, robustness_csv, embedding_
     written += robustness(robustness_csv, validation_csv, figures_dir / "robustness")
     written += representation_vs_beta(metrics_csv, figures_dir / "representation_vs_beta")
     written += embedding_k2(list(embedding_npzs), figures_dir / "embedding_k2")
+    return written
+
+# =============================================================================
+# Study B: Deep InfoMax (DIM) vs InfoBal — self-supervised pre-training, then probes
+#
+# Inputs (written by `collect-infobal`):
+# - curves.csv     : method,estimator,seed,epoch,mi_estimate,probe_acc   (no rows for `random`)
+# - probes.csv     : method,estimator,seed,layer,probe,acc               (`random`/`none` included)
+# - robustness.csv : method,estimator,seed,attack,level,acc              (`random`/`none` included)
+#
+# Every figure draws the mean over seeds and, as its spread, the min–max range over seeds (a band
+# or an error bar; with one seed it collapses onto the mean).  Colour = method: DIM runs in blues /
+# teal, InfoBal runs in oranges / reds, the untrained `random` encoder in grey, dashed.  MI
+# estimates of different estimators have different scales, so every estimator gets its own panel.
+
+RANDOM_METHOD = RANDOM[0]
+RANDOM_COLOR = "0.45"
+FAMILY_PALETTES = {
+    "dim": ["#08519c", "#17a2b8", "#6baed6", "#3f007d"],              # cool: DIM
+    "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
+    "other": ["#31a354", "#756bb1", "#8c6d31", "#636363"],
+}
+INFOBAL_ESTIMATORS = ("jsd", "dv", "nce")  # plotting order
+ESTIMATOR_LABELS = {"jsd": "JSD", "dv": "DV", "nce": "infoNCE"}
+INFOBAL_LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
+LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
+PROBE_KINDS = (("linear", "linear (4 ep., InfoBal post)"), ("mlp", "MLP 200 (DIM)"))
+NOISE_ATTACK = "gaussian"
+_DIM_NAME = re.compile(r"^dim_([gl])(?:_(.+))?$")
+_INFOBAL_NAME = re.compile(r"^infobal_m(\d+)(?:_(.+))?$")
+_SUFFIX_LABELS = {"club": "CLUB", "r": "target R"}
+
+
+def _suffix_label(suffix):
+    return "" if not suffix else f" ({_SUFFIX_LABELS.get(suffix, suffix.replace('_', ' '))})"
+
+
+def infobal_method_label(method):
+    """dim_g -> 'DIM(G)', infobal_m4 -> 'InfoBal M=4', infobal_m2_club -> 'InfoBal M=2 (CLUB)',
+    random -> 'random init (untrained)'; unknown names are returned as they are."""
+    method = str(method)
+    if method == RANDOM_METHOD:
+        return "random init (untrained)"
+    m = _DIM_NAME.match(method)
+    if m:
+        return f"DIM({m.group(1).upper()}){_suffix_label(m.group(2))}"
+    m = _INFOBAL_NAME.match(method)
+    if m:
+        return f"InfoBal M={int(m.group(1))}{_suffix_label(m.group(2))}"
+    return method
+
+
+def infobal_estimator_label(estimator):
+    return ESTIMATOR_LABELS.get(str(estimator), str(estimator))
+
+
+def infobal_run_label(method, estimator):
+    """'DIM(G) JSD', 'InfoBal M=2 DV', ...; the random floor has no estimator."""
+    if str(method) == RANDOM_METHOD:
+        return infobal_method_label(method)
+    return f"{infobal_method_label(method)} {infobal_estimator_label(estimator)}"
+
+
+def _family(method):
+    if method == RANDOM_METHOD:
+        return "random"
+    if method.startswith("dim"):
+        return "dim"
+    if method.startswith("infobal"):
+        return "infobal"
+    return "other"
+
+
+def _method_key(method):
+    """Canonical order: DIM(G), DIM(L), other DIM, InfoBal by M then suffix, unknown, random."""
+    m = _DIM_NAME.match(method)
+    if m:
+        return (0, m.group(1), 0, m.group(2) or "", method)
+    m = _INFOBAL_NAME.match(method)
+    if m:
+        return (1, "", int(m.group(1)), m.group(2) or "", method)
+    rank = {"dim": 0, "infobal": 1, "other": 2, "random": 3}[_family(method)]
+    return (rank, "~", 0, "", method)
+
+
+def _methods_in(df):
+    return sorted(set(df["method"]), key=_method_key)
+
+
+def _estimators_in(df):
+    """Estimators of the trained runs: jsd, dv, nce first, unknown ones after (random's 'none' left out)."""
+    present = set(df.loc[df["method"] != RANDOM_METHOD, "estimator"])
+    return [e for e in INFOBAL_ESTIMATORS if e in present] + sorted(present - set(INFOBAL_ESTIMATORS))
+
+
+def _ordered(values, canonical):
+    present = set(values)
+    return [v for v in canonical if v in present] + sorted(present - set(canonical))
+
+
+def _runs_in(df):
+    """(method, estimator) pairs: methods in canonical order, then estimators; random last."""
+    pairs = set(zip(df["method"], df["estimator"]))
+    order = {e: i for i, e in enumerate(INFOBAL_ESTIMATORS)}
+    return sorted(pairs, key=lambda p: (_method_key(p[0]), order.get(p[1], len(order)), p[1]))
+
+
+def _method_colors(methods):
+    """Colour per method: a palette per family (DIM cool, InfoBal warm), random grey."""
+    colors, used = {}, {}
+    for m in sorted(set(methods), key=_method_key):
+        fam = _family(m)
+        if fam == "random":
+            colors[m] = RANDOM_COLOR
+            continue
+        palette = FAMILY_PALETTES[fam]
+        colors[m] = palette[used.get(fam, 0) % len(palette)]
+        used[fam] = used.get(fam, 0) + 1
+    return colors
+
+
+def _read_table(path, required, text):
+    """Read a study-B CSV: file + expected columns named on any problem; an empty table is an error.
+    `text` columns are kept as strings ('none' is the random run's estimator, not a missing value),
+    every other required column must be numeric (empty cells -> NaN)."""
+    path = Path(path)
+    expected = ", ".join(required)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found (expected a CSV with columns: {expected})")
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: file is empty (expected a CSV with columns: {expected})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
+                         f"(expected columns: {expected}; found: {', '.join(map(str, df.columns))})")
+    if df.empty:
+        raise ValueError(f"{path}: the table has no rows (expected a CSV with columns: {expected})")
+    for c in required:
+        if c in text:
+            df[c] = df[c].astype(str)
+            continue
+        try:
+            df[c] = pd.to_numeric(df[c])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{path}: column {c} must be numeric ({err})") from None
+    return df
+
+
+def _spread(df, keys, value):
+    """Mean, min (lo), max (hi) and count over seeds of `value` per `keys`; NaN/inf rows dropped."""
+    d = df[list(keys) + [value]].replace([np.inf, -np.inf], np.nan).dropna(subset=[value])
+    g = d.groupby(list(keys), sort=True)[value]
+    return g.agg(mean="mean", lo="min", hi="max", n="count").reset_index()
+
+
+def _runs_seeds_note(df):
+    """'n seeds = 3', or 'n seeds = 2–3' when the number differs between runs (method × estimator)."""
+    counts = df.groupby(["method", "estimator"])["seed"].nunique()
+    if counts.empty:
+        return "n seeds = 0"
+    lo, hi = int(counts.min()), int(counts.max())
+    note = f"n seeds = {lo}" if lo == hi else f"n seeds = {lo}–{hi}"
+    return note + " (no spread)" if hi == 1 else note
+
+
+def random_floor(probes, layer="y", probe="linear"):
+    """The untrained encoder's probe accuracy (fraction): mean over seeds of probes.csv rows with
+    method 'random' at `layer` and `probe`; NaN when there are none."""
+    rows = probes[(probes["method"] == RANDOM_METHOD) & (probes["layer"] == layer) & (probes["probe"] == probe)]
+    acc = rows["acc"].replace([np.inf, -np.inf], np.nan).dropna()
+    return float(acc.mean()) if len(acc) else float("nan")
+
+
+def _band_line(ax, s, color, scale=1.0, x="epoch", gid=None, **kw):
+    """Mean line with a min–max band from a _spread table."""
+    xs = s[x].to_numpy()
+    ax.fill_between(xs, s["lo"] * scale, s["hi"] * scale, color=color, alpha=0.15, lw=0)
+    style = dict(lw=1.6, ms=4)
+    style.update(kw)
+    (line,) = ax.plot(xs, s["mean"] * scale, color=color, gid=gid, **style)
+    return line
+
+
+def _method_handles(methods, colors):
+    return [Line2D([], [], color=colors[m], lw=2, label=infobal_method_label(m)) for m in methods]
+
+
+def infobal_curves(curves_csv, probes_csv, stem):
+    """The InfoBal post's figure: MI estimate (top row) and linear-probe accuracy on val (bottom row)
+    vs epoch, one column per estimator, a line per method; random-init floor (test) dashed."""
+    curves = _read_table(curves_csv, CURVES_COLUMNS, text=("method", "estimator"))
+    probes = _read_table(probes_csv, PROBES_COLUMNS, text=("method", "estimator", "layer", "probe"))
+    curves = curves[curves["method"] != RANDOM_METHOD]  # the untrained floor has no curve
+    ests = _estimators_in(curves)
+    if not ests:
+        raise ValueError(f"{curves_csv}: no rows of a trained method (only {RANDOM_METHOD!r})")
+    floor = random_floor(probes, "y", "linear")
+    if np.isnan(floor):
+        warnings.warn(f"{probes_csv}: no rows with method={RANDOM_METHOD}, layer=y, probe=linear; "
+                      f"random-init floor not drawn")
+    methods = _methods_in(curves)
+    colors = _method_colors(methods)
+    n_epochs = curves["epoch"].nunique()
+    marker = "o" if n_epochs <= 25 else None
+
+    n = len(ests)
+    fig, axes = plt.subplots(2, n, figsize=(max(4.2 * n + 2.9, 11.5), 7.2), squeeze=False, sharex=True,
+                             constrained_layout=True)
+    for j, est in enumerate(ests):
+        ax_mi, ax_acc = axes[0, j], axes[1, j]
+        ax_mi.set_gid(f"mi:{est}")
+        ax_acc.set_gid(f"acc:{est}")
+        if j:
+            ax_acc.sharey(axes[1, 0])  # accuracies are comparable across estimators; MI values are not
+        sub = curves[curves["estimator"] == est]
+        for method in _methods_in(sub):
+            rows = sub[sub["method"] == method]
+            gid = f"{method}/{est}"
+            label = infobal_run_label(method, est)
+            for ax, value, scale in ((ax_mi, "mi_estimate", 1.0), (ax_acc, "probe_acc", 100.0)):
+                s = _spread(rows, ["epoch"], value)
+                if not s.empty:
+                    _band_line(ax, s, colors[method], scale=scale, gid=gid, label=label, marker=marker)
+        if not np.isnan(floor):
+            ax_acc.axhline(100 * floor, color=RANDOM_COLOR, ls="--", lw=1.4, gid="random_floor",
+                           label="random init (test)")
+        ax_mi.set_title(f"{infobal_estimator_label(est)} estimator")
+        ax_mi.set_ylabel(f"{infobal_estimator_label(est)} MI lower bound (nats)")
+        ax_acc.set_ylabel("linear-probe accuracy, val (%)")
+        ax_acc.set_xlabel("epoch (0 = initialisation)")
+        ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        for ax in (ax_mi, ax_acc):
+            ax.grid(True, alpha=0.3)
+    handles = _method_handles(methods, colors)
+    if not np.isnan(floor):
+        handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.4,
+                              label="random init (untrained),\nlinear probe on Y / R, test split"))
+    handles.append(Patch(color="0.5", alpha=0.25, lw=0, label="min–max over seeds"))
+    fig.legend(handles=handles, loc="outside right center", fontsize=9, framealpha=0.9)  # clear of the title
+    fig.suptitle("Study B pre-training curves\n"
+                 f"line = mean, band = min–max over seeds, {_runs_seeds_note(curves)}\n"
+                 "MI estimators differ in scale (one panel each); probe on val, random-init floor on test")
+    return _save(fig, stem)
+
+
+def infobal_probes(probes_csv, stem):
+    """Final test accuracy of the probes: one row per method × estimator (random last), one marker per
+    layer (Y/R, fc, conv), one panel per probe kind; dot = mean, bar = min–max over seeds."""
+    probes = _read_table(probes_csv, PROBES_COLUMNS, text=("method", "estimator", "layer", "probe"))
+    kinds = _ordered(probes["probe"], [k for k, _ in PROBE_KINDS])
+    layers = _ordered(probes["layer"], [l for l, _ in INFOBAL_LAYERS])
+    runs = _runs_in(probes)
+    colors = _method_colors(probes["method"])
+    kind_titles, layer_labels = dict(PROBE_KINDS), dict(INFOBAL_LAYERS)
+    s = _spread(probes, ["method", "estimator", "probe", "layer"], "acc")
+    offsets = np.linspace(-0.25, 0.25, len(layers)) if len(layers) > 1 else np.zeros(1)
+
+    fig, axes = plt.subplots(1, len(kinds), figsize=(max(4.4 * len(kinds) + 3.6, 10.0), 0.34 * len(runs) + 2.2),
+                             sharey=True, squeeze=False, constrained_layout=True)
+    for ax, kind in zip(axes[0], kinds):
+        ax.set_gid(f"probe:{kind}")
+        for i, (method, est) in enumerate(runs):
+            if i % 2:
+                ax.axhspan(i - 0.5, i + 0.5, color="0.94", lw=0, zorder=0)
+            for off, layer in zip(offsets, layers):
+                r = s[(s["method"] == method) & (s["estimator"] == est) & (s["probe"] == kind)
+                      & (s["layer"] == layer)]
+                if r.empty:
+                    continue
+                m, lo, hi = (100 * float(r[c].iloc[0]) for c in ("mean", "lo", "hi"))
+                ax.errorbar([m], [i + off], xerr=[[max(m - lo, 0.0)], [max(hi - m, 0.0)]],
+                            fmt=LAYER_MARKERS.get(layer, "D"), color=colors[method], ms=5, lw=1.2,
+                            capsize=2, gid=f"{method}/{est}/{layer}")
+        # separators between the DIM, InfoBal, other and random groups
+        fams = [_family(m) for m, _ in runs]
+        for i in range(1, len(runs)):
+            if fams[i] != fams[i - 1]:
+                ax.axhline(i - 0.5, color="0.6", lw=0.8)
+        floor = random_floor(probes, "y", kind)
+        if not np.isnan(floor):
+            ax.axvline(100 * floor, color=RANDOM_COLOR, ls="--", lw=1.2, zorder=1, gid="random_floor")
+        ax.set_title(f"probe: {kind_titles.get(kind, kind)}")
+        ax.set_xlabel("test accuracy (%)")
+        ax.grid(True, axis="x", alpha=0.3)
+    ax0 = axes[0, 0]
+    ax0.set_yticks(range(len(runs)), [infobal_run_label(m, e) for m, e in runs])
+    for tick, (method, _) in zip(ax0.get_yticklabels(), runs):
+        tick.set_color(colors[method])
+    ax0.set_ylim(len(runs) - 0.5, -0.5)  # first run on top
+    handles = [Line2D([], [], ls="none", marker=LAYER_MARKERS.get(layer, "D"), color="k",
+                      label=f"layer {layer_labels.get(layer, layer)}") for layer in layers]
+    handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.2, label="random init, layer Y / R"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=9, framealpha=0.9)
+    fig.suptitle("Study B probe accuracy on the test split\n"
+                 f"dot = mean, bar = min–max over seeds, {_runs_seeds_note(probes)}")
+    return _save(fig, stem)
+
+
+def infobal_robustness(robustness_csv, stem):
+    """Linear-probe (Y / R) test accuracy vs Gaussian noise std: one panel per estimator, a line per
+    method, the untrained encoder dashed grey in every panel; mean with a min–max band over seeds."""
+    df = _read_table(robustness_csv, INFOBAL_ROBUSTNESS_COLUMNS, text=("method", "estimator", "attack"))
+    noise = df[df["attack"] == NOISE_ATTACK]
+    if noise.empty:
+        raise ValueError(f"{robustness_csv}: no rows with attack={NOISE_ATTACK} "
+                         f"(found: {', '.join(sorted(set(df['attack'])))})")
+    others = sorted(set(df["attack"]) - {NOISE_ATTACK})
+    if others:
+        warnings.warn(f"{robustness_csv}: attack(s) {', '.join(others)} not plotted")
+    trained = noise[noise["method"] != RANDOM_METHOD]
+    rnd = _spread(noise[noise["method"] == RANDOM_METHOD], ["level"], "acc")
+    ests = _estimators_in(noise) or [None]  # only random rows: one panel
+    methods = _methods_in(trained)
+    colors = _method_colors(methods)
+
+    fig, axes = plt.subplots(1, len(ests), figsize=(max(4.2 * len(ests) + 2.9, 10.0), 4.6), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    for ax, est in zip(axes[0], ests):
+        ax.set_gid(f"robustness:{est}")
+        sub = trained[trained["estimator"] == est]
+        for method in _methods_in(sub):
+            s = _spread(sub[sub["method"] == method], ["level"], "acc")
+            if not s.empty:
+                _band_line(ax, s, colors[method], scale=100.0, x="level", gid=f"{method}/{est}",
+                           label=infobal_run_label(method, est), marker="o")
+        if not rnd.empty:
+            _band_line(ax, rnd, RANDOM_COLOR, scale=100.0, x="level", gid=f"{RANDOM_METHOD}/{RANDOM[1]}",
+                       label=infobal_method_label(RANDOM_METHOD), marker="s", ls="--")
+        ax.set_title(f"{infobal_estimator_label(est)} estimator" if est else "untrained encoder only")
+        ax.set_xlabel("Gaussian noise std σ (pixel units, images in [0, 1])")
+        ax.set_ylim(0, 101)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_ylabel("linear probe on Y / R, noisy test images: accuracy (%)")
+    handles = _method_handles(methods, colors)
+    if not rnd.empty:
+        handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", marker="s", ms=4,
+                              label=infobal_method_label(RANDOM_METHOD)))
+    handles.append(Patch(color="0.5", alpha=0.25, lw=0, label="min–max over seeds"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=9, framealpha=0.9)
+    fig.suptitle("Study B robustness to Gaussian pixel noise\n"
+                 f"line = mean, band = min–max over seeds, {_runs_seeds_note(noise)}")
+    return _save(fig, stem)
+
+
+def make_infobal_figures(curves_csv, probes_csv, robustness_csv, figures_dir):
+    """Render all study-B figures into figures_dir; return every written path."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    written += infobal_curves(curves_csv, probes_csv, figures_dir / "infobal_curves")
+    written += infobal_probes(probes_csv, figures_dir / "infobal_probes")
+    written += infobal_robustness(robustness_csv, figures_dir / "infobal_robustness")
     return written
