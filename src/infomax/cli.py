@@ -59,6 +59,19 @@ def cmd_download(a):
     print(f"downloaded and verified {download(a.dataset, a.root)}")
 
 
+def _evaluation_inputs(a, cfg_cls, load_model):
+    """What an evaluate step needs: its settings, the device, the model (eval mode) with its
+    checkpoint summary, and the prepared data on that device."""
+    from .data import load_prepared
+    from .train import resolve_device
+
+    _threads(a.threads)
+    cfg = cfg_cls(**_settings(a.settings, cfg_cls, "evaluate settings"))
+    device = resolve_device(a.device)
+    model, info = load_model(a.model, device)
+    return cfg, device, model, info, load_prepared(a.data, device)
+
+
 def cmd_train_vib_vim(a):
     from .train import VibVimTrainConfig, train_vib_vim
 
@@ -72,16 +85,11 @@ def cmd_evaluate_vib_vim(a):
     import numpy as np
     import torch
 
-    from .data import load_prepared
     from .evaluate import VibVimEvalConfig, evaluate_vib_vim
     from .files import atomic_write, save_json
-    from .train import load_vib_vim_model, resolve_device
+    from .train import load_vib_vim_model
 
-    _threads(a.threads)
-    cfg = VibVimEvalConfig(**_settings(a.settings, VibVimEvalConfig, "evaluate settings"))
-    device = resolve_device(a.device)
-    model, info = load_vib_vim_model(a.model, device)
-    data = load_prepared(a.data, device)
+    cfg, device, model, info, data = _evaluation_inputs(a, VibVimEvalConfig, load_vib_vim_model)
     tc = info["config"]
     res = evaluate_vib_vim(model, data, cfg, tc["objective"], with_robustness=not a.no_robustness)
     head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
@@ -156,16 +164,11 @@ def cmd_train_infobal(a):
 def cmd_evaluate_infobal(a):
     import torch
 
-    from .data import load_prepared
     from .evaluate import InfoBalEvalConfig, evaluate_infobal
     from .files import save_json
-    from .train import load_infobal_model, resolve_device
+    from .train import load_infobal_model
 
-    _threads(a.threads)
-    cfg = InfoBalEvalConfig(**_settings(a.settings, InfoBalEvalConfig, "evaluate settings"))
-    device = resolve_device(a.device)
-    net, info = load_infobal_model(a.model, device)
-    data = load_prepared(a.data, device)
+    cfg, device, net, info, data = _evaluation_inputs(a, InfoBalEvalConfig, load_infobal_model)
     tc = info["config"]
     res = evaluate_infobal(net, data, cfg)
     save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
@@ -219,31 +222,8 @@ def main(argv=None):
     sp.add_argument("--out", required=True)
 
     for name, fn, help in [("train-vib-vim", cmd_train_vib_vim, "train one study-A model"),
-                           ("evaluate-vib-vim", cmd_evaluate_vib_vim, "evaluate one study-A model")]:
-        sp = add(name, fn, help)
-        sp.add_argument("--data", required=True, help="prepared data file")
-        sp.add_argument("--settings", required=True, help="JSON settings of this step")
-        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        sp.add_argument("--out", required=True)
-    sub.choices["train-vib-vim"].add_argument("--no-progress", action="store_true")
-    ev = sub.choices["evaluate-vib-vim"]
-    ev.add_argument("--model", required=True)
-    ev.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
-    ev.add_argument("--no-robustness", action="store_true")
-
-    sp = add("collect-vib-vim", cmd_collect_vib_vim, "gather evaluations into the study-A CSVs")
-    sp.add_argument("--out-dir", required=True)
-    sp.add_argument("evals", nargs="+")
-
-    sp = add("figures-vib-vim", cmd_figures_vib_vim, "draw the study-A figures (PNG + PDF)")
-    sp.add_argument("--metrics", required=True)
-    sp.add_argument("--validation", required=True)
-    sp.add_argument("--robustness", required=True)
-    sp.add_argument("--embeddings", nargs="*", default=[])
-    sp.add_argument("--out-dir", required=True)
-
-    for name, fn, help in [("train-infobal", cmd_train_infobal, "pre-train one study-B model (DIM, InfoBal, random)"),
+                           ("evaluate-vib-vim", cmd_evaluate_vib_vim, "evaluate one study-A model"),
+                           ("train-infobal", cmd_train_infobal, "pre-train one study-B model (DIM, InfoBal, random)"),
                            ("evaluate-infobal", cmd_evaluate_infobal, "probe one study-B model")]:
         sp = add(name, fn, help)
         sp.add_argument("--data", required=True, help="prepared data file")
@@ -251,12 +231,25 @@ def main(argv=None):
         sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         sp.add_argument("--out", required=True)
-    sub.choices["train-infobal"].add_argument("--no-progress", action="store_true")
-    sub.choices["evaluate-infobal"].add_argument("--model", required=True)
+        if name.startswith("train"):
+            sp.add_argument("--no-progress", action="store_true")
+        else:
+            sp.add_argument("--model", required=True)
+    ev = sub.choices["evaluate-vib-vim"]
+    ev.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
+    ev.add_argument("--no-robustness", action="store_true")
 
-    sp = add("collect-infobal", cmd_collect_infobal, "gather evaluations into the study-B CSVs")
+    for name, fn, study in [("collect-vib-vim", cmd_collect_vib_vim, "A"), ("collect-infobal", cmd_collect_infobal, "B")]:
+        sp = add(name, fn, f"gather evaluations into the study-{study} CSVs")
+        sp.add_argument("--out-dir", required=True)
+        sp.add_argument("evals", nargs="+")
+
+    sp = add("figures-vib-vim", cmd_figures_vib_vim, "draw the study-A figures (PNG + PDF)")
+    sp.add_argument("--metrics", required=True)
+    sp.add_argument("--validation", required=True)
+    sp.add_argument("--robustness", required=True)
+    sp.add_argument("--embeddings", nargs="*", default=[])
     sp.add_argument("--out-dir", required=True)
-    sp.add_argument("evals", nargs="+")
 
     sp = add("figures-infobal", cmd_figures_infobal, "draw the study-B figures (PNG + PDF)")
     sp.add_argument("--curves", required=True)

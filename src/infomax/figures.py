@@ -64,21 +64,22 @@ def beta_label(beta):
     return "1" if tag == "1e0" else tag
 
 
-def _read_csv(path, required):
+def _read_csv(path, required, **read_kw):
     """Read a CSV, failing loudly (file + expected columns named) if it is absent or incomplete."""
     path = Path(path)
     expected = ", ".join(required)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found (expected a CSV with columns: {expected})")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, **read_kw)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: file is empty (expected a CSV with columns: {expected})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
                          f"(expected columns: {expected}; found: {', '.join(map(str, df.columns))})")
-    df["objective"] = df["objective"].astype(str)
+    if "objective" in df.columns:
+        df["objective"] = df["objective"].astype(str)
     return df
 
 
@@ -511,16 +512,7 @@ def _read_table(path, required, text):
     every other required column must be numeric (empty cells -> NaN)."""
     path = Path(path)
     expected = ", ".join(required)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found (expected a CSV with columns: {expected})")
-    try:
-        df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: file is empty (expected a CSV with columns: {expected})") from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
-                         f"(expected columns: {expected}; found: {', '.join(map(str, df.columns))})")
+    df = _read_csv(path, required, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
     if df.empty:
         raise ValueError(f"{path}: the table has no rows (expected a CSV with columns: {expected})")
     for c in required:

@@ -124,6 +124,14 @@ def _restore_rng(state, gen, device):
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
 
 
+def _finish(bar, device, seconds_before: float, t0: float) -> float:
+    """Close the progress bar, wait for the device, and return the training seconds so far."""
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return seconds_before + time.perf_counter() - t0
+
+
 def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", progress=True) -> dict:
     """Train one study-A model and write its checkpoint (EMA weights) to ``out_path``.
 
@@ -195,10 +203,7 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
         if now - last_ckpt > cfg.checkpoint_seconds and epoch + 1 < cfg.epochs:
             save_resume(epoch + 1, seconds_before + now - t0)
             last_ckpt = now
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = seconds_before + time.perf_counter() - t0
+    train_seconds = _finish(bar, device, seconds_before, t0)
 
     ema_state = dict(zip([k for k, _ in model.named_parameters()], ema.averaged()))
     summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "train_seconds": train_seconds,
@@ -460,10 +465,7 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
         if now - last_ckpt > cfg.checkpoint_seconds and epoch + 1 < epochs:
             save_resume(epoch + 1, seconds_before + now - t0)
             last_ckpt = now
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = seconds_before + time.perf_counter() - t0
+    train_seconds = _finish(bar, device, seconds_before, t0)
     summary = {"format": INFOBAL_MODEL_FORMAT, "config": asdict(cfg), "in_channels": data.image_shape[0],
                "train_seconds": train_seconds, "history": history, "curves": curves, "data": str(data_path),
                "device": str(device), "torch": torch.__version__}
