@@ -65,7 +65,8 @@ def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     assert main(["collect-infobal", "--out-dir", str(tmp_path / "out"), *evals]) == 0
     curves = list(csv.DictReader(open(tmp_path / "out/curves.csv")))
     assert ",".join(curves[0]) == "method,estimator,seed,epoch,mi_estimate,probe_acc"
-    assert [(r["method"], r["epoch"]) for r in curves] == [("dim_l", "0"), ("dim_l", "1")]   # no curve for random
+    assert [(r["method"], r["epoch"]) for r in curves] == [("dim_l", "0"), ("dim_l", "1"), ("random", "0")]
+    assert curves[2]["mi_estimate"] == "" and 0 <= float(curves[2]["probe_acc"]) <= 1   # no critic, a probe
     probes = list(csv.DictReader(open(tmp_path / "out/probes.csv")))
     assert ",".join(probes[0]) == "method,estimator,seed,layer,probe,acc" and len(probes) == 12
     assert {(r["method"], r["estimator"]) for r in probes} == {("dim_l", "jsd"), ("random", "none")}

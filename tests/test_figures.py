@@ -201,7 +201,10 @@ def make_infobal_inputs(root, seeds=(0, 1), runs=B_RUNS, epochs=5, rng_seed=0, r
         quality = 0.0 if method == "random" else 0.5 + 0.4 * k / len(all_runs)  # representation quality
         for seed in seeds:
             noise = lambda sd: rng.normal(0, sd)  # noqa: E731
-            if method != "random":
+            if method == "random":   # the untrained floor: one curve point, epoch 0, no MI estimate
+                curves.append(dict(method=method, estimator=est, seed=seed, epoch=0, mi_estimate=np.nan,
+                                   probe_acc=0.3 + noise(0.01)))
+            else:
                 for ep in range(epochs + 1):
                     t = 1 - np.exp(-ep / 2)
                     start, end = mi_scale[est]
@@ -283,16 +286,16 @@ def test_infobal_spread_is_mean_min_max_over_seeds():
 
 
 def test_infobal_curves_draws_random_floor_and_means(b_inputs, captured):
-    figures.infobal_curves(b_inputs["curves"], b_inputs["probes"], "unused")
+    figures.infobal_curves(b_inputs["curves"], "unused")
     (fig,) = captured
-    probes, curves = pd.read_csv(b_inputs["probes"]), pd.read_csv(b_inputs["curves"])
-    rnd = probes[(probes["method"] == "random") & (probes["layer"] == "y") & (probes["probe"] == "linear")]
-    assert len(rnd) == 2  # both seeds
+    curves = pd.read_csv(b_inputs["curves"], keep_default_na=False, na_values=[""])
+    rnd = curves[curves["method"] == "random"]
+    assert len(rnd) == 2 and set(rnd["epoch"]) == {0}  # both seeds, the epoch-0 point only
     acc_axes = [ax for ax in fig.axes if str(ax.get_gid()).startswith("acc:")]
     assert len(acc_axes) == 3
-    for ax in acc_axes:
+    for ax in acc_axes:    # the floor is the same (curve) probe on the untrained encoder
         floor = _lines_by_gid(ax)["random_floor"]
-        assert np.allclose(floor.get_ydata(), 100 * rnd["acc"].mean())
+        assert np.allclose(floor.get_ydata(), 100 * rnd["probe_acc"].mean())
     # a curve is the mean over seeds, per epoch
     mi_axes = {ax.get_gid(): ax for ax in fig.axes if str(ax.get_gid()).startswith("mi:")}
     line = _lines_by_gid(mi_axes["mi:dv"])["infobal_m2/dv"]
@@ -304,7 +307,7 @@ def test_infobal_curves_draws_random_floor_and_means(b_inputs, captured):
 
 
 def test_infobal_curves_one_mi_axis_per_estimator(b_inputs, captured):
-    figures.infobal_curves(b_inputs["curves"], b_inputs["probes"], "unused")
+    figures.infobal_curves(b_inputs["curves"], "unused")
     (fig,) = captured
     curves = pd.read_csv(b_inputs["curves"])
     mi_axes = [ax for ax in fig.axes if str(ax.get_gid()).startswith("mi:")]
@@ -385,14 +388,14 @@ def test_infobal_one_seed(tmp_path):
 def test_infobal_missing_random_warns_and_still_draws(tmp_path):
     inp = make_infobal_inputs(tmp_path / "in", seeds=(0,), runs=[("dim_g", "jsd")], random=False)
     with pytest.warns(UserWarning, match="random"):
-        paths = figures.infobal_curves(inp["curves"], inp["probes"], tmp_path / "c")
+        paths = figures.infobal_curves(inp["curves"], tmp_path / "c")
     assert_figure_files(paths, tmp_path / "c")
 
 
 @pytest.mark.parametrize("which,column,func", [
-    ("curves", "mi_estimate", lambda p, out: figures.infobal_curves(p["curves"], p["probes"], out)),
+    ("curves", "mi_estimate", lambda p, out: figures.infobal_curves(p["curves"], out)),
     ("probes", "layer", lambda p, out: figures.infobal_probes(p["probes"], out)),
-    ("probes", "acc", lambda p, out: figures.infobal_curves(p["curves"], p["probes"], out)),
+    ("probes", "acc", lambda p, out: figures.infobal_probes(p["probes"], out)),
     ("robustness", "level", lambda p, out: figures.infobal_robustness(p["robustness"], out)),
 ])
 def test_infobal_missing_column_names_file_and_column(tmp_path, b_inputs, which, column, func):

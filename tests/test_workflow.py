@@ -117,7 +117,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert [text["curves"][0], text["probes"][0], text["robustness"][0]] == [
         CURVES_HEADER, PROBES_HEADER, IB_ROBUSTNESS_HEADER]
     trained = [r for r in ib_runs if r[0] != "random"]
-    assert len(text["curves"]) - 1 == len(trained) * (ib["train"]["epochs"] + 1)
+    assert len(text["curves"]) - 1 == len(trained) * (ib["train"]["epochs"] + 1) + len(ib["seeds"])
     assert len(text["probes"]) - 1 == len(ib_runs) * 3 * 2                      # layers x probes
     assert len(text["robustness"]) - 1 == len(ib_runs) * len(ib["evaluate"]["gaussian"])
     assert any(line.startswith("random,none,0,y,linear,") for line in text["probes"])

@@ -183,9 +183,9 @@ def cmd_collect_infobal(a):
     curves, probes, rob = [], [], []
     for e in _read_evals(a.evals):
         head = {k: e[k] for k in ("method", "estimator", "seed")}
-        if e["kind"] != "random":           # the untrained floor has no training curve
-            curves += [{**head, "epoch": c["epoch"], "mi_estimate": _num(c["mi_estimate"]),
-                        "probe_acc": _num(c["probe_acc"])} for c in e["curves"]]
+        # the untrained floor's curve is its epoch-0 point: the curve probe on it, no MI estimate
+        curves += [{**head, "epoch": c["epoch"], "mi_estimate": _num(c["mi_estimate"]),
+                    "probe_acc": _num(c["probe_acc"])} for c in e["curves"]]
         probes += [{**head, **p, "acc": _num(p["acc"])} for p in e["probes"]]
         rob += [{**head, **r, "acc": _num(r["acc"])} for r in e["robustness"]]
     out = Path(a.out_dir)

@@ -565,19 +565,25 @@ def _method_handles(methods, colors):
     return [Line2D([], [], color=colors[m], lw=2, label=infobal_method_label(m)) for m in methods]
 
 
-def infobal_curves(curves_csv, probes_csv, stem):
+def curve_floor(curves):
+    """The curve probe's accuracy on the untrained random encoder (its epoch-0 rows), mean over seeds;
+    NaN if curves.csv has no such rows."""
+    rnd = curves[curves["method"] == RANDOM_METHOD]["probe_acc"]
+    return float(rnd.mean()) if len(rnd) else float("nan")
+
+
+def infobal_curves(curves_csv, stem):
     """The InfoBal post's figure: MI estimate (top row) and linear-probe accuracy on val (bottom row)
-    vs epoch, one column per estimator, a line per method; random-init floor (test) dashed."""
+    vs epoch, one column per estimator, a line per method; the same probe on the untrained random
+    encoder (its epoch-0 curve point) dashed."""
     curves = _read_table(curves_csv, CURVES_COLUMNS, text=("method", "estimator"))
-    probes = _read_table(probes_csv, PROBES_COLUMNS, text=("method", "estimator", "layer", "probe"))
-    curves = curves[curves["method"] != RANDOM_METHOD]  # the untrained floor has no curve
+    floor = curve_floor(curves)
+    curves = curves[curves["method"] != RANDOM_METHOD]  # the floor is a line, not a curve
     ests = _estimators_in(curves)
     if not ests:
         raise ValueError(f"{curves_csv}: no rows of a trained method (only {RANDOM_METHOD!r})")
-    floor = random_floor(probes, "y", "linear")
     if np.isnan(floor):
-        warnings.warn(f"{probes_csv}: no rows with method={RANDOM_METHOD}, layer=y, probe=linear; "
-                      f"random-init floor not drawn")
+        warnings.warn(f"{curves_csv}: no rows with method={RANDOM_METHOD}; random-init floor not drawn")
     methods = _methods_in(curves)
     colors = _method_colors(methods)
     n_epochs = curves["epoch"].nunique()
@@ -603,7 +609,7 @@ def infobal_curves(curves_csv, probes_csv, stem):
                     _band_line(ax, s, colors[method], scale=scale, gid=gid, label=label, marker=marker)
         if not np.isnan(floor):
             ax_acc.axhline(100 * floor, color=RANDOM_COLOR, ls="--", lw=1.4, gid="random_floor",
-                           label="random init (test)")
+                           label="random init")
         ax_mi.set_title(f"{infobal_estimator_label(est)} estimator")
         ax_mi.set_ylabel(f"{infobal_estimator_label(est)} MI lower bound (nats)")
         ax_acc.set_ylabel("linear-probe accuracy, val (%)")
@@ -614,12 +620,12 @@ def infobal_curves(curves_csv, probes_csv, stem):
     handles = _method_handles(methods, colors)
     if not np.isnan(floor):
         handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.4,
-                              label="random init (untrained),\nlinear probe on Y / R, test split"))
+                              label="random init (untrained),\nthe same probe"))
     handles.append(Patch(color="0.5", alpha=0.25, lw=0, label="min–max over seeds"))
     fig.legend(handles=handles, loc="outside right center", fontsize=9, framealpha=0.9)  # clear of the title
     fig.suptitle("Study B pre-training curves\n"
                  f"line = mean, band = min–max over seeds, {_runs_seeds_note(curves)}\n"
-                 "MI estimators differ in scale (one panel each); probe on val, random-init floor on test")
+                 "MI estimators differ in scale (one panel each); linear probe on Y / R, scored on val")
     return _save(fig, stem)
 
 
@@ -727,7 +733,7 @@ def make_infobal_figures(curves_csv, probes_csv, robustness_csv, figures_dir):
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    written += infobal_curves(curves_csv, probes_csv, figures_dir / "infobal_curves")
+    written += infobal_curves(curves_csv, figures_dir / "infobal_curves")
     written += infobal_probes(probes_csv, figures_dir / "infobal_probes")
     written += infobal_robustness(robustness_csv, figures_dir / "infobal_robustness")
     return written
