@@ -132,6 +132,13 @@ def cmd_figures_vib_vim(a):
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def cmd_summarize(a):
+    from .summary import write_summary
+
+    path = write_summary(a.out, a.plots_dir, a.metrics, a.validation, a.robustness)
+    print(f"wrote {path} and the plot tables in {a.plots_dir}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="infomax", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -175,6 +182,13 @@ def main(argv=None):
     sp.add_argument("--robustness", required=True)
     sp.add_argument("--embeddings", nargs="*", default=[])
     sp.add_argument("--out-dir", required=True)
+
+    sp = add("summarize", cmd_summarize, "headline numbers (summary.json) and plot tables for DVC")
+    sp.add_argument("--metrics", required=True)
+    sp.add_argument("--validation", required=True)
+    sp.add_argument("--robustness", required=True)
+    sp.add_argument("--out", required=True, help="summary JSON")
+    sp.add_argument("--plots-dir", required=True, help="folder for the plot-ready CSVs")
 
     a = p.parse_args(argv)
     try:
