@@ -1,6 +1,7 @@
 # infomax: replication pipeline.  Thin: config, validation, rule files, the final targets.
 #   snakemake --cores all                              the default experiment (config/config.yaml)
 #   snakemake --cores all --config experiment=paper    the full protocol
+#   snakemake --cores all train                        one stage: data, train, evaluate or report
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -25,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/vib_vim.smk"
 include: "workflow/rules/infobal.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/targets.smk"
 
 
 rule all:
@@ -32,3 +34,4 @@ rule all:
     input:
         vib_vim_outputs(),
         infobal_outputs(),
+        summary_outputs(),

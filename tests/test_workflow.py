@@ -37,10 +37,10 @@ def job_counts(stdout: str) -> dict:
         parts = line.split()
         if parts[:2] == ["job", "count"]:
             table = True
-        elif table and len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
         elif table and parts and parts[0] == "total":
             break
+        elif table and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
     return counts
 
 

@@ -202,6 +202,19 @@ def cmd_figures_infobal(a):
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def cmd_summarize(a):
+    from .summary import write_summary
+
+    path = write_summary(a.out, a.plots_dir, a.metrics, a.validation, a.robustness, a.infobal_probes)
+    print(f"wrote {path} and the plot tables in {a.plots_dir}")
+
+
+def cmd_restore_mtimes(a):
+    from .restore import restore_mtimes
+
+    restore_mtimes(a.repo, a.experiment)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="infomax", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -256,6 +269,20 @@ def main(argv=None):
     sp.add_argument("--probes", required=True)
     sp.add_argument("--robustness", required=True)
     sp.add_argument("--out-dir", required=True)
+
+    sp = add("summarize", cmd_summarize, "headline numbers (summary.json) and plot tables for DVC")
+    sp.add_argument("--metrics", required=True)
+    sp.add_argument("--validation", required=True)
+    sp.add_argument("--robustness", required=True)
+    sp.add_argument("--infobal-probes", help="study B's probes.csv (adds the `infobal` section)")
+    sp.add_argument("--out", required=True, help="summary JSON")
+    sp.add_argument("--plots-dir", required=True, help="folder for the plot-ready CSVs")
+
+    sp = add("restore-mtimes", cmd_restore_mtimes,
+             "after `dvc pull`: check the files against dvc.lock, then let Snakemake mark them as "
+             "done in DAG order, so nothing is retrained")
+    sp.add_argument("--repo", default=".", help="the project folder (with dvc.lock and the Snakefile)")
+    sp.add_argument("--experiment", help="default: `experiment` in params.yaml, the one dvc.lock was made for")
 
     a = p.parse_args(argv)
     try:

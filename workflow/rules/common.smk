@@ -86,10 +86,26 @@ def vib_vim_embeddings():
 FIGURES_VIB_VIM = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
 
 
+def data_outputs():
+    """Prepared data of every data set the selected experiment configures."""
+    return [f"{OUT}/data/{dataset}.pt" for dataset in X["data"]]
+
+
+def vib_vim_models():
+    runs = [f"{OUT}/vib_vim/models/{run_name(*r)}.pt" for r in vib_vim_runs(X)]
+    return runs + [f"{OUT}/vib_vim/models/k2/{run_name(*r)}.pt" for r in vib_vim_k2_runs(X)]
+
+
+def vib_vim_tables():
+    return [f"{OUT}/vib_vim/{t}.csv" for t in ("metrics", "validation", "robustness")]
+
+
+def vib_vim_figures():
+    return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")]
+
+
 def vib_vim_outputs():
-    tables = [f"{OUT}/vib_vim/{t}.csv" for t in ("metrics", "validation", "robustness")]
-    figs = [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")]
-    return tables + figs
+    return vib_vim_tables() + vib_vim_figures()
 
 
 def infobal_settings(wc):
@@ -107,7 +123,30 @@ def infobal_evals():
 FIGURES_INFOBAL = ["infobal_curves", "infobal_probes", "infobal_robustness"]
 
 
+def infobal_models():
+    return [f"{OUT}/infobal/models/{infobal_run_name(*r)}.pt" for r in infobal_runs(X)]
+
+
+def infobal_tables():
+    return [f"{OUT}/infobal/{t}.csv" for t in ("curves", "probes", "robustness")]
+
+
+def infobal_figures():
+    return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_INFOBAL for ext in ("png", "pdf")]
+
+
 def infobal_outputs():
-    tables = [f"{OUT}/infobal/{t}.csv" for t in ("curves", "probes", "robustness")]
-    figs = [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_INFOBAL for ext in ("png", "pdf")]
-    return tables + figs
+    return infobal_tables() + infobal_figures()
+
+
+# The summary step: one JSON of headline numbers (DVC metrics) and small plot-ready CSVs (DVC
+# plots), all derived from the collected tables.  Names: see infomax.summary.
+def summary_plot_tables():
+    regularised = [o for o in VV["objectives"] if o != "deterministic"]
+    plots = [f"vib_vim_error_vs_beta_{o}" for o in regularised]
+    plots += [f"vib_vim_robustness_{attack}" for attack in ("gaussian", "saltpepper", "fgsm")]
+    return [f"{OUT}/plots/{p}.csv" for p in plots]
+
+
+def summary_outputs():
+    return [f"{OUT}/summary.json"] + summary_plot_tables()

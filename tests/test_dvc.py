@@ -1,0 +1,155 @@
+"""DVC: dvc.yaml covers the workflow, and the round trip a collaborator makes works end to end:
+`dvc exp run` the smoke experiment, push to a remote, clone afresh, pull, `infomax restore-mtimes`,
+and Snakemake trains nothing but regenerates the figures."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workflow import FIGURES, job_counts
+
+from infomax.restore import dag_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC_YAML = (ROOT / "dvc.yaml").read_text()
+EXPERIMENTS = list(yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"])
+
+
+def env(**extra):
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1", **extra}
+
+
+def run(cmd, cwd, timeout=600, **extra_env):
+    r = subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed in {cwd}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def dvc(*args, cwd, **kw):
+    return run([sys.executable, "-m", "dvc", *args], cwd, **kw)
+
+
+def snakemake(*args, cwd):
+    return run([sys.executable, "-m", "snakemake", *args], cwd)
+
+
+def stages(experiment):
+    """dvc.yaml's stages with ${experiment} filled in, as `dvc repro` sees them."""
+    return yaml.safe_load(DVC_YAML.replace("${experiment}", experiment))["stages"]
+
+
+def out_paths(stage):
+    return [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_dvc_stages_cover_every_snakemake_output(experiment):
+    """Every file the workflow makes lies in exactly one stage's outputs: otherwise DVC would not
+    version it, and `infomax restore-mtimes` would refuse to vouch for it after a pull."""
+    files = dag_outputs(ROOT, ["--config", f"experiment={experiment}"])
+    assert len(files) > 10
+    owners = {}
+    for name, stage in stages(experiment).items():
+        for path in out_paths(stage):
+            owners[path] = name
+    for f in files:
+        covering = [p for p in owners if f == p or f.startswith(p + "/")]
+        assert len(covering) == 1, f"{f}: covered by {covering} in dvc.yaml (expected exactly one stage output)"
+
+
+def test_each_stage_runs_its_snakemake_target():
+    rules = snakemake("--list-target-rules", "--config", "experiment=smoke", cwd=ROOT).split()
+    for name, stage in stages("smoke").items():
+        assert f"snakemake {name} " in stage["cmd"] and name in rules
+        assert all(o.get(p, {}).get("persist") for o in stage["outs"] for p in o), f"{name}: outs must persist"
+
+
+def copy_worktree(dst: Path):
+    """The files git would commit (tracked and new, not ignored), as they are now."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+
+
+def git_repo(path: Path):
+    run(["git", "init", "-q"], path)
+    run(["git", "config", "user.email", "test@example.org"], path)
+    run(["git", "config", "user.name", "test"], path)
+
+
+def md5(path):
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.e2e
+def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
+    work, clone, remote = tmp_path / "work", tmp_path / "clone", tmp_path / "remote"
+    work.mkdir()
+    copy_worktree(work)
+    git_repo(work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "snapshot"], work)
+
+    # The documented way to run one experiment through DVC, then the done-when checks.
+    out = dvc("exp", "run", "-S", "experiment=smoke", cwd=work)
+    for name in ("data", "train", "evaluate", "report"):
+        assert f"Running stage '{name}'" in out
+    assert json.loads(dvc("status", "--json", cwd=work).strip() or "{}") == {}
+    again = dvc("repro", cwd=work)
+    assert "Running stage" not in again and again.count("didn't change, skipping") == 4
+    metrics = json.loads(dvc("metrics", "show", "--json", cwd=work))
+    summary = next(iter(metrics.values()))["data"]["results/smoke/summary.json"]["data"]["vib_vim"]
+    assert 0 <= summary["vib"]["err_12"] <= 1
+    plots = dvc("plots", "show", "--json", cwd=work)
+    assert '"vib_vim_robustness_fgsm"' in plots and '"vib_vim_error_vs_beta"' in plots
+    assert "results/" not in run(["git", "status", "--porcelain"], work)    # outputs stay out of git
+
+    run(["git", "add", "dvc.lock", "params.yaml"], work)
+    run(["git", "commit", "-qm", "smoke run"], work)
+    dvc("remote", "add", "--local", "-d", "store", str(remote), cwd=work)
+    dvc("push", cwd=work)
+
+    # A collaborator: fresh clone, a link cache that leaves read-only files, pull.
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    dvc("remote", "add", "--local", "-d", "store", str(remote), cwd=clone)
+    dvc("config", "--local", "cache.type", "hardlink", cwd=clone)
+    dvc("pull", cwd=clone)
+    smoke = clone / "results/smoke"
+    summary_json = smoke / "summary.json"
+    assert os.stat(summary_json).st_nlink == 2 and os.stat(summary_json).st_mode & 0o222 == 0
+    # Worst case of checkout order: the data newest.  Plain snakemake would now retrain everything.
+    t = time.time()
+    os.utime(smoke / "data/mnist.pt", (t, t))
+    sm = ("--cores", "2", "--config", "experiment=smoke")
+    assert job_counts(snakemake("-n", *sm, cwd=clone)).get("train_vib_vim", 0) > 0
+
+    run([sys.executable, "-m", "infomax", "restore-mtimes"], clone, PYTHONPATH=str(clone / "src"))
+    assert "Nothing to be done" in snakemake("-n", *sm, cwd=clone)
+
+    shutil.rmtree(smoke / "figures")
+    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "all"}
+    log = snakemake(*sm, cwd=clone)
+    assert "rule train" not in log and "rule evaluate" not in log
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (smoke / f"figures/{name}.{ext}").stat().st_size > 1000
+
+    # Rerunning a step over outputs that DVC hardlinked, read-only, to its cache works and leaves
+    # the cache intact.
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    recorded = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"].endswith("summary.json"))
+    snakemake(*sm, "--forcerun", "summary", cwd=clone)
+    assert md5(clone / ".dvc/cache/files/md5" / recorded[:2] / recorded[2:]) == recorded
+    assert md5(summary_json) == recorded            # the summary is deterministic
