@@ -110,8 +110,9 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
     again = dvc("repro", cwd=work)
     assert "Running stage" not in again and again.count("didn't change, skipping") == 4
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=work))
-    summary = next(iter(metrics.values()))["data"]["results/smoke/summary.json"]["data"]["vib_vim"]
-    assert 0 <= summary["vib"]["err_12"] <= 1
+    summary = next(iter(metrics.values()))["data"]["results/smoke/summary.json"]["data"]
+    assert 0 <= summary["vib_vim"]["vib"]["err_12"] <= 1
+    assert 0 <= summary["infobal"]["random_none"]["linear_y"] <= 1
     plots = dvc("plots", "show", "--json", cwd=work)
     assert '"vib_vim_robustness_fgsm"' in plots and '"vib_vim_error_vs_beta"' in plots
     assert "results/" not in run(["git", "status", "--porcelain"], work)    # outputs stay out of git
@@ -133,15 +134,16 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
     t = time.time()
     os.utime(smoke / "data/mnist.pt", (t, t))
     sm = ("--cores", "2", "--config", "experiment=smoke")
-    assert job_counts(snakemake("-n", *sm, cwd=clone)).get("train_vib_vim", 0) > 0
+    stale = job_counts(snakemake("-n", *sm, cwd=clone))
+    assert stale.get("train_vib_vim", 0) > 0 and stale.get("train_infobal", 0) > 0
 
     run([sys.executable, "-m", "infomax", "restore-mtimes"], clone, PYTHONPATH=str(clone / "src"))
     assert "Nothing to be done" in snakemake("-n", *sm, cwd=clone)
 
     shutil.rmtree(smoke / "figures")
-    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "all"}
+    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "figures_infobal", "all"}
     log = snakemake(*sm, cwd=clone)
-    assert "rule train" not in log and "rule evaluate" not in log
+    assert "rule train" not in log and "rule evaluate" not in log and "rule collect" not in log
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (smoke / f"figures/{name}.{ext}").stat().st_size > 1000
