@@ -246,7 +246,8 @@ def train_probe(f_train, y_train, kind: str, epochs: int, lr: float, batch_size:
     mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
     a = (f_train - mean) / std
     n, d = a.shape
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         if kind == "linear":
             net = torch.nn.Linear(d, classes)
