@@ -77,16 +77,20 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=(1.0,)) -
 # of a local feature map for DIM(L).
 
 
-def _pos_neg(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positive scores (B, L) and negative scores (B, B-1, L) of a (B, B[, L]) score matrix."""
+def _pos_neg(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Positive scores (B, L), the scores (B, B, L) with every positive replaced by -inf (so that
+    softplus, exp and logsumexp ignore it), and the number of negatives B (B - 1) L.
+
+    Masking instead of boolean indexing keeps the shapes static: no host synchronisation on a GPU."""
     if scores.dim() not in (2, 3) or scores.shape[0] != scores.shape[1]:
         raise ValueError(f"scores must be (B, B) or (B, B, L), got {tuple(scores.shape)}")
     b = scores.shape[0]
     if b < 2:
         raise ValueError("a score matrix needs a batch of at least 2 (negatives are the other pairs)")
     s = scores.reshape(b, b, -1)
-    eye = torch.eye(b, dtype=torch.bool, device=s.device)
-    return s[eye], s[~eye].reshape(b, b - 1, -1)
+    eye = torch.eye(b, dtype=torch.bool, device=s.device).unsqueeze(-1)
+    pos = torch.diagonal(s, dim1=0, dim2=1).T
+    return pos, s.masked_fill(eye, -math.inf), b * (b - 1) * s.shape[2]
 
 
 def jsd_mi(scores: torch.Tensor) -> torch.Tensor:
@@ -96,8 +100,8 @@ def jsd_mi(scores: torch.Tensor) -> torch.Tensor:
 
     It equals minus the class-balanced binary cross-entropy of T as a logit for "joint pair";
     its optimum is 2 JSD(joint || marginals) - 2 log 2, a monotone function of the MI (not the MI)."""
-    pos, neg = _pos_neg(scores)
-    return -F.softplus(-pos).mean() - F.softplus(neg).mean()
+    pos, neg, n_neg = _pos_neg(scores)
+    return -F.softplus(-pos).mean() - F.softplus(neg).sum() / n_neg
 
 
 def dv_mi(scores: torch.Tensor) -> torch.Tensor:
@@ -106,8 +110,8 @@ def dv_mi(scores: torch.Tensor) -> torch.Tensor:
         E_joint[T] - log E_marginals[exp T]
 
     with the log-mean-exp over all negatives of the batch, computed stably (logsumexp)."""
-    pos, neg = _pos_neg(scores)
-    return pos.mean() - (torch.logsumexp(neg.reshape(-1), 0) - math.log(neg.numel()))
+    pos, neg, n_neg = _pos_neg(scores)
+    return pos.mean() - (torch.logsumexp(neg.reshape(-1), 0) - math.log(n_neg))
 
 
 def infonce_mi(scores: torch.Tensor) -> torch.Tensor:
@@ -117,11 +121,10 @@ def infonce_mi(scores: torch.Tensor) -> torch.Tensor:
         log N + mean_{i,l} [ T_iil - log( exp T_iil + sum_{j != i, l'} exp T_ijl' ) ],
 
     N = 1 + (B - 1) L candidates.  It can never exceed log N (for a (B, B) matrix: log B)."""
-    pos, neg = _pos_neg(scores)
+    pos, neg, n_neg = _pos_neg(scores)
     b = pos.shape[0]
     neg_lse = torch.logsumexp(neg.reshape(b, -1), dim=1, keepdim=True)          # (B, 1)
-    n_candidates = 1 + neg[0].numel()
-    return (pos - torch.logaddexp(pos, neg_lse)).mean() + math.log(n_candidates)
+    return (pos - torch.logaddexp(pos, neg_lse)).mean() + math.log(1 + n_neg // b)
 
 
 MI_ESTIMATORS = {"jsd": jsd_mi, "dv": dv_mi, "nce": infonce_mi}
