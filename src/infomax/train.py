@@ -324,23 +324,6 @@ def infobal_losses_of(net, cfg: InfoBalTrainConfig, out: dict, lam: float, gen=N
 
 
 @torch.no_grad()
-def _calibrate_bn(net, x_all, batch_size):
-    """Estimate every BatchNorm's running statistics on the train split (one pass, no gradient):
-    the untrained `random` encoder is then normalised like a trained one, a fair floor."""
-    from .objectives import dim_input
-
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None                   # cumulative average over the pass
-    net.train()
-    for i in range(0, x_all.shape[0] - 1, batch_size):
-        net(dim_input(x_all[i:i + batch_size]))
-    for m in bns:
-        m.momentum = 0.1
-
-
-@torch.no_grad()
 def curve_point(net, cfg: InfoBalTrainConfig, data, probe_idx, lam: float) -> dict:
     """The InfoMax estimate on the validation split (eval mode, batches of batch_size) and the
     post's probe (linear, curve_probe_epochs) on y, trained on a fixed train subset, scored on val."""
@@ -373,7 +356,8 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
     Two Adam optimisers: the encoder with its InfoMax critics (they maximise the same estimate),
     and the adversary (prior discriminator, InfoMin discriminator or CLUB's q) on its own loss.
     Curve points (epoch 0 = at initialisation) go into the checkpoint's "curves".  Kind "random"
-    trains nothing: it only estimates the BN statistics, and is the floor for the probes."""
+    trains nothing: it is DIM's encoder as the seed initialises it (BatchNorm statistics included),
+    the same state every DIM run of that seed starts from, and the floor for the probes."""
     out_path = Path(out_path)
     device = resolve_device(device) if isinstance(device, str) else device
     data = load_prepared(data_path, device)
@@ -422,8 +406,6 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
 
     from .objectives import dim_input
 
-    if cfg.kind == "random":
-        _calibrate_bn(net, x_all, cfg.batch_size)
     if start_epoch == 0:
         curves.append({"epoch": 0, **curve_point(net, cfg, data, probe_idx, lam_at(0.0))})
     net.train()
