@@ -298,9 +298,10 @@ def evaluate_infobal(net, data, cfg: InfoBalEvalConfig) -> dict:
             if (layer, kind) == ("y", "linear"):
                 linear_y = predict
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    x01 = to_unit(xte)
     rob = []
-    for level in cfg.gaussian:
-        noisy = perturb(to_unit(xte), "gaussian", float(level), gen)
-        f = f_te["y"] if level == 0 else encoder_features(net, noisy, cfg.chunk, ("y",))["y"]
+    for level in cfg.gaussian:    # level 0 is the clean test set: its features are already there
+        f = f_te["y"] if level == 0 else encoder_features(net, perturb(x01, "gaussian", float(level), gen),
+                                                          cfg.chunk, ("y",))["y"]
         rob.append({"attack": "gaussian", "level": float(level), "acc": probe_accuracy(linear_y, f, yte)})
     return {"probes": probes, "robustness": rob}

@@ -333,21 +333,25 @@ def curve_point(net, cfg: InfoBalTrainConfig, data, probe_idx, lam: float) -> di
     (xtr, ytr), (xva, yva) = data.splits["train"], data.splits["val"]
     was_training = net.training
     net.eval()
+    # One pass over val: every image's y for the probe, the estimate on the full batches only
+    # (the estimators' bias depends on the batch size).
     b = min(cfg.batch_size, xva.shape[0])
-    mis, mins = [torch.tensor(math.nan)], [torch.tensor(math.nan)]   # the random encoder has no critic
-    if cfg.kind != "random":
-        mis, mins = [], []
-        for i in range(0, xva.shape[0] - b + 1, b):
-            _, _, mi, mn = infobal_losses_of(net, cfg, net(dim_input(xva[i:i + b])), lam)
+    ys, mis, mins = [], [], []
+    for i in range(0, xva.shape[0], b):
+        out = net(dim_input(xva[i:i + b]))
+        ys.append(out["y"])
+        if cfg.kind != "random" and out["y"].shape[0] == b:    # the random encoder has no critic
+            _, _, mi, mn = infobal_losses_of(net, cfg, out, lam)
             mis.append(mi)
             mins.append(mn)
     net.train(was_training)
+    f_va = torch.cat(ys)
     f_tr = encoder_features(net, xtr[probe_idx], layers=("y",))["y"]
-    f_va = encoder_features(net, xva, layers=("y",))["y"]
+    estimate = torch.stack(mis).mean().item() if mis else math.nan
+    infomin = torch.stack(mins).mean().item() if mins else math.nan
     predict = train_probe(f_tr, ytr[probe_idx], "linear", cfg.curve_probe_epochs, cfg.curve_probe_lr,
                           cfg.batch_size, cfg.seed, classes=data.classes)
-    return {"mi_estimate": torch.stack(mis).mean().item(), "infomin": torch.stack(mins).mean().item(),
-            "probe_acc": probe_accuracy(predict, f_va, yva)}
+    return {"mi_estimate": estimate, "infomin": infomin, "probe_acc": probe_accuracy(predict, f_va, yva)}
 
 
 def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", progress=True) -> dict:
