@@ -64,8 +64,9 @@ def beta_label(beta):
     return "1" if tag == "1e0" else tag
 
 
-def _read_csv(path, required, **read_kw):
-    """Read a CSV, failing loudly (file + expected columns named) if it is absent or incomplete."""
+def _read_csv(path, required, text=("objective",), **read_kw):
+    """Read a CSV, failing loudly (file + expected columns named) if it is absent or incomplete.
+    The ``text`` columns are kept as strings."""
     path = Path(path)
     expected = ", ".join(required)
     if not path.is_file():
@@ -78,8 +79,8 @@ def _read_csv(path, required, **read_kw):
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
                          f"(expected columns: {expected}; found: {', '.join(map(str, df.columns))})")
-    if "objective" in df.columns:
-        df["objective"] = df["objective"].astype(str)
+    for c in text:
+        df[c] = df[c].astype(str)
     return df
 
 
@@ -512,13 +513,10 @@ def _read_table(path, required, text):
     every other required column must be numeric (empty cells -> NaN)."""
     path = Path(path)
     expected = ", ".join(required)
-    df = _read_csv(path, required, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
+    df = _read_csv(path, required, text=text, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
     if df.empty:
         raise ValueError(f"{path}: the table has no rows (expected a CSV with columns: {expected})")
-    for c in required:
-        if c in text:
-            df[c] = df[c].astype(str)
-            continue
+    for c in (c for c in required if c not in text):
         try:
             df[c] = pd.to_numeric(df[c])
         except (ValueError, TypeError) as err:
