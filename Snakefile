@@ -10,6 +10,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# `snakemake --report results/<experiment>/report.html`: this text, then the figures with captions
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -35,3 +39,4 @@ rule all:
         vib_vim_outputs(),
         infobal_outputs(),
         summary_outputs(),
+        replication_outputs(),

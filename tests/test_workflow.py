@@ -1,6 +1,7 @@
 """The Snakemake workflow: planning, config errors, and one end-to-end smoke run."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -124,6 +125,27 @@ def test_smoke_workflow_end_to_end(tmp_path):
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (out / f"figures/{name}.{ext}").stat().st_size > 1000
+
+    # the replication report: all eight claims, each with a test and a verdict; one seed decides nothing
+    claims = json.loads((out / "claims.json").read_text())
+    assert [c["id"] for c in claims["claims"]] == ["A1", "A2", "A3", "A4", "B1", "B2", "B3", "B4"]
+    for c in claims["claims"]:
+        assert c["verdict"] == "inconclusive" and c["comparisons"], c
+        assert all(p["test"] for p in c["comparisons"])
+    md = (out / "REPLICATION.md").read_text()
+    for name in FIGURES:
+        assert f"](figures/{name}.png)" in md
+
+    # the HTML report: every figure with its caption (workflow/report/<figure>.rst), and the report files
+    html = out / "report.html"
+    r = snakemake("--report", str(html), "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    page = html.read_text()
+    for name in FIGURES + ["claims.json", "REPLICATION.html"]:
+        assert name in page, name
+    for caption in (ROOT / "workflow/report").glob("*.rst"):
+        if caption.stem != "workflow":
+            assert " ".join(caption.read_text().split())[:60] in page, caption.name
 
     again = snakemake("-n", "--cores", "2", "--config", "experiment=smoke", "--directory", str(tmp_path),
                       cwd=tmp_path)

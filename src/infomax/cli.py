@@ -209,6 +209,17 @@ def cmd_summarize(a):
     print(f"wrote {path} and the plot tables in {a.plots_dir}")
 
 
+def cmd_replication(a):
+    from .report import write_report
+
+    tables = {"metrics": a.metrics, "validation": a.validation, "robustness": a.robustness,
+              "curves": a.curves, "probes": a.probes}
+    claims = write_report(_settings(a.settings), tables, a.published, a.captions, a.claims, a.markdown, a.html)
+    for c in claims["claims"]:
+        print(f"{c['id']}: {c['verdict']:<12} {c['statement']}")
+    print(f"wrote {a.claims}, {a.markdown}" + (f" and {a.html}" if a.html else ""))
+
+
 def cmd_restore_mtimes(a):
     from .restore import restore_mtimes
 
@@ -277,6 +288,17 @@ def main(argv=None):
     sp.add_argument("--infobal-probes", help="study B's probes.csv (adds the `infobal` section)")
     sp.add_argument("--out", required=True, help="summary JSON")
     sp.add_argument("--plots-dir", required=True, help="folder for the plot-ready CSVs")
+
+    sp = add("replication", cmd_replication,
+             "the replication report: claims.json and REPLICATION.md (verdicts on PROTOCOL.md's claims)")
+    sp.add_argument("--settings", required=True, help="JSON: infomax.config.report_settings + figures")
+    for table in ("metrics", "validation", "robustness", "curves", "probes"):
+        sp.add_argument(f"--{table}", required=True, help=f"collected {table}.csv")
+    sp.add_argument("--published", default="config/published.yaml", help="the published numbers")
+    sp.add_argument("--captions", default="workflow/report", help="folder of <figure>.rst captions")
+    sp.add_argument("--claims", required=True, help="output: claims.json")
+    sp.add_argument("--markdown", required=True, help="output: REPLICATION.md")
+    sp.add_argument("--html", help="output: the report as one HTML page, figures embedded (REPLICATION.html)")
 
     sp = add("restore-mtimes", cmd_restore_mtimes,
              "after `dvc pull`: check the files against dvc.lock, then let Snakemake mark them as "

@@ -167,3 +167,29 @@ def infobal_train_settings(exp: dict, method: str, estimator: str, seed: int) ->
     else:
         opts = {k: v for k, v in ib["methods"][method].items() if k != "estimators"}
     return {**ib["train"], **opts, "method": method, "estimator": estimator, "seed": int(seed)}
+
+
+def _data_kind(exp: dict, dataset: str) -> str:
+    """'full' for a downloaded data set, else a description of the embedded subset."""
+    return "full" if exp["data"][dataset]["source"] == "torchvision" else "the embedded 5,000-image MNIST subset"
+
+
+def report_settings(config: dict) -> dict:
+    """What the replication report needs to know about the selected experiment, beyond its
+    tables: the facts compared with the published protocols (config/published.yaml), the
+    kind of each study-B method, and the report's statistics (the config's `report` block)."""
+    name, exp = select(config)
+    vv, ib = exp["vib_vim"], exp["infobal"]
+    defaults = {"local_units": 2048, "global_hidden": 512}     # InfoBalTrainConfig's (DIM's) values
+    return {
+        "experiment": name,
+        "report": dict(config.get("report", {})),
+        "methods": {m: spec["kind"] for m, spec in ib["methods"].items()},
+        "facts": {
+            "vib_vim": {"dataset": "mnist", "data": _data_kind(exp, "mnist"), "epochs": vv["train"]["epochs"],
+                        "covariance": "diagonal"},
+            "infobal": {"dataset": ib["dataset"], "data": _data_kind(exp, ib["dataset"]),
+                        "epochs": ib["train"]["epochs"],
+                        **{k: ib["train"].get(k, d) for k, d in defaults.items()}},
+        },
+    }

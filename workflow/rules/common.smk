@@ -22,6 +22,7 @@ from infomax.config import (
     infobal_run_name,
     infobal_runs,
     infobal_train_settings,
+    report_settings,
     run_name,
     select,
     validate_config,
@@ -150,3 +151,29 @@ def summary_plot_tables():
 
 def summary_outputs():
     return [f"{OUT}/summary.json"] + summary_plot_tables()
+
+
+# The replication report: claims.json and REPLICATION.md (infomax.report), and the figures with
+# their captions for `snakemake --report` (PNG only; the PDFs are the same figures).
+# Both belong to the project, not to a run: found next to the Snakefile, whatever --directory is.
+PUBLISHED = str(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
+CAPTIONS = str(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
+
+
+def figure_outputs(names, category):
+    pngs = [report(f"{OUT}/figures/{f}.png", caption=f"../report/{f}.rst", category=category) for f in names]
+    return pngs + [f"{OUT}/figures/{f}.pdf" for f in names]
+
+
+def report_figures():
+    """Every figure of the report: name, PNG path and the rule that draws it."""
+    made_by = [("figures_vib_vim", FIGURES_VIB_VIM), ("figures_infobal", FIGURES_INFOBAL)]
+    return [{"name": f, "path": f"{OUT}/figures/{f}.png", "rule": rule} for rule, names in made_by for f in names]
+
+
+def replication_settings():
+    return {**report_settings(config), "figures": report_figures()}
+
+
+def replication_outputs():
+    return [f"{OUT}/claims.json", f"{OUT}/REPLICATION.md", f"{OUT}/REPLICATION.html"]

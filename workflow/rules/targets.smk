@@ -29,3 +29,4 @@ rule report:
     input:
         vib_vim_figures(),
         infobal_figures(),
+        replication_outputs(),
