@@ -141,7 +141,9 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
     assert "Nothing to be done" in snakemake("-n", *sm, cwd=clone)
 
     shutil.rmtree(smoke / "figures")
-    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "figures_infobal", "all"}
+    # the figures, and the replication report that embeds them; nothing upstream
+    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "figures_infobal", "replication",
+                                                                 "all"}
     log = snakemake(*sm, cwd=clone)
     assert "rule train" not in log and "rule evaluate" not in log and "rule collect" not in log
     for name in FIGURES:
