@@ -502,17 +502,19 @@ def _measure_conventional(conv, batch_size: int, steps: int, b: BenchConfig, dev
 
 
 def busy_cpus(seconds: float = 0.5) -> float | None:
-    """How many CPUs other processes kept busy over the last ``seconds`` (from /proc/stat; None
-    where there is none).  Timings taken next to other work come out low: the report says so."""
+    """How many CPUs were busy over the next ``seconds`` while this process sleeps: other work,
+    which makes timings come out low (the report says so).  From /proc/stat; None without it."""
     def sample():
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]           # all jiffies, idle + iowait
 
     try:
-        (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
     except (OSError, ValueError, IndexError):
         return None
-    return (os.cpu_count() or 1) * (1.0 - (i1 - i0) / max(t1 - t0, 1))
+    return (os.cpu_count() or 1) * (1.0 - (idle1 - idle0) / max(total1 - total0, 1))
 
 
 def run_bench(b: BenchConfig, log=print) -> dict:
