@@ -72,12 +72,19 @@ def _evaluation_inputs(a, cfg_cls, load_model):
     return cfg, device, model, info, load_prepared(a.data, device)
 
 
+def _speed(a):
+    """The train steps' --tf32 and --compile flags as a train.Speed."""
+    from .train import Speed
+
+    return Speed(tf32={"auto": None, "on": True, "off": False}[a.tf32], compile=a.compile)
+
+
 def cmd_train_vib_vim(a):
     from .train import VibVimTrainConfig, train_vib_vim
 
     _threads(a.threads)
     cfg = VibVimTrainConfig(**_settings(a.settings, VibVimTrainConfig, "train settings"))
-    summary = train_vib_vim(cfg, a.data, a.out, device=a.device, progress=not a.no_progress)
+    summary = train_vib_vim(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=_speed(a))
     print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}")
 
 
@@ -155,7 +162,7 @@ def cmd_train_infobal(a):
 
     _threads(a.threads)
     cfg = InfoBalTrainConfig(**_settings(a.settings, InfoBalTrainConfig, "train settings"))
-    summary = train_infobal(cfg, a.data, a.out, device=a.device, progress=not a.no_progress)
+    summary = train_infobal(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=_speed(a))
     last = summary["curves"][-1]
     print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}: epoch {last['epoch']}, "
           f"MI estimate {last['mi_estimate']:.4f} nats, curve probe {last['probe_acc']:.4f}")
@@ -220,6 +227,21 @@ def cmd_replication(a):
     print(f"wrote {a.claims}, {a.markdown}" + (f" and {a.html}" if a.html else ""))
 
 
+def cmd_bench(a):
+    from .bench import BenchConfig, report, run_bench
+    from .files import save_json
+
+    kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, workers=a.workers,
+              jobs=a.jobs, tf32={"auto": None, "on": True, "off": False}[a.tf32], compile=a.compile)
+    kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("steps_a", a.steps_a), ("steps_b", a.steps_b),
+                                 ("repeats", a.repeats), ("warmup", a.warmup)) if v is not None})
+    b = BenchConfig.quick(**kw) if a.quick else BenchConfig(**kw)
+    res = run_bench(b, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(report(res))
+    save_json(res, a.out)
+    print(f"wrote {a.out}")
+
+
 def cmd_restore_mtimes(a):
     from .restore import restore_mtimes
 
@@ -257,6 +279,9 @@ def main(argv=None):
         sp.add_argument("--out", required=True)
         if name.startswith("train"):
             sp.add_argument("--no-progress", action="store_true")
+            sp.add_argument("--tf32", default="auto", choices=["auto", "on", "off"],
+                            help="TF32 matmuls and convolutions (auto: on for CUDA, off on the CPU)")
+            sp.add_argument("--compile", action="store_true", help="torch.compile the forward pass and loss")
         else:
             sp.add_argument("--model", required=True)
     ev = sub.choices["evaluate-vib-vim"]
@@ -299,6 +324,25 @@ def main(argv=None):
     sp.add_argument("--claims", required=True, help="output: claims.json")
     sp.add_argument("--markdown", required=True, help="output: REPLICATION.md")
     sp.add_argument("--html", help="output: the report as one HTML page, figures embedded (REPLICATION.html)")
+
+    sp = add("bench", cmd_bench, "training throughput against this device's matmul ceiling and a conventional "
+             "DataLoader loop, and the predicted wall time of an experiment's training")
+    sp.add_argument("--out", default="results/bench.json", help="JSON with every measurement")
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--threads", type=int, default=1, help="torch threads (the rules run threads: 1 per job)")
+    sp.add_argument("--experiment", default="paper", help="model sizes, training jobs and epochs to predict")
+    sp.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "config" / "config.yaml"))
+    sp.add_argument("--jobs", type=int, help="training jobs at once in the prediction (default: --cores all on "
+                    "the CPU; the gpu profile's gpu=N on CUDA)")
+    sp.add_argument("--workers", type=int, default=0, help="DataLoader workers of the conventional loop")
+    sp.add_argument("--quick", action="store_true", help="a few steps and a small matmul: rough numbers")
+    sp.add_argument("--matmul-size", type=int)
+    sp.add_argument("--steps-a", type=int, help="study-A steps per timed window (default 20 CPU, 100 CUDA)")
+    sp.add_argument("--steps-b", type=int, help="study-B steps per timed window (default 1 CPU, 20 CUDA)")
+    sp.add_argument("--repeats", type=int, help="timed windows (median reported; default 3)")
+    sp.add_argument("--warmup", type=int, help="untimed steps first (default 2)")
+    sp.add_argument("--tf32", default="auto", choices=["auto", "on", "off"])
+    sp.add_argument("--compile", action="store_true")
 
     sp = add("restore-mtimes", cmd_restore_mtimes,
              "after `dvc pull`: check the files against dvc.lock, then let Snakemake mark them as "

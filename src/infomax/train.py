@@ -4,6 +4,9 @@ Speed by design: the whole train split lives on the device as uint8, a batch is 
 normalisation happens on the device, and the loop never waits for the device (losses are summed
 on the device and read once per logged epoch).  Resume: a state file next to the output is
 rewritten atomically every ``checkpoint_seconds``; an interrupted job continues from it.
+
+One training step of each study is a function (``vib_vim_step``, ``infobal_step``) that the loops
+and ``infomax bench`` both call, so the benchmark times the step the pipeline runs, not a copy.
 """
 
 import math
@@ -17,7 +20,7 @@ from tqdm.auto import tqdm
 from .data import flatten, load_prepared, to_signed
 from .files import save_torch
 from .nets import StochasticMLP
-from .objectives import OBJECTIVES, vib_vim_loss
+from .objectives import OBJECTIVES, dim_input, vib_vim_loss
 
 MODEL_FORMAT = "infomax-vib_vim-model-v1"
 
@@ -47,6 +50,36 @@ class VibVimTrainConfig:
             raise ValueError(f"beta = {self.beta}: expected >= 0")
         self.adam_betas = tuple(self.adam_betas)
         self.mmd_scales = tuple(self.mmd_scales)
+
+
+@dataclass
+class Speed:
+    """Speed switches of a training job.  They are not part of the model's configuration (a resume
+    state is reused across them), but the checkpoint records which were used.
+
+    The defaults keep the CPU on the plain float32 path and turn TF32 on for CUDA: TF32 keeps
+    float32's range with a 10-bit mantissa in matmuls and convolutions (several times the float32
+    matmul rate on Ampere and later), well inside the noise of SGD for these models."""
+
+    tf32: bool | None = None        # None: on for CUDA, off on the CPU (TF32 is a CUDA feature)
+    compile: bool = False           # torch.compile the forward pass and loss (its backward is compiled too)
+
+
+def apply_speed(speed: "Speed | None", device: torch.device) -> dict:
+    """Set the process-wide switches ``speed`` asks for on ``device``; return the ones in effect."""
+    speed = speed or Speed()
+    tf32 = device.type == "cuda" if speed.tf32 is None else bool(speed.tf32)
+    if tf32 and device.type != "cuda":
+        raise ValueError(f"tf32=True on device {device}: TF32 is a CUDA feature (leave it unset or off on the CPU)")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return {"tf32": tf32, "compile": bool(speed.compile)}
+
+
+def maybe_compile(fn, used: dict):
+    """``fn`` compiled with torch.compile when ``used["compile"]``, else ``fn`` itself."""
+    return torch.compile(fn) if used["compile"] else fn
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -132,10 +165,38 @@ def _finish(bar, device, seconds_before: float, t0: float) -> float:
     return seconds_before + time.perf_counter() - t0
 
 
-def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", progress=True) -> dict:
+def build_vib_vim(cfg: VibVimTrainConfig, in_dim: int, device) -> tuple[StochasticMLP, torch.optim.Adam, EMA]:
+    """The model, optimiser and weight average of a study-A job, initialised from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    model = StochasticMLP(in_dim=in_dim, K=cfg.K, classes=10).to(device)
+    params = list(model.parameters())
+    # fused Adam: one kernel for all parameters instead of several per tensor (4x faster on CPU)
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.adam_betas, fused=device.type in ("cpu", "cuda"))
+    return model, opt, EMA(params, cfg.ema_decay)
+
+
+def vib_vim_forward(model, cfg: VibVimTrainConfig, x, y):
+    """Loss terms (total, ce, regulariser) of one batch: uint8 images x (B, C, H, W), scaled to
+    [-1, 1] on the device; labels y (B,)."""
+    return vib_vim_loss(model, to_signed(flatten(x)), y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales)
+
+
+def vib_vim_step(model, opt, ema, cfg: VibVimTrainConfig, x, y, forward=vib_vim_forward) -> torch.Tensor:
+    """One training step on the batch (x, y); returns (total, ce, regulariser) stacked and detached,
+    on the device (no host sync).  ``forward`` is vib_vim_forward, or its torch.compile'd self."""
+    loss, ce, reg = forward(model, cfg, x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    ema.update()
+    return torch.stack([loss.detach(), ce.detach(), reg.detach()])
+
+
+def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", progress=True,
+                  speed: Speed | None = None) -> dict:
     """Train one study-A model and write its checkpoint (EMA weights) to ``out_path``.
 
-    Returns the summary stored in the checkpoint (config, train_seconds, loss history).
+    Returns the summary stored in the checkpoint (config, train_seconds, loss history, speed switches).
     """
     out_path = Path(out_path)
     device = resolve_device(device) if isinstance(device, str) else device
@@ -146,12 +207,9 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the train split ({n} images) of {data_path}")
 
-    torch.manual_seed(cfg.seed)
-    model = StochasticMLP(in_dim=x_all[0].numel(), K=cfg.K, classes=10).to(device)
-    params = list(model.parameters())
-    # fused Adam: one kernel for all parameters instead of several per tensor (4x faster on CPU)
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.adam_betas, fused=device.type in ("cpu", "cuda"))
-    ema = EMA(params, cfg.ema_decay)
+    used = apply_speed(speed, device)
+    forward = maybe_compile(vib_vim_forward, used)
+    model, opt, ema = build_vib_vim(cfg, x_all[0].numel(), device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history, start_epoch, seconds_before = [], 0, 0.0
 
@@ -183,13 +241,7 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x, y = to_signed(flatten(x_all[idx])), y_all[idx]   # normalised on the device
-            loss, ce, reg = vib_vim_loss(model, x, y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema.update()
-            sums += torch.stack([loss.detach(), ce.detach(), reg.detach()])
+            sums += vib_vim_step(model, opt, ema, cfg, x_all[idx], y_all[idx], forward)
         summed += steps_per_epoch
         if (epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs:
             total, ce_m, reg_m = (sums / summed).tolist()                 # the one host sync
@@ -208,7 +260,7 @@ def train_vib_vim(cfg: VibVimTrainConfig, data_path, out_path, device="auto", pr
     ema_state = dict(zip([k for k, _ in model.named_parameters()], ema.averaged()))
     summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "train_seconds": train_seconds,
                "history": history, "data": str(data_path), "device": str(device),
-               "torch": torch.__version__}
+               "torch": torch.__version__, "speed": used}
     save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in ema_state.items()}}, out_path)
     resume.unlink(missing_ok=True)
     return summary
@@ -354,7 +406,45 @@ def curve_point(net, cfg: InfoBalTrainConfig, data, probe_idx, lam: float) -> di
     return {"mi_estimate": estimate, "infomin": infomin, "probe_acc": probe_accuracy(predict, f_va, yva)}
 
 
-def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", progress=True) -> dict:
+def build_infobal_training(cfg: InfoBalTrainConfig, in_ch: int, device):
+    """The net and its two optimisers of a study-B job, initialised from ``cfg.seed``: one Adam for
+    the encoder with its InfoMax critics, one for the adversary (None when the net has none)."""
+    torch.manual_seed(cfg.seed)
+    net = build_infobal_net(cfg, in_ch).to(device)
+    adv_params = list(net.adversary.parameters()) if getattr(net, "adversary", None) is not None else []
+    adv_ids = {id(p) for p in adv_params}
+    main_params = [p for p in net.parameters() if id(p) not in adv_ids]
+    fused = device.type in ("cpu", "cuda")
+    opt = torch.optim.Adam(main_params, lr=cfg.lr, betas=cfg.adam_betas, fused=fused)
+    opt_adv = torch.optim.Adam(adv_params, lr=cfg.adversary_lr, betas=cfg.adam_betas, fused=fused) if adv_params else None
+    return net, opt, opt_adv
+
+
+def infobal_forward(net, cfg: InfoBalTrainConfig, x, lam: float, gen=None):
+    """(encoder loss, adversary loss, InfoMax estimate, InfoMin term) of one batch of uint8 images
+    x (B, C, H, W), scaled to [-1, 1] and padded to 32x32 on the device."""
+    return infobal_losses_of(net, cfg, net(dim_input(x)), lam, gen)
+
+
+def infobal_step(net, opt, opt_adv, cfg: InfoBalTrainConfig, x, lam: float, gen=None,
+                 forward=infobal_forward) -> torch.Tensor:
+    """One training step on the batch x; returns (encoder loss, adversary loss, InfoMax, InfoMin)
+    stacked and detached, on the device (no host sync)."""
+    loss, adv, mi, infomin = forward(net, cfg, x, lam, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if opt_adv is not None:
+        # the encoder's backward also left gradients in the adversary: drop them, then
+        # step the adversary on its own loss (built from detached features)
+        opt_adv.zero_grad(set_to_none=True)
+        adv.backward()
+        opt_adv.step()
+    return torch.stack([loss.detach(), adv.detach(), mi.detach(), infomin.detach()])
+
+
+def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", progress=True,
+                  speed: Speed | None = None) -> dict:
     """Pre-train one study-B model (DIM or InfoBal) and write its checkpoint to ``out_path``.
 
     Two Adam optimisers: the encoder with its InfoMax critics (they maximise the same estimate),
@@ -373,14 +463,9 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
     if data.splits["val"][0].shape[0] < 2:
         raise ValueError(f"{data_path}: the validation split needs >= 2 images for the curves")
 
-    torch.manual_seed(cfg.seed)
-    net = build_infobal_net(cfg, data.image_shape[0]).to(device)
-    adv_params = list(net.adversary.parameters()) if getattr(net, "adversary", None) is not None else []
-    adv_ids = {id(p) for p in adv_params}
-    main_params = [p for p in net.parameters() if id(p) not in adv_ids]
-    fused = device.type in ("cpu", "cuda")
-    opt = torch.optim.Adam(main_params, lr=cfg.lr, betas=cfg.adam_betas, fused=fused)
-    opt_adv = torch.optim.Adam(adv_params, lr=cfg.adversary_lr, betas=cfg.adam_betas, fused=fused) if adv_params else None
+    used = apply_speed(speed, device)
+    forward = maybe_compile(infobal_forward, used)
+    net, opt, opt_adv = build_infobal_training(cfg, data.image_shape[0], device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     probe_idx = torch.randperm(n, device=device, generator=gen)[:min(cfg.curve_probe_images, n)]
     history, curves, start_epoch, seconds_before = [], [], 0, 0.0
@@ -408,8 +493,6 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
                     "opt_adv": opt_adv.state_dict() if opt_adv is not None else None, **_rng_state(gen, device),
                     "history": history, "curves": curves, "epoch": epoch, "seconds": seconds}, resume)
 
-    from .objectives import dim_input
-
     if start_epoch == 0:
         curves.append({"epoch": 0, **curve_point(net, cfg, data, probe_idx, lam_at(0.0))})
     net.train()
@@ -421,20 +504,8 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
     for epoch in bar:
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
-            x = dim_input(x_all[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]])
-            lam = lam_at(epoch + i / steps_per_epoch)
-            out = net(x)
-            loss, adv, mi, infomin = infobal_losses_of(net, cfg, out, lam, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if opt_adv is not None:
-                # the encoder's backward also left gradients in the adversary: drop them, then
-                # step the adversary on its own loss (built from detached features)
-                opt_adv.zero_grad(set_to_none=True)
-                adv.backward()
-                opt_adv.step()
-            sums += torch.stack([loss.detach(), adv.detach(), mi.detach(), infomin.detach()])
+            x = x_all[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
+            sums += infobal_step(net, opt, opt_adv, cfg, x, lam_at(epoch + i / steps_per_epoch), gen, forward)
         summed += steps_per_epoch
         if (epoch + 1) % cfg.curve_every == 0 or epoch + 1 == epochs:
             total, adv_m, mi_m, min_m = (sums / summed).tolist()           # the one host sync
@@ -454,7 +525,7 @@ def train_infobal(cfg: InfoBalTrainConfig, data_path, out_path, device="auto", p
     train_seconds = _finish(bar, device, seconds_before, t0)
     summary = {"format": INFOBAL_MODEL_FORMAT, "config": asdict(cfg), "in_channels": data.image_shape[0],
                "train_seconds": train_seconds, "history": history, "curves": curves, "data": str(data_path),
-               "device": str(device), "torch": torch.__version__}
+               "device": str(device), "torch": torch.__version__, "speed": used}
     save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, out_path)
     resume.unlink(missing_ok=True)
     return summary
