@@ -228,15 +228,9 @@ def _per_seed(df, value, scale=1.0, key=lambda r: f"s{int(r.seed)}") -> dict:
 # -----------------------------------------------------------------------------
 # study A
 
-def _beta_label(beta):
-    from .figures import beta_label
-
-    return beta_label(beta)
-
-
 def study_a_claims(metrics_csv, validation_csv, robustness_csv, rc: ReportConfig) -> dict:
     """Claims A1-A4 from study A's collected tables (K=256 rows; best beta from validation)."""
-    from .figures import MAIN_K, best_betas
+    from .figures import MAIN_K, best_betas, beta_label
 
     m = _read(metrics_csv, METRICS_COLUMNS, text=("objective",))
     m = m[m["K"] == MAIN_K]
@@ -248,7 +242,7 @@ def study_a_claims(metrics_csv, validation_csv, robustness_csv, rc: ReportConfig
 
     def label(obj, beta=None):
         name = {"vib": "VIB", "vim": "VIM", "deterministic": "deterministic"}.get(obj, obj)
-        return name if obj == "deterministic" or beta is None else f"{name} (beta={_beta_label(beta)})"
+        return name if obj == "deterministic" or beta is None else f"{name} (beta={beta_label(beta)})"
 
     have = {o: o in best and not at(m, o, best[o]).empty for o in ("vib", "vim", "deterministic")}
     both = have["vib"] and have["vim"]
