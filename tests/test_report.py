@@ -361,3 +361,14 @@ def test_report_settings_state_how_the_experiment_differs():
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["infobal"])
     paper = report_settings({**config, "experiment": "paper"})
     assert R.deviations(paper["facts"], pub["protocols"])["vib_vim"] == []     # paper is Alemi's protocol
+
+
+def test_cli_names_a_missing_table(tmp_path, capsys):
+    from infomax.cli import main
+
+    settings = json.dumps({"experiment": "quick", "methods": {}, "facts": {}})
+    rc = main(["replication", "--settings", settings, "--metrics", str(tmp_path / "metrics.csv"),
+               "--validation", "v", "--robustness", "r", "--curves", "c", "--probes", "p",
+               "--claims", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "r.md")])
+    assert rc == 1 and "metrics.csv: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists() and not (tmp_path / "r.md").exists()
