@@ -132,9 +132,9 @@ def verdicts(parts):
 def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     win = write_study_a(tmp_path, vim_err=[0.010, 0.011, 0.012], vib_err=[0.020, 0.022, 0.021],
                         det_err=[0.030, 0.031, 0.029], vim_noise=[0.9, 0.91, 0.92], vib_noise=[0.5, 0.52, 0.51])
-    v = verdicts(R.study_a_claims(*win, RC))
+    v = verdicts(R.study_a_claims(R.read_study_a(*win), RC))
     assert v == {"A1": R.SUPPORTED, "A2": R.SUPPORTED, "A3": R.SUPPORTED, "A4": R.SUPPORTED}
-    parts = R.study_a_claims(*win, RC)
+    parts = R.study_a_claims(R.read_study_a(*win), RC)
     a1 = parts["A1"][0]
     assert a1["sides"][0]["label"] == "VIM (beta=1)" and a1["sides"][1]["label"] == "VIB (beta=1e-3)"
     assert a1["sides"][0]["mean"] == pytest.approx(1.1) and a1["unit"] == "%"        # percent of 0.011
@@ -142,17 +142,17 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
 
     loss = write_study_a(tmp_path, vim_err=[0.020, 0.022, 0.021], vib_err=[0.010, 0.011, 0.012],
                          det_err=[0.005, 0.006, 0.004], vim_noise=[0.5, 0.52, 0.51], vib_noise=[0.9, 0.91, 0.92])
-    v = verdicts(R.study_a_claims(*loss, RC))
+    v = verdicts(R.study_a_claims(R.read_study_a(*loss), RC))
     assert v == {"A1": R.CONTRADICTED, "A2": R.CONTRADICTED, "A3": R.CONTRADICTED, "A4": R.CONTRADICTED}
 
     one = write_study_a(tmp_path, vim_err=[0.01], vib_err=[0.02], det_err=[0.03], vim_noise=[0.9], vib_noise=[0.5])
-    assert set(verdicts(R.study_a_claims(*one, RC)).values()) == {R.INCONCLUSIVE}
+    assert set(verdicts(R.study_a_claims(R.read_study_a(*one), RC)).values()) == {R.INCONCLUSIVE}
 
 
 def test_study_a_overlap_is_inconclusive(tmp_path):
     t = write_study_a(tmp_path, vim_err=[0.010, 0.030, 0.020], vib_err=[0.025, 0.012, 0.021],
                       det_err=[0.011, 0.031, 0.019], vim_noise=[0.6, 0.9, 0.7], vib_noise=[0.8, 0.6, 0.75])
-    assert verdicts(R.study_a_claims(*t, RC))["A1"] == R.INCONCLUSIVE
+    assert verdicts(R.study_a_claims(R.read_study_a(*t), RC))["A1"] == R.INCONCLUSIVE
 
 
 def write_study_b(d: Path, y: dict, curves: dict):
@@ -190,7 +190,7 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
          ("random", "none"): [0.70, 0.70, 0.70]}
     curves = {k: [rising_flat(s / 10, drop=0.1 if k[1] == "dv" else 0.0) for s in range(3)]
               for k in y if k[0] != "random"}
-    parts = R.study_b_claims(*write_study_b(tmp_path, y, curves), KINDS, RC)
+    parts = R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, curves), KINDS), KINDS, RC)
     v = verdicts(parts)
     assert v == {"B1": R.SUPPORTED, "B2": R.SUPPORTED, "B3": R.SUPPORTED, "B4": R.SUPPORTED}, \
         {k: R.combine(p) for k, p in parts.items()}
@@ -202,18 +202,19 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
 
     # InfoBal clearly better than DIM(L): B1 contradicted; DIM(L) only 3 points above DIM(G): B3 contradicted
     y2 = {**y, ("infobal_m2", "jsd"): [0.90, 0.91, 0.92], ("dim_g", "jsd"): [0.77, 0.78, 0.79]}
-    v2 = verdicts(R.study_b_claims(*write_study_b(tmp_path, y2, curves), KINDS, RC))
+    v2 = verdicts(R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y2, curves), KINDS), KINDS, RC))
     assert v2["B1"] == R.CONTRADICTED and v2["B3"] == R.CONTRADICTED
 
     # the probe keeps climbing (no plateau): B2 contradicted
     climbing = {k: [[(e, 0.2 + 0.15 * e + s / 100) for e in range(5)] for s in range(3)] for k in curves}
-    assert verdicts(R.study_b_claims(*write_study_b(tmp_path, y, climbing), KINDS, RC))["B2"] == R.CONTRADICTED
+    assert verdicts(R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, climbing), KINDS), KINDS, RC))["B2"] == R.CONTRADICTED
 
 
 def test_study_b_without_the_needed_runs_is_inconclusive(tmp_path):
     y = {("dim_l", "nce"): [0.8], ("random", "none"): [0.7]}
     curves = {("dim_l", "nce"): [[(0.0, 0.3), (1.0, 0.5)]]}
-    parts = R.study_b_claims(*write_study_b(tmp_path, y, curves), {"dim_l": "dim_l"}, RC)
+    kinds = {"dim_l": "dim_l"}
+    parts = R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, curves), kinds), kinds, RC)
     for cid in ("B1", "B2", "B3", "B4"):
         assert R.combine(parts[cid])[0] == R.INCONCLUSIVE
     assert "no second half" in parts["B2"][0]["reason"]
@@ -222,7 +223,7 @@ def test_study_b_without_the_needed_runs_is_inconclusive(tmp_path):
 def test_study_b_names_a_method_missing_from_the_config(tmp_path):
     paths = write_study_b(tmp_path, {("dim_x", "jsd"): [0.5]}, {("dim_x", "jsd"): [[(0.0, 0.1), (1.0, 0.2)]]})
     with pytest.raises(ValueError, match="dim_x"):
-        R.study_b_claims(*paths, KINDS, RC)
+        R.read_study_b(*paths, KINDS)
 
 
 # -----------------------------------------------------------------------------

@@ -228,14 +228,22 @@ def _per_seed(df, value, scale=1.0, key=lambda r: f"s{int(r.seed)}") -> dict:
 # -----------------------------------------------------------------------------
 # study A
 
-def study_a_claims(metrics_csv, validation_csv, robustness_csv, rc: ReportConfig) -> dict:
-    """Claims A1-A4 from study A's collected tables (K=256 rows; best beta from validation)."""
-    from .figures import MAIN_K, best_betas, beta_label
+def read_study_a(metrics_csv, validation_csv, robustness_csv) -> dict:
+    """Study A's tables, read once: every metrics row (K=256 and K=2), the robustness rows, and
+    each objective's validation-best beta (K=256)."""
+    from .figures import MAIN_K, best_betas
 
-    m = _read(metrics_csv, METRICS_COLUMNS, text=("objective",))
-    m = m[m["K"] == MAIN_K]
-    rob = _read(robustness_csv, ROBUSTNESS_COLUMNS, text=("objective", "attack"))
-    best = best_betas(validation_csv, K=MAIN_K)
+    return {"metrics": _read(metrics_csv, METRICS_COLUMNS, text=("objective",)),
+            "robustness": _read(robustness_csv, ROBUSTNESS_COLUMNS, text=("objective", "attack")),
+            "best": best_betas(validation_csv, K=MAIN_K)}
+
+
+def study_a_claims(a: dict, rc: ReportConfig) -> dict:
+    """Claims A1-A4 from study A's tables (``read_study_a``): K=256 rows, best beta from validation."""
+    from .figures import MAIN_K, beta_label
+
+    m = a["metrics"][a["metrics"]["K"] == MAIN_K]
+    rob, best = a["robustness"], a["best"]
 
     def at(df, obj, beta):
         return df[(df["objective"] == obj) & _close(df["beta"], beta)]
@@ -267,7 +275,7 @@ def study_a_claims(metrics_csv, validation_csv, robustness_csv, rc: ReportConfig
         name = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}[attack]
         df = rob[(rob["attack"] == attack) & (rob["level"] > 0)]
         if df.empty:
-            return missing(f"accuracy under {name}", f"no {attack} levels above 0 in {robustness_csv}", votes)
+            return missing(f"accuracy under {name}", f"no {attack} levels above 0 in robustness.csv", votes)
         levels = ", ".join(_fmt(x) for x in sorted(df["level"].unique()))
         return vs("acc", f"accuracy under {name}, mean over levels {levels}", "%", 100, True, votes, df,
                   note=best_note + f"; mean test accuracy over the {name} levels above 0")
@@ -302,17 +310,23 @@ def _dim_probe_note(layer, probe):
     return f"{what} on {dict(y='Y (R for InfoBal)', fc='fc', conv='conv').get(layer, layer)}, test accuracy"
 
 
-def study_b_claims(curves_csv, probes_csv, kinds: dict, rc: ReportConfig) -> dict:
-    """Claims B1-B4 from study B's collected tables.  ``kinds``: method name -> kind (config)."""
-    from .figures import infobal_run_label
-
+def read_study_b(curves_csv, probes_csv, kinds: dict) -> dict:
+    """Study B's tables, read once; every method in them must be one of the config's (``kinds``:
+    method name -> kind) or the untrained floor."""
     text = ("method", "estimator")
     probes = _read(probes_csv, PROBES_COLUMNS, text=text + ("layer", "probe"))
-    curves = _read(curves_csv, CURVES_COLUMNS, text=text)
     unknown = sorted(set(probes["method"]) - set(kinds) - {RANDOM[0]})
     if unknown:
         raise ValueError(f"{probes_csv}: method(s) {', '.join(unknown)} are not in the experiment's config "
                          f"(known: {', '.join(sorted(kinds))}); rerun collect_infobal")
+    return {"probes": probes, "curves": _read(curves_csv, CURVES_COLUMNS, text=text)}
+
+
+def study_b_claims(b: dict, kinds: dict, rc: ReportConfig) -> dict:
+    """Claims B1-B4 from study B's tables (``read_study_b``).  ``kinds``: method name -> kind."""
+    from .figures import infobal_run_label
+
+    probes, curves = b["probes"], b["curves"]
     methods = sorted(kinds)
     of_kind = {k: [n for n in methods if kinds[n] == k] for k in ("dim_g", "dim_l", "infobal")}
 
@@ -553,16 +567,14 @@ def _sanitize(x):
 
 def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
     """Everything of claims.json: settings (from the workflow), table paths, the published file."""
-    from .figures import _read_csv
-
     rc = ReportConfig(**settings.get("report", {}))
     published = load_published(published_path)
     kinds = settings["methods"]
-    parts = {**study_a_claims(tables_paths["metrics"], tables_paths["validation"], tables_paths["robustness"], rc),
-             **study_b_claims(tables_paths["curves"], tables_paths["probes"], kinds, rc)}
-    metrics = _read_csv(tables_paths["metrics"], METRICS_COLUMNS)
-    probes = _read(tables_paths["probes"], PROBES_COLUMNS, text=("method", "estimator", "layer", "probe"))
-    anchor_list = anchors(published, settings["facts"], {"metrics": metrics, "probes": probes, "kinds": kinds}, rc)
+    a = read_study_a(tables_paths["metrics"], tables_paths["validation"], tables_paths["robustness"])
+    b = read_study_b(tables_paths["curves"], tables_paths["probes"], kinds)
+    parts = {**study_a_claims(a, rc), **study_b_claims(b, kinds, rc)}
+    anchor_list = anchors(published, settings["facts"],
+                          {"metrics": a["metrics"], "probes": b["probes"], "kinds": kinds}, rc)
     by_claim = {}
     for a in anchor_list:
         for c in a["claims"]:
