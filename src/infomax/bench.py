@@ -43,6 +43,7 @@ from .config import (
     validate_config,
     vib_vim_k2_runs,
     vib_vim_runs,
+    vib_vim_train_settings,
 )
 from .nets import StochasticMLP
 from .objectives import vib_vim_loss
@@ -447,12 +448,10 @@ def training_jobs(exp: dict) -> list[dict]:
     """Every training job the workflow runs for ``exp``: the run lists of workflow/rules/common.smk
     (study A's K and K=2 models, study B's methods and the untrained floor), with the train config
     the rules' settings make."""
-    vv = exp["vib_vim"]
     jobs = []
-    k2_train = {**vv["train"], **vv["k2"].get("train", {})}       # as common.smk's vib_vim_train_settings
-    for K, runs, train in ((vv["K"], vib_vim_runs(exp), vv["train"]), (2, vib_vim_k2_runs(exp), k2_train)):
+    for K, runs in ((exp["vib_vim"]["K"], vib_vim_runs(exp)), (2, vib_vim_k2_runs(exp))):
         for obj, beta, seed in runs:
-            cfg = VibVimTrainConfig(**{**train, "objective": obj, "beta": beta, "seed": seed, "K": K})
+            cfg = VibVimTrainConfig(**vib_vim_train_settings(exp, obj, beta, seed, K))
             jobs.append({"study": "A", "name": ("k2/" if K == 2 else "") + run_name(obj, beta, seed),
                          "group": f"{obj} K={K}", "config": cfg, "epochs": cfg.epochs})
     for method, est, seed in infobal_runs(exp):

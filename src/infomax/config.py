@@ -152,6 +152,14 @@ def infobal_runs(exp: dict) -> list[tuple[str, str, int]]:
     return runs + [(*RANDOM, s) for s in seeds]
 
 
+def vib_vim_train_settings(exp: dict, objective: str, beta: float, seed: int, K: int) -> dict:
+    """The settings of one study-A training job: the train block (for K=2 models overridden by
+    vib_vim.k2.train), then what identifies the run."""
+    vv = exp["vib_vim"]
+    train = {**vv["train"], **(vv["k2"].get("train", {}) if K == 2 else {})}
+    return {**train, "objective": objective, "beta": float(beta), "seed": int(seed), "K": int(K)}
+
+
 def infobal_run_name(method: str, estimator: str, seed: int) -> str:
     return f"{method}_{estimator}_s{seed}"
 

@@ -28,6 +28,7 @@ from infomax.config import (
     validate_config,
     vib_vim_k2_runs,
     vib_vim_runs,
+    vib_vim_train_settings,
 )
 
 try:
@@ -64,11 +65,8 @@ def prepare_inputs(wc):
     return [f"resources/{wc.dataset}"] if src == "torchvision" else []
 
 
-def vib_vim_train_settings(wc, K):
-    train = {**VV["train"], **(VV["k2"].get("train", {}) if K == 2 else {})}
-    return settings(
-        {**train, "objective": wc.objective, "beta": float(wc.beta), "seed": int(wc.seed), "K": K}
-    )
+def vib_vim_settings(wc, K):
+    return settings(vib_vim_train_settings(X, wc.objective, wc.beta, wc.seed, K))
 
 
 def vib_vim_eval_settings(wc):

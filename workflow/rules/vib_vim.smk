@@ -11,7 +11,7 @@ rule train_vib_vim:
     output:
         f"{OUT}/vib_vim/models/{{objective}}_b{{beta}}_s{{seed}}.pt",
     params:
-        settings=lambda wc: vib_vim_train_settings(wc, VV["K"]),
+        settings=lambda wc: vib_vim_settings(wc, VV["K"]),
         device=X["device"],
     threads: TORCH_THREADS
     resources:
@@ -29,7 +29,7 @@ use rule train_vib_vim as train_vib_vim_k2 with:
     output:
         f"{OUT}/vib_vim/models/k2/{{objective}}_b{{beta}}_s{{seed}}.pt",
     params:
-        settings=lambda wc: vib_vim_train_settings(wc, 2),
+        settings=lambda wc: vib_vim_settings(wc, 2),
         device=X["device"],
     log:
         f"{OUT}/logs/vib_vim/train/k2/{{objective}}_b{{beta}}_s{{seed}}.log",
