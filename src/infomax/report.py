@@ -338,23 +338,23 @@ def study_b_claims(b: dict, kinds: dict, rc: ReportConfig) -> dict:
                       & (probes["layer"] == layer) & (probes["probe"] == probe)]
         return _per_seed(rows, "acc", 100)
 
+    def same_estimator(kind_a, kind_b):
+        """(method of kind_a, method of kind_b, estimator) for every estimator both ran."""
+        return [(a, b, est) for a in of_kind[kind_a] for b in of_kind[kind_b] for est in ests(a) if est in ests(b)]
+
     out = {}
 
     # B1: each InfoBal variant against DIM(L) with the same estimator, the post's probe on R vs Y
     b1 = []
-    for ib in of_kind["infobal"]:
-        for est in ests(ib):
-            for dl in of_kind["dim_l"]:
-                if est not in ests(dl):
-                    continue
-                for probe, votes in (("linear", True), ("mlp", False)):
-                    b1.append(comparison(
-                        f"{infobal_run_label(ib, est)} vs {infobal_run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
-                        f"{probe}_y", "%", infobal_run_label(ib, est), probe_values(ib, est, "y", probe),
-                        infobal_run_label(dl, est), probe_values(dl, est, "y", probe), rc,
-                        direction=BELOW, margin=rc.not_better_points, votes=votes,
-                        note=_dim_probe_note("y", probe) + f"; InfoBal 'does not beat' DIM(L): its advantage "
-                        f"is at most {_fmt(rc.not_better_points)} points"))
+    for ib, dl, est in same_estimator("infobal", "dim_l"):
+        for probe, votes in (("linear", True), ("mlp", False)):
+            b1.append(comparison(
+                f"{infobal_run_label(ib, est)} vs {infobal_run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
+                f"{probe}_y", "%", infobal_run_label(ib, est), probe_values(ib, est, "y", probe),
+                infobal_run_label(dl, est), probe_values(dl, est, "y", probe), rc,
+                direction=BELOW, margin=rc.not_better_points, votes=votes,
+                note=_dim_probe_note("y", probe) + f"; InfoBal 'does not beat' DIM(L): its advantage "
+                f"is at most {_fmt(rc.not_better_points)} points"))
     out["B1"] = b1 or [missing("InfoBal vs DIM(L)", "this experiment has no InfoBal and DIM(L) runs "
                                "with a shared estimator")]
 
@@ -387,20 +387,15 @@ def study_b_claims(b: dict, kinds: dict, rc: ReportConfig) -> dict:
 
     # B3: DIM(L) against DIM(G) with the same estimator; DIM's probe on Y votes
     b3 = []
-    for dg in of_kind["dim_g"]:
-        for est in ests(dg):
-            for dl in of_kind["dim_l"]:
-                if est not in ests(dl):
-                    continue
-                for layer, probe, votes in (("y", "mlp", True), ("y", "linear", False),
-                                            ("fc", "mlp", False), ("conv", "mlp", False)):
-                    b3.append(comparison(
-                        f"{infobal_run_label(dl, est)} vs {infobal_run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
-                        f"{probe}_{layer}", "%", infobal_run_label(dl, est), probe_values(dl, est, layer, probe),
-                        infobal_run_label(dg, est), probe_values(dg, est, layer, probe), rc,
-                        margin=rc.wide_points, votes=votes,
-                        note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than "
-                        f"{_fmt(rc.wide_points)} points"))
+    for dg, dl, est in same_estimator("dim_g", "dim_l"):
+        for layer, probe, votes in (("y", "mlp", True), ("y", "linear", False),
+                                    ("fc", "mlp", False), ("conv", "mlp", False)):
+            b3.append(comparison(
+                f"{infobal_run_label(dl, est)} vs {infobal_run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
+                f"{probe}_{layer}", "%", infobal_run_label(dl, est), probe_values(dl, est, layer, probe),
+                infobal_run_label(dg, est), probe_values(dg, est, layer, probe), rc,
+                margin=rc.wide_points, votes=votes,
+                note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than {_fmt(rc.wide_points)} points"))
     out["B3"] = b3 or [missing("DIM(L) vs DIM(G)", "this experiment has no DIM(G) and DIM(L) runs with a "
                                "shared estimator")]
 
