@@ -1,13 +1,16 @@
 # infomax: replication pipeline.  Thin: config, validation, rule files, the final targets.
-#   snakemake --cores all                              the default experiment (config/config.yaml)
-#   snakemake --cores all --config experiment=paper    the full protocol
-#   snakemake --cores all train                        one stage: data, train, evaluate or report
+#   snakemake --cores all                              the experiment named in params.yaml (quick)
+#   snakemake --cores all --config experiment=paper    another one (paper: the full protocol)
+# Both files are found next to this Snakefile, so `--directory OTHER` runs with the project's config.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: str(Path(workflow.basedir) / "config/config.yaml")
+configfile: str(Path(workflow.basedir) / "params.yaml")  # `experiment`: the one switch, shared with DVC
 
 
 # `snakemake --report results/<experiment>/report.html`: this text, then the figures with captions
@@ -18,25 +21,24 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    objective="deterministic|vib|vim",
+    objective="|".join(VV["objectives"]),
     beta=r"0|[0-9.]+e-?[0-9]+",
     seed=r"\d+",
     dataset="mnist|cifar10",
     method=IB_METHODS,
-    estimator="jsd|dv|nce|none",
+    estimator=r"[a-z0-9]+",  # file names are <method>_<estimator>_s<seed>: method names are matched exactly
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vib_vim.smk"
-include: "workflow/rules/infobal.smk"
+include: "workflow/rules/dim_infobal.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/targets.smk"
 
 
 rule all:
     default_target: True
     input:
         vib_vim_outputs(),
-        infobal_outputs(),
+        dim_infobal_outputs(),
         summary_outputs(),
         replication_outputs(),

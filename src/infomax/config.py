@@ -1,32 +1,23 @@
-"""Configuration: schema validation with errors that name the key, and run lists.
+"""Configuration: experiments that inherit from `paper`, validation with errors that name the key,
+and the settings the report needs.  Nothing here touches torch (the Snakefile imports it).
 
-The Snakefile calls ``validate_config`` before any job is planned; the helpers below turn the
-selected experiment into the list of models to train.  Nothing here touches torch.
+``paper`` is complete; every other experiment is an override block deep-merged onto it
+(``experiment``).  The JSON schema validates the *merged* experiment and requires every key, so
+the YAML is the one source of every value: the step dataclasses have no defaults.
 """
 
+import copy
 from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-# The output contract (DESIGN.md): column order of the study-A tables.  The collect step writes
-# them, the figures read them, and the tests check them against the contract's literal text.
-METRICS_COLUMNS = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
-                   "probe_acc", "knn_acc", "train_seconds"]
-VALIDATION_COLUMNS = ["objective", "beta", "seed", "K", "val_err_12"]
-ROBUSTNESS_COLUMNS = ["objective", "beta", "seed", "attack", "level", "acc"]
-# ... and of the study-B tables.
-CURVES_COLUMNS = ["method", "estimator", "seed", "epoch", "mi_estimate", "probe_acc"]
-PROBES_COLUMNS = ["method", "estimator", "seed", "layer", "probe", "acc"]
-INFOBAL_ROBUSTNESS_COLUMNS = ["method", "estimator", "seed", "attack", "level", "acc"]
-# Study B: the untrained, randomly initialised encoder every method is judged against.  Its
-# "estimator" is "none".  Added to every experiment; not a name a config may define.
-RANDOM = ("random", "none")
-DIM_KINDS = ("dim_g", "dim_l")
-DIM_ONLY_KEYS = ("global_weight", "local_weight", "prior_weight")
-INFOBAL_ONLY_KEYS = ("views", "target", "infomin", "lam", "view_weights", "pair_weights")
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+BASE = "paper"
+# Inside an experiment, mappings that list what runs (not settings): an override replaces them
+# whole instead of merging into paper's (quick's three methods must not inherit paper's six).
+REPLACED = {("data",), ("dim_infobal", "methods")}
+STUDIES = ("vib_vim", "dim_infobal")
 
 
 class ConfigError(ValueError):
@@ -40,77 +31,125 @@ def _key_path(path) -> str:
     return out or "<top level>"
 
 
+def merge(base: dict, override: dict, path=()) -> dict:
+    """``override`` deep-merged onto ``base`` (neither is changed): mappings merge key by key,
+    except those in REPLACED; lists and values replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        here = (*path, key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and here not in REPLACED:
+            out[key] = merge(out[key], value, here)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def experiment(config: dict, name: str) -> dict:
+    """The complete settings of experiment ``name``: paper, with the override block merged on."""
+    exps = config["experiments"]
+    if name not in exps:
+        raise ConfigError(f"experiment: {name!r} is not a defined experiment (expected one of: "
+                          f"{', '.join(sorted(exps))})")
+    return exps[BASE] if name == BASE else merge(exps[BASE], exps[name] or {})
+
+
+def select(config: dict) -> tuple[str, dict]:
+    """(name, merged settings) of the experiment selected by ``config['experiment']``."""
+    name = config["experiment"]
+    return name, experiment(config, name)
+
+
+def _schema_problems(validator, instance, prefix) -> list[str]:
+    problems = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        msg = err.message
+        if err.validator == "additionalProperties":
+            msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
+        if err.validator == "type" and isinstance(err.instance, str):
+            msg += " (YAML reads 1e-3 as a string: write 1.0e-3)"
+        problems.append(f"{_key_path([*prefix, *err.absolute_path])}: {msg}")
+    return problems
+
+
 def validate_config(config: dict, schema_path=SCHEMA) -> dict:
-    """Check ``config`` against the JSON schema and the cross-key rules; return it unchanged.
+    """Check ``config``: its top level, then every experiment merged onto paper, against the JSON
+    schema and the cross-key rules; return it unchanged.  When paper itself is incomplete only
+    paper's problems are listed (every other experiment inherits them).
 
     Raises ConfigError listing every problem as ``key.path: what is wrong``.
     """
     import jsonschema
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        msg = err.message
-        if err.validator == "additionalProperties":
-            msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
-        if err.validator == "type" and isinstance(err.instance, str):
-            msg += " (YAML reads 1e-3 as a string: write 1.0e-3)"
-        problems.append(f"{_key_path(err.absolute_path)}: {msg}")
+    top = jsonschema.Draft202012Validator(schema)
+    one = jsonschema.Draft202012Validator({"$ref": "#/$defs/experiment", "$defs": schema["$defs"]})
+    problems = _schema_problems(top, config, [])
     if not problems:
-        problems = _cross_checks(config)
+        if config["experiment"] not in config["experiments"]:
+            problems.append(f"experiment: {config['experiment']!r} is not a defined experiment (expected one of: "
+                            f"{', '.join(sorted(config['experiments']))})")
+        names = [BASE] + sorted(n for n in config["experiments"] if n != BASE)
+        for name in names:
+            prefix = ["experiments", name]
+            exp = experiment(config, name)
+            found = _schema_problems(one, exp, prefix)
+            found = found or _cross_checks(exp, ".".join(prefix), schema["$defs"])
+            if found and name != BASE:
+                found = [f"{p} (merged onto paper)" for p in found]
+            problems += found
+            if found and name == BASE:
+                break
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
 
 
-def _cross_checks(config: dict) -> list[str]:
+def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
+    """Rules one key's schema cannot say: data sources, objectives with grids, method options."""
+    import jsonschema
+
     problems = []
-    name = config["experiment"]
-    if name not in config["experiments"]:
-        known = ", ".join(sorted(config["experiments"]))
-        problems.append(f"experiment: {name!r} is not a defined experiment (expected one of: {known})")
-    for exp_name, exp in config["experiments"].items():
-        at = f"experiments.{exp_name}"
-        for ds_name, ds in exp["data"].items():
-            if ds_name != "mnist" and ds["source"] == "embedded":
-                problems.append(f"{at}.data.{ds_name}.source: 'embedded' is MNIST only (use torchvision)")
-            need = {"embedded": ["test_fraction", "val_fraction"], "torchvision": ["val_size"]}[ds["source"]]
-            for key in need:
-                if key not in ds:
-                    problems.append(f"{at}.data.{ds_name}.{key}: required when source is {ds['source']!r}")
-            wrong = {"embedded": ["val_size"], "torchvision": ["n_images", "test_fraction", "val_fraction"]}
-            for key in wrong[ds["source"]]:
-                if key in ds:
-                    problems.append(f"{at}.data.{ds_name}.{key}: not used when source is {ds['source']!r}")
-            if ds["source"] == "embedded" and ds.get("test_fraction", 0) + ds.get("val_fraction", 0) >= 1:
-                problems.append(f"{at}.data.{ds_name}: test_fraction + val_fraction must be < 1")
-        vv = exp["vib_vim"]
-        for obj in vv["objectives"]:
-            if obj != "deterministic" and obj not in vv["betas"]:
-                problems.append(f"{at}.vib_vim.betas.{obj}: missing (objective {obj!r} is listed in objectives)")
-        if "mnist" not in exp["data"]:
-            problems.append(f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)")
-        ib = exp["infobal"]
-        if ib["dataset"] not in exp["data"]:
-            problems.append(f"{at}.infobal.dataset: {ib['dataset']!r} has no data.{ib['dataset']} block")
-        for name, m in ib["methods"].items():
-            wrong = INFOBAL_ONLY_KEYS if m["kind"] in DIM_KINDS else DIM_ONLY_KEYS
-            for key in wrong:
-                if key in m:
-                    problems.append(f"{at}.infobal.methods.{name}.{key}: not an option of kind {m['kind']!r}")
-            views = m.get("views", 2)
+    for ds_name, ds in exp["data"].items():
+        if ds_name != "mnist" and ds["source"] == "embedded":
+            problems.append(f"{at}.data.{ds_name}.source: 'embedded' is MNIST only (use torchvision)")
+        wrong = {"embedded": ["val_size"], "torchvision": ["n_images", "test_fraction", "val_fraction"]}
+        for key in wrong[ds["source"]]:
+            if key in ds:
+                problems.append(f"{at}.data.{ds_name}.{key}: not used when source is {ds['source']!r}")
+        if ds["source"] == "embedded" and ds["test_fraction"] + ds["val_fraction"] >= 1:
+            problems.append(f"{at}.data.{ds_name}: test_fraction + val_fraction must be < 1")
+    if "mnist" not in exp["data"]:
+        problems.append(f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)")
+    ib = exp["dim_infobal"]
+    if ib["dataset"] not in exp["data"]:
+        problems.append(f"{at}.dim_infobal.dataset: {ib['dataset']!r} has no data.{ib['dataset']} block")
+    option_schema = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
+    for name, m in ib["methods"].items():
+        kind = m["kind"]
+        options = ib["kinds"][kind]
+        for key in sorted(set(m) - {"kind", "estimators"} - set(options)):
+            problems.append(f"{at}.dim_infobal.methods.{name}.{key}: not an option of kind {kind!r} "
+                            f"(its options: {', '.join(options)})")
+        spec = {**options, **{k: v for k, v in m.items() if k in options}}
+        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{option_schema[kind]}", "$defs": defs})
+        problems += _schema_problems(validator, spec, [*at.split("."), "dim_infobal", "methods", name])
+        if kind == "infobal":
+            views = spec["views"]
             for key, n in (("view_weights", views), ("pair_weights", views * (views - 1) // 2)):
-                if key in m and len(m[key]) != n:
-                    problems.append(f"{at}.infobal.methods.{name}.{key}: has {len(m[key])} entries, "
+                if spec[key] is not None and len(spec[key]) != n:
+                    problems.append(f"{at}.dim_infobal.methods.{name}.{key}: has {len(spec[key])} entries, "
                                     f"expected {n} for {views} views")
     return problems
 
 
-def select(config: dict) -> tuple[str, dict]:
-    """(name, settings) of the experiment selected by ``config['experiment']``."""
-    name = config["experiment"]
-    return name, config["experiments"][name]
+def load(path=ROOT / "config" / "config.yaml", experiment_name=None) -> dict:
+    """config/config.yaml with ``experiment`` from params.yaml next to it (or ``experiment_name``),
+    validated: what the Snakefile sees, for tools outside the workflow (bench, tests)."""
+    path = Path(path)
+    config = yaml.safe_load(path.read_text())
+    params = path.parent.parent / "params.yaml"
+    config["experiment"] = experiment_name or yaml.safe_load(params.read_text())["experiment"]
+    return validate_config(config)
 
 
 def beta_tag(beta: float) -> str:
@@ -122,82 +161,27 @@ def beta_tag(beta: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def run_name(objective: str, beta: float, seed: int) -> str:
-    return f"{objective}_b{beta_tag(beta)}_s{seed}"
-
-
-def vib_vim_runs(exp: dict) -> list[tuple[str, float, int]]:
-    """(objective, beta, seed) of every K=K model; deterministic has the single beta 0."""
-    vv = exp["vib_vim"]
-    runs = []
-    for obj in vv["objectives"]:
-        betas = [0.0] if obj == "deterministic" else vv["betas"][obj]
-        runs += [(obj, float(b), int(s)) for b in betas for s in vv["seeds"]]
-    return runs
-
-
-def vib_vim_k2_runs(exp: dict) -> list[tuple[str, float, int]]:
-    """(objective, beta, seed) of the K=2 embedding models: the first seed only."""
-    vv = exp["vib_vim"]
-    seed = int(vv["seeds"][0])
-    return [(obj, float(b), seed) for obj, betas in vv["k2"]["betas"].items()
-            if obj in vv["objectives"] for b in betas]
-
-
-def infobal_runs(exp: dict) -> list[tuple[str, str, int]]:
-    """(method, estimator, seed) of every study-B model, the untrained `random` floor included."""
-    ib = exp["infobal"]
-    seeds = [int(s) for s in ib["seeds"]]
-    runs = [(name, est, s) for name, m in ib["methods"].items() for est in m["estimators"] for s in seeds]
-    return runs + [(*RANDOM, s) for s in seeds]
-
-
-def vib_vim_train_settings(exp: dict, objective: str, beta: float, seed: int, K: int) -> dict:
-    """The settings of one study-A training job: the train block (for K=2 models overridden by
-    vib_vim.k2.train), then what identifies the run."""
-    vv = exp["vib_vim"]
-    train = {**vv["train"], **(vv["k2"].get("train", {}) if K == 2 else {})}
-    return {**train, "objective": objective, "beta": float(beta), "seed": int(seed), "K": int(K)}
-
-
-def infobal_run_name(method: str, estimator: str, seed: int) -> str:
-    return f"{method}_{estimator}_s{seed}"
-
-
-def infobal_train_settings(exp: dict, method: str, estimator: str, seed: int) -> dict:
-    """The settings of one study-B training job: the shared train block, then the method's own
-    options (kind, views, lam, ...), then what identifies the run."""
-    ib = exp["infobal"]
-    if (method, estimator) == RANDOM:
-        opts = {"kind": "random"}
-    elif method not in ib["methods"]:
-        raise ConfigError(f"infobal method {method!r} is not defined (expected one of {', '.join(ib['methods'])})")
-    else:
-        opts = {k: v for k, v in ib["methods"][method].items() if k != "estimators"}
-    return {**ib["train"], **opts, "method": method, "estimator": estimator, "seed": int(seed)}
-
-
 def _data_kind(exp: dict, dataset: str) -> str:
     """'full' for a downloaded data set, else a description of the embedded subset."""
     return "full" if exp["data"][dataset]["source"] == "torchvision" else "the embedded 5,000-image MNIST subset"
 
 
-def report_settings(config: dict) -> dict:
+def report_settings(config: dict, method_specs: dict) -> dict:
     """What the replication report needs to know about the selected experiment, beyond its
     tables: the facts compared with the published protocols (config/published.yaml), the
-    kind of each study-B method, and the report's statistics (the config's `report` block)."""
+    study-B methods (``method_specs``) and kinds, and the report's statistics."""
     name, exp = select(config)
-    vv, ib = exp["vib_vim"], exp["infobal"]
-    defaults = {"local_units": 2048, "global_hidden": 512}     # InfoBalTrainConfig's (DIM's) values
+    vv, ib = exp["vib_vim"], exp["dim_infobal"]
     return {
         "experiment": name,
-        "report": dict(config.get("report", {})),
-        "methods": {m: spec["kind"] for m, spec in ib["methods"].items()},
+        "report": dict(config["report"]),
+        "methods": method_specs,
+        "kinds": ib["kinds"],
         "facts": {
             "vib_vim": {"dataset": "mnist", "data": _data_kind(exp, "mnist"), "epochs": vv["train"]["epochs"],
                         "covariance": "diagonal"},
-            "infobal": {"dataset": ib["dataset"], "data": _data_kind(exp, ib["dataset"]),
-                        "epochs": ib["train"]["epochs"],
-                        **{k: ib["train"].get(k, d) for k, d in defaults.items()}},
+            "dim_infobal": {"dataset": ib["dataset"], "data": _data_kind(exp, ib["dataset"]),
+                            "epochs": ib["train"]["epochs"],
+                            **{k: ib["train"][k] for k in ("local_units", "global_hidden")}},
         },
     }

@@ -1,27 +1,12 @@
-"""The replication report: did the published claims replicate?  ``claims.json`` + ``REPLICATION.md``.
+"""The replication report: did the published claims replicate?  ``claims.json``, ``REPLICATION.md``
+and ``REPLICATION.html``; and the experiment's ``summary.json``.
 
 Built from the collected tables only (never a model), the published numbers of
-``config/published.yaml`` and the experiment's settings.  For each claim of PROTOCOL.md (A1-A4,
-B1-B4) it states the metric, each side's mean and 95% confidence interval over seeds, the test,
-and a verdict:
-
-- every comparison is a *difference* oriented so that positive favours the claim (for errors the
-  claimed-better side's error is subtracted from the other's);
-- the interval of the difference is a Student-t interval: paired across seeds when both sides
-  have the same seeds (runs of one seed share the data split, so pairing removes that source of
-  variance), Welch's otherwise.  With 2-5 seeds, bootstrap intervals are too narrow to be honest;
-  the t interval is the standard small-sample choice;
-- "X beats Y (by more than m)": supported when the whole interval lies above m, contradicted
-  when it lies below m, inconclusive when it contains m;  "X does not beat Y by more than m": the
-  mirror image.  Fewer than ``min_seeds`` per side is inconclusive whatever the numbers;
-- a claim with several comparisons is contradicted if any is, supported if all are, else
-  inconclusive.  Comparisons marked "additional" are reported but do not vote;
-- an anchored claim (A4: "reaches about 1.13%") also checks our number against the published
-  one, only when the experiment matches the published protocol (data, epochs, model options);
-  otherwise that part is inconclusive and says why.
-
-The claims' metrics and margins are this project's operationalisation (RECONSTRUCTED: the
-sources state the claims in words); each claim says exactly what it measured.
+``config/published.yaml`` and the experiment's settings.  Each study's ``claims`` module states
+its claims and their comparisons; the statistics and verdict rules are ``infomax.stats``.  An
+anchored claim (A4: "reaches about 1.13%") also checks our number against the published one, only
+when the experiment matches the published protocol (data, epochs, model options); otherwise that
+part is inconclusive and says why.
 """
 
 import json
@@ -29,52 +14,36 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from .config import CURVES_COLUMNS, METRICS_COLUMNS, PROBES_COLUMNS, RANDOM, ROBUSTNESS_COLUMNS
+from .dim_infobal import claims as claims_b
+from .dim_infobal import summary as summary_b
+from .dim_infobal.tables import Methods
 from .files import atomic_write, save_json
+from .stats import CONTRADICTED, INCONCLUSIVE, SUPPORTED, combine, fmt, mean_ci
+from .vib_vim import claims as claims_a
+from .vib_vim import summary as summary_a
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-ABOVE, BELOW = "above", "below"          # the claimed difference lies above / below the margin
-PUBLISHED_STUDIES = ("vib_vim", "infobal")
-
-CLAIMS = {
-    "A1": "VIM is more accurate than VIB.",
-    "A2": "VIM is more robust to noise than VIB.",
-    "A3": "VIM's representation is better than VIB's.",
-    "A4": "VIB (beta = 1e-3) beats the deterministic baseline and reaches about 1.13% test error.",
-    "B1": "InfoBal does not beat DIM (the InfoBal post's conclusion).",
-    "B2": "The MI estimate keeps rising while the probe accuracy plateaus.",
-    "B3": "DIM(L) beats DIM(G) by a wide margin.",
-    "B4": "The JSD estimator is more stable than DV.",
-}
-
-RECONSTRUCTED = [
-    "Study A: VIM's loss (cross-entropy + beta * MMD^2 between the batch's aggregate posterior and "
-    "N(0, I), inverse-multiquadric kernel) and its beta grid: only the VIM paper's abstract is available.",
-    "Study A: the noise-robustness protocol (Gaussian and salt-and-pepper levels on [0,1] pixels) and "
-    "the representation-quality protocol (logistic-regression probe and 5-NN on the frozen mean mu(x)).",
-    "Study A: the K=2 models use a diagonal Gaussian encoder; VIB's figure 2 used a full covariance.",
-    "Study B: InfoBal's modules (views from horizontal bands of DIM's local map, a copy of DIM's tail "
-    "per view, the linear aggregator R, the InfoMin adversary or CLUB, the lambda warm-up): the post "
-    "lists the modules, not their sizes.  The post's figures and numbers are lost, so B1, B2 and B4 "
-    "have no published anchor.",
-    "Study B: with exact mutual information, 2-view InfoBal's objective equals I(X; [V1; V2]); for "
-    "M >= 4 views the post's premise sum_i I(X;V_i) >= sum_{i<j} I(V_i;V_j) no longer holds.",
+PUBLISHED_STUDIES = ("vib_vim", "dim_infobal")
+CLAIMS = {**claims_a.CLAIMS, **claims_b.CLAIMS}
+METRIC_TEXT = {**claims_a.METRIC_TEXT, **claims_b.METRIC_TEXT}
+RECONSTRUCTED = claims_a.RECONSTRUCTED + claims_b.RECONSTRUCTED + [
     "How each claim is measured (its metric, margin and test, stated in its section): the sources "
     "state the claims in words.",
 ]
+STUDY_TITLES = {"vib_vim": "Study A (vib_vim)", "dim_infobal": "Study B (dim_infobal)"}
 
 
 @dataclass
 class ReportConfig:
-    confidence: float = 0.95
-    min_seeds: int = 2              # fewer runs on a side: inconclusive
-    not_better_points: float = 1.0  # B1: "does not beat": InfoBal's advantage is at most this (points)
-    plateau_points: float = 1.0     # B2: "plateaus": the probe's second-half gain is at most this
-    wide_points: float = 5.0        # B3: "by a wide margin": DIM(L) - DIM(G) exceeds this
-    anchor_tolerance: float = 0.25  # anchors: ours / published within [1/(1+t), 1+t], or inside our CI
+    """The config's `report` block: no defaults here."""
+
+    confidence: float
+    min_seeds: int                  # fewer runs on a side: inconclusive
+    not_better_points: float        # B1: "does not beat": InfoBal's advantage is at most this (points)
+    plateau_points: float           # B2: "plateaus": the probe's second-half gain is at most this
+    wide_points: float              # B3: "by a wide margin": DIM(L) - DIM(G) exceeds this
+    anchor_tolerance: float         # anchors: ours / published within [1/(1+t), 1+t], or inside our CI
 
     def __post_init__(self):
         if not 0 < self.confidence < 1:
@@ -83,347 +52,6 @@ class ReportConfig:
             raise ValueError(f"report.min_seeds = {self.min_seeds}: expected >= 2 (an interval needs 2 runs)")
         if self.anchor_tolerance <= 0:
             raise ValueError(f"report.anchor_tolerance = {self.anchor_tolerance}: expected > 0")
-
-
-# -----------------------------------------------------------------------------
-# statistics: pure functions of {run key: value} dicts
-
-def _t(confidence, df):
-    from scipy.stats import t
-
-    return float(t.ppf((1 + confidence) / 2, df))
-
-
-def _finite(values: dict) -> dict:
-    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
-
-
-def mean_ci(values: dict, confidence: float) -> dict:
-    """Mean and Student-t interval of ``values`` ({run key: value}); the interval is NaN for n < 2."""
-    v = np.array(list(_finite(values).values()), dtype=float)
-    n = len(v)
-    mean = float(v.mean()) if n else math.nan
-    if n < 2:
-        return {"mean": mean, "ci": [math.nan, math.nan], "n": n}
-    half = _t(confidence, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
-    return {"mean": mean, "ci": [mean - half, mean + half], "n": n}
-
-
-def difference(claimed: dict, other: dict, confidence: float, higher_is_better: bool = True) -> dict:
-    """The claimed side's advantage over the other (positive = the claim's direction), with its
-    interval: paired t over the shared run keys when both sides have the same keys, else Welch."""
-    a, b = _finite(claimed), _finite(other)
-    sign = 1.0 if higher_is_better else -1.0
-    if set(a) == set(b) and len(a) >= 2:
-        d = {k: sign * (a[k] - b[k]) for k in a}
-        out = mean_ci(d, confidence)
-        out["test"] = f"paired t interval over {out['n']} matched runs"
-        out["paired"] = True
-        return out
-    na, nb = len(a), len(b)
-    mean = sign * (np.mean(list(a.values())) - np.mean(list(b.values()))) if na and nb else math.nan
-    out = {"mean": float(mean), "ci": [math.nan, math.nan], "n": min(na, nb), "paired": False,
-           "test": f"Welch t interval (unpaired: the sides have different runs, {na} and {nb})"}
-    if na >= 2 and nb >= 2:
-        va, vb = np.var(list(a.values()), ddof=1) / na, np.var(list(b.values()), ddof=1) / nb
-        se = math.sqrt(va + vb)
-        if se == 0:
-            out["ci"] = [out["mean"], out["mean"]]
-        else:
-            df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-            half = _t(confidence, df) * se
-            out["ci"] = [out["mean"] - half, out["mean"] + half]
-    return out
-
-
-def decide(diff: dict, direction: str, margin: float, min_seeds: int) -> tuple[str, str]:
-    """(verdict, reason) for "the difference lies ``direction`` (above / below) ``margin``"."""
-    n = diff["n"]
-    if n < min_seeds:
-        return INCONCLUSIVE, f"{n} run(s) per side; at least {min_seeds} are needed for an interval"
-    lo, hi = diff["ci"]
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return INCONCLUSIVE, "no finite interval"
-    interval = f"the interval [{_fmt(lo)}, {_fmt(hi)}]"
-    if direction == ABOVE:
-        if lo > margin:
-            return SUPPORTED, f"{interval} lies above {_fmt(margin)}"
-        if hi < margin:
-            return CONTRADICTED, f"{interval} lies below {_fmt(margin)}"
-    elif direction == BELOW:
-        if hi <= margin:
-            return SUPPORTED, f"{interval} lies at or below {_fmt(margin)}"
-        if lo > margin:
-            return CONTRADICTED, f"{interval} lies above {_fmt(margin)}"
-    else:
-        raise ValueError(f"direction {direction!r}: expected {ABOVE!r} or {BELOW!r}")
-    return INCONCLUSIVE, f"{interval} contains {_fmt(margin)} (too wide, or no clear difference)"
-
-
-def combine(parts: list[dict]) -> tuple[str, str]:
-    """A claim's verdict from its voting parts: contradicted if any is, supported if all are."""
-    voting = [p for p in parts if p.get("votes", True)]
-    if not voting:
-        return INCONCLUSIVE, "nothing to compare in this experiment"
-    verdicts = [p["verdict"] for p in voting]
-    if CONTRADICTED in verdicts:
-        names = [p["name"] for p in voting if p["verdict"] == CONTRADICTED]
-        return CONTRADICTED, "contradicted by: " + "; ".join(names)
-    if all(v == SUPPORTED for v in verdicts):
-        return SUPPORTED, f"all {len(voting)} comparison(s) support it"
-    open_ = [p["name"] for p in voting if p["verdict"] == INCONCLUSIVE]
-    return INCONCLUSIVE, "not decided by: " + "; ".join(open_)
-
-
-def _fmt(x, digits=3):
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.{digits}g}"
-
-
-def comparison(name, metric, unit, claimed_label, claimed, other_label, other, rc: ReportConfig,
-               direction=ABOVE, margin=0.0, higher_is_better=True, votes=True, note="") -> dict:
-    """One comparison of a claim: both sides (mean and CI), the difference, the test and the verdict."""
-    diff = difference(claimed, other, rc.confidence, higher_is_better)
-    verdict, reason = decide(diff, direction, margin, rc.min_seeds)
-    relation = "above" if direction == ABOVE else "at or below"
-    return {
-        "name": name, "metric": metric, "unit": unit, "votes": votes, "note": note,
-        "sides": [{"label": claimed_label, **mean_ci(claimed, rc.confidence), "values": _finite(claimed)},
-                  {"label": other_label, **mean_ci(other, rc.confidence), "values": _finite(other)}],
-        "difference": diff,
-        "hypothesis": f"advantage of {claimed_label} over {other_label} {relation} {_fmt(margin)} {unit}"
-                      + (" (lower is better)" if not higher_is_better else ""),
-        "margin": margin, "direction": direction, "higher_is_better": higher_is_better, "test": diff["test"],
-        "verdict": verdict, "reason": reason,
-    }
-
-
-def missing(name, why, votes=True) -> dict:
-    """A comparison this experiment cannot make (no such runs): inconclusive, with the reason."""
-    return {"name": name, "votes": votes, "verdict": INCONCLUSIVE, "reason": why, "sides": [], "test": "none"}
-
-
-# -----------------------------------------------------------------------------
-# reading the tables
-
-def _read(path, columns, text):
-    from .figures import _read_table
-
-    return _read_table(path, columns, text=text)
-
-
-def _close(a, b):
-    return np.isclose(a, b, rtol=1e-9, atol=0)
-
-
-def _per_seed(df, value, scale=1.0, key=lambda r: f"s{int(r.seed)}") -> dict:
-    """{run key: mean of ``value``} (mean over duplicate rows of a run, e.g. noise levels)."""
-    out = {}
-    for r in df.itertuples(index=False):
-        out.setdefault(key(r), []).append(float(getattr(r, value)) * scale)
-    return {k: float(np.mean(v)) for k, v in out.items()}
-
-
-# -----------------------------------------------------------------------------
-# study A
-
-def read_study_a(metrics_csv, validation_csv, robustness_csv) -> dict:
-    """Study A's tables, read once: every metrics row (K=256 and K=2), the robustness rows, and
-    each objective's validation-best beta (K=256)."""
-    from .figures import MAIN_K, best_betas
-
-    return {"metrics": _read(metrics_csv, METRICS_COLUMNS, text=("objective",)),
-            "robustness": _read(robustness_csv, ROBUSTNESS_COLUMNS, text=("objective", "attack")),
-            "best": best_betas(validation_csv, K=MAIN_K)}
-
-
-def study_a_claims(a: dict, rc: ReportConfig) -> dict:
-    """Claims A1-A4 from study A's tables (``read_study_a``): K=256 rows, best beta from validation."""
-    from .figures import MAIN_K, beta_label
-
-    m = a["metrics"][a["metrics"]["K"] == MAIN_K]
-    rob, best = a["robustness"], a["best"]
-
-    def at(df, obj, beta):
-        return df[(df["objective"] == obj) & _close(df["beta"], beta)]
-
-    def label(obj, beta=None):
-        name = {"vib": "VIB", "vim": "VIM", "deterministic": "deterministic"}.get(obj, obj)
-        return name if obj == "deterministic" or beta is None else f"{name} (beta={beta_label(beta)})"
-
-    have = {o: o in best and not at(m, o, best[o]).empty for o in ("vib", "vim", "deterministic")}
-    both = have["vib"] and have["vim"]
-    why = "this experiment has no {} runs".format(" and ".join(o for o in ("vib", "vim") if not have[o]))
-    best_note = ("each objective at its validation-best beta (lowest mean validation 12-sample error; "
-                 "the test set picks nothing)")
-    out = {}
-
-    def vs(metric, label_text, unit, scale, higher, votes=True, df=None, note=best_note):
-        if not both:
-            return missing(label_text, why, votes)
-        src = m if df is None else df
-        a = _per_seed(at(src, "vim", best["vim"]), metric, scale)
-        b = _per_seed(at(src, "vib", best["vib"]), metric, scale)
-        return comparison(label_text, metric, unit, label("vim", best["vim"]), a, label("vib", best["vib"]), b,
-                          rc, higher_is_better=higher, votes=votes, note=note)
-
-    out["A1"] = [vs("err_12", "test error, 12 samples of z", "%", 100, False),
-                 vs("err_1", "test error, 1 sample of z", "%", 100, False, votes=False)]
-
-    def robust(attack, votes):
-        name = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}[attack]
-        df = rob[(rob["attack"] == attack) & (rob["level"] > 0)]
-        if df.empty:
-            return missing(f"accuracy under {name}", f"no {attack} levels above 0 in robustness.csv", votes)
-        levels = ", ".join(_fmt(x) for x in sorted(df["level"].unique()))
-        return vs("acc", f"accuracy under {name}, mean over levels {levels}", "%", 100, True, votes, df,
-                  note=best_note + f"; mean test accuracy over the {name} levels above 0")
-
-    out["A2"] = [robust("gaussian", True), robust("saltpepper", True), robust("fgsm", False)]
-    out["A3"] = [vs("probe_acc", "logistic-regression probe accuracy on mu(x)", "%", 100, True),
-                 vs("knn_acc", "5-NN accuracy on mu(x)", "%", 100, True)]
-
-    # A4: VIB at beta = 1e-3 (the published setting) against the deterministic baseline
-    vib3 = at(m, "vib", 1e-3)
-    det = at(m, "deterministic", 0.0)
-    if vib3.empty or det.empty:
-        out["A4"] = [missing("test error, VIB beta=1e-3 vs deterministic",
-                             "this experiment has no " + ("VIB beta=1e-3" if vib3.empty else "deterministic") + " runs")]
-    else:
-        out["A4"] = [comparison("test error (12 samples), VIB beta=1e-3 vs deterministic", "err_12", "%",
-                                label("vib", 1e-3), _per_seed(vib3, "err_12", 100), label("deterministic"),
-                                _per_seed(det, "err_12", 100), rc, higher_is_better=False,
-                                note="beta fixed at the published 1e-3, not selected")]
-    return out
-
-
-# -----------------------------------------------------------------------------
-# study B
-
-PROBE_NAMES = {"linear": "linear probe", "mlp": "MLP probe (DIM's)"}
-LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
-
-
-def _dim_probe_note(layer, probe):
-    what = {"linear": "the post's linear probe (4 epochs)", "mlp": "DIM's probe (200 hidden units, dropout 0.1)"}[probe]
-    return f"{what} on {dict(y='Y (R for InfoBal)', fc='fc', conv='conv').get(layer, layer)}, test accuracy"
-
-
-def read_study_b(curves_csv, probes_csv, kinds: dict) -> dict:
-    """Study B's tables, read once; every method in them must be one of the config's (``kinds``:
-    method name -> kind) or the untrained floor."""
-    text = ("method", "estimator")
-    probes = _read(probes_csv, PROBES_COLUMNS, text=text + ("layer", "probe"))
-    unknown = sorted(set(probes["method"]) - set(kinds) - {RANDOM[0]})
-    if unknown:
-        raise ValueError(f"{probes_csv}: method(s) {', '.join(unknown)} are not in the experiment's config "
-                         f"(known: {', '.join(sorted(kinds))}); rerun collect_infobal")
-    return {"probes": probes, "curves": _read(curves_csv, CURVES_COLUMNS, text=text)}
-
-
-def study_b_claims(b: dict, kinds: dict, rc: ReportConfig) -> dict:
-    """Claims B1-B4 from study B's tables (``read_study_b``).  ``kinds``: method name -> kind."""
-    from .figures import infobal_run_label
-
-    probes, curves = b["probes"], b["curves"]
-    methods = sorted(kinds)
-    of_kind = {k: [n for n in methods if kinds[n] == k] for k in ("dim_g", "dim_l", "infobal")}
-
-    def ests(method):
-        return sorted(set(probes.loc[probes["method"] == method, "estimator"]))
-
-    def probe_values(method, est, layer="y", probe="linear"):
-        rows = probes[(probes["method"] == method) & (probes["estimator"] == est)
-                      & (probes["layer"] == layer) & (probes["probe"] == probe)]
-        return _per_seed(rows, "acc", 100)
-
-    def same_estimator(kind_a, kind_b):
-        """(method of kind_a, method of kind_b, estimator) for every estimator both ran."""
-        return [(a, b, est) for a in of_kind[kind_a] for b in of_kind[kind_b] for est in ests(a) if est in ests(b)]
-
-    out = {}
-
-    # B1: each InfoBal variant against DIM(L) with the same estimator, the post's probe on R vs Y
-    b1 = []
-    for ib, dl, est in same_estimator("infobal", "dim_l"):
-        for probe, votes in (("linear", True), ("mlp", False)):
-            b1.append(comparison(
-                f"{infobal_run_label(ib, est)} vs {infobal_run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
-                f"{probe}_y", "%", infobal_run_label(ib, est), probe_values(ib, est, "y", probe),
-                infobal_run_label(dl, est), probe_values(dl, est, "y", probe), rc,
-                direction=BELOW, margin=rc.not_better_points, votes=votes,
-                note=_dim_probe_note("y", probe) + f"; InfoBal 'does not beat' DIM(L): its advantage "
-                f"is at most {_fmt(rc.not_better_points)} points"))
-    out["B1"] = b1 or [missing("InfoBal vs DIM(L)", "this experiment has no InfoBal and DIM(L) runs "
-                               "with a shared estimator")]
-
-    # B2: over the second half of training, pooled over every trained run
-    trained = curves[curves["method"] != RANDOM[0]]
-    b2 = []
-    if trained.empty:
-        b2 = [missing("MI estimate and probe over training", "no trained study-B runs")]
-    else:
-        last = int(trained["epoch"].max())
-        mid = max(1, last // 2)
-        if mid >= last:
-            b2 = [missing("MI estimate and probe over training", f"{last} epoch(s): no second half to compare")]
-        else:
-            def at_epoch(e, col, scale):
-                rows = trained[trained["epoch"] == e]
-                return _per_seed(rows, col, scale, key=lambda r: f"{r.method}/{r.estimator}/s{int(r.seed)}")
-
-            note = (f"epoch {mid} -> {last}, each run paired with itself, pooled over all "
-                    f"{trained.groupby(['method', 'estimator', 'seed']).ngroups} trained runs")
-            b2.append(comparison("MI estimate rises over the second half of training", "mi_estimate", "nats",
-                                 f"epoch {last}", at_epoch(last, "mi_estimate", 1), f"epoch {mid}",
-                                 at_epoch(mid, "mi_estimate", 1), rc, note=note + " (validation split, eval mode)"))
-            b2.append(comparison("probe accuracy plateaus over the second half (gain at most "
-                                 f"{_fmt(rc.plateau_points)} points)", "probe_acc", "%",
-                                 f"epoch {last}", at_epoch(last, "probe_acc", 100), f"epoch {mid}",
-                                 at_epoch(mid, "probe_acc", 100), rc, direction=BELOW, margin=rc.plateau_points,
-                                 note=note + " (the post's linear probe on Y / R, train subset, scored on validation)"))
-    out["B2"] = b2
-
-    # B3: DIM(L) against DIM(G) with the same estimator; DIM's probe on Y votes
-    b3 = []
-    for dg, dl, est in same_estimator("dim_g", "dim_l"):
-        for layer, probe, votes in (("y", "mlp", True), ("y", "linear", False),
-                                    ("fc", "mlp", False), ("conv", "mlp", False)):
-            b3.append(comparison(
-                f"{infobal_run_label(dl, est)} vs {infobal_run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
-                f"{probe}_{layer}", "%", infobal_run_label(dl, est), probe_values(dl, est, layer, probe),
-                infobal_run_label(dg, est), probe_values(dg, est, layer, probe), rc,
-                margin=rc.wide_points, votes=votes,
-                note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than {_fmt(rc.wide_points)} points"))
-    out["B3"] = b3 or [missing("DIM(L) vs DIM(G)", "this experiment has no DIM(G) and DIM(L) runs with a "
-                               "shared estimator")]
-
-    # B4: JSD against DV within each method that ran both; stability = the curve probe's drawdown
-    b4 = []
-    for method in methods:
-        if not {"jsd", "dv"} <= set(ests(method)):
-            continue
-
-        def drawdown(est):
-            rows = curves[(curves["method"] == method) & (curves["estimator"] == est) & (curves["epoch"] >= 1)]
-            out_ = {}
-            for seed, g in rows.groupby("seed"):
-                g = g.sort_values("epoch")
-                out_[f"s{int(seed)}"] = 100 * float(g["probe_acc"].max() - g["probe_acc"].iloc[-1])
-            return out_
-
-        jl, dl_ = infobal_run_label(method, "jsd"), infobal_run_label(method, "dv")
-        b4.append(comparison(f"{jl} vs {dl_}, drop of the curve probe from its best epoch to the last",
-                             "probe_drawdown", "%", jl, drawdown("jsd"), dl_, drawdown("dv"), rc,
-                             higher_is_better=False,
-                             note="stability: best minus final per-epoch probe accuracy (validation), epochs >= 1; "
-                                  "smaller is more stable"))
-        b4.append(comparison(f"{jl} vs {dl_}, linear probe on Y / R", "linear_y", "%", jl,
-                             probe_values(method, "jsd"), dl_, probe_values(method, "dv"), rc, votes=False,
-                             note=_dim_probe_note("y", "linear")))
-    out["B4"] = b4 or [missing("JSD vs DV", "no method of this experiment ran both JSD and DV")]
-    return out
 
 
 # -----------------------------------------------------------------------------
@@ -472,31 +100,24 @@ def _not_comparable(protocol: dict, facts: dict) -> list[str]:
     return reasons
 
 
-def anchor_values(anchor, tables) -> dict:
-    """Our values (display units, {seed: value}) for an anchor's ``match``; {} if we have none."""
+def anchor_values(anchor, tables: dict, methods: Methods) -> dict:
+    """Our values (display units, {seed: value}) for an anchor's ``match``; {} if we have none.
+    ``tables``: study name -> its tables (``read_tables``)."""
     match = anchor["match"]
     if match is None:
         return {}
     scale = 100.0 if anchor["unit"] == "percent" else 1.0
     if anchor["study"] == "vib_vim":
-        m = tables["metrics"]
-        rows = m[(m["objective"] == match["objective"]) & (m["K"] == match["K"]) & _close(m["beta"], match["beta"])]
-        return _per_seed(rows, match["metric"], scale)
-    p, kinds = tables["probes"], tables["kinds"]
-    for method in sorted(n for n, k in kinds.items() if k == match["kind"]):
-        rows = p[(p["method"] == method) & (p["estimator"] == match["estimator"])
-                 & (p["layer"] == match["layer"]) & (p["probe"] == match["probe"])]
-        if not rows.empty:
-            return _per_seed(rows, "acc", scale)
-    return {}
+        return claims_a.anchor_values(match, tables["vib_vim"], scale)
+    return claims_b.anchor_values(match, tables["dim_infobal"], scale, methods)
 
 
-def anchors(published: dict, facts: dict, tables: dict, rc: ReportConfig) -> list[dict]:
+def anchors(published: dict, facts: dict, tables: dict, methods: Methods, rc: ReportConfig) -> list[dict]:
     out = []
     for aid, a in published["anchors"].items():
         protocol = {**published["protocols"][a["study"]], **(a.get("protocol") or {})}
         study_facts = facts.get(a["study"], {})
-        ours = mean_ci(anchor_values(a, tables), rc.confidence)
+        ours = mean_ci(anchor_values(a, tables, methods), rc.confidence)
         if a["match"] is None:
             reasons = ["this pipeline does not train this model"]
         elif ours["n"] == 0:
@@ -515,7 +136,7 @@ def anchors(published: dict, facts: dict, tables: dict, rc: ReportConfig) -> lis
 
 def anchor_check(entry: dict, rc: ReportConfig) -> dict:
     """A claim's "reaches about <published>" part: decided only on a comparable experiment."""
-    name = f"{entry['what']} reaches about {_fmt(entry['published'])}{entry['unit']} ({entry['source']})"
+    name = f"{entry['what']} reaches about {fmt(entry['published'])}{entry['unit']} ({entry['source']})"
     base = {"name": name, "votes": True, "anchor": entry["id"], "sides": [], "test": ""}
     if not entry["comparable"]:
         return {**base, "verdict": INCONCLUSIVE,
@@ -528,26 +149,13 @@ def anchor_check(entry: dict, rc: ReportConfig) -> dict:
     test = f"published value inside our {rc.confidence:.0%} interval, or ours / published within [{1 / (1 + tol):.3g}, {1 + tol:.3g}]"
     if inside or near:
         return {**base, "verdict": SUPPORTED, "test": test,
-                "reason": f"ours {_fmt(entry['ours']['mean'])} vs published {_fmt(entry['published'])} (ratio {ratio:.3g})"}
+                "reason": f"ours {fmt(entry['ours']['mean'])} vs published {fmt(entry['published'])} (ratio {ratio:.3g})"}
     return {**base, "verdict": CONTRADICTED, "test": test,
-            "reason": f"ours {_fmt(entry['ours']['mean'])} vs published {_fmt(entry['published'])} (ratio {ratio:.3g})"}
+            "reason": f"ours {fmt(entry['ours']['mean'])} vs published {fmt(entry['published'])} (ratio {ratio:.3g})"}
 
 
 # -----------------------------------------------------------------------------
 # the report
-
-METRIC_TEXT = {
-    "A1": "test error of each objective at its validation-best beta (K=256); 12 samples of z vote, 1 sample is additional",
-    "A2": "mean test accuracy over the noise levels above 0 (Gaussian and salt-and-pepper vote; FGSM is additional), "
-          "each objective at its validation-best beta",
-    "A3": "logistic-regression probe and 5-NN accuracy on the frozen mean mu(x), at the validation-best beta",
-    "A4": "12-sample test error of VIB at beta=1e-3 against the deterministic model; and the published 1.13%",
-    "B1": "the post's linear probe (4 epochs) on R against DIM(L)'s Y, same estimator; DIM's probe is additional",
-    "B2": "per run, the change of the validation MI estimate and of the curve probe over the second half of training",
-    "B3": "DIM's probe (200 units) on Y, DIM(L) minus DIM(G), same estimator; other probes and layers are additional",
-    "B4": "per method and seed, how far the per-epoch probe accuracy falls from its best epoch to the last, JSD vs DV",
-}
-
 
 def _sanitize(x):
     """JSON without NaN: NaN / inf -> null (strict JSON readers reject NaN)."""
@@ -562,14 +170,13 @@ def _sanitize(x):
 
 def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
     """Everything of claims.json: settings (from the workflow), table paths, the published file."""
-    rc = ReportConfig(**settings.get("report", {}))
+    rc = ReportConfig(**settings["report"])
     published = load_published(published_path)
-    kinds = settings["methods"]
-    a = read_study_a(tables_paths["metrics"], tables_paths["validation"], tables_paths["robustness"])
-    b = read_study_b(tables_paths["curves"], tables_paths["probes"], kinds)
-    parts = {**study_a_claims(a, rc), **study_b_claims(b, kinds, rc)}
-    anchor_list = anchors(published, settings["facts"],
-                          {"metrics": a["metrics"], "probes": b["probes"], "kinds": kinds}, rc)
+    methods = Methods(settings["methods"], settings["kinds"])
+    tables = {"vib_vim": claims_a.read_tables(tables_paths["vib_vim"]),
+              "dim_infobal": claims_b.read_tables(tables_paths["dim_infobal"], methods)}
+    parts = {**claims_a.claims(tables["vib_vim"], rc), **claims_b.claims(tables["dim_infobal"], methods, rc)}
+    anchor_list = anchors(published, settings["facts"], tables, methods, rc)
     by_claim = {}
     for a in anchor_list:
         for c in a["claims"]:
@@ -579,7 +186,7 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
         comps = list(parts[cid])
         comps += [anchor_check(a, rc) for a in by_claim.get(cid, []) if a["primary"]]
         verdict, reason = combine(comps)
-        claims.append({"id": cid, "statement": statement, "study": "vib_vim" if cid[0] == "A" else "infobal",
+        claims.append({"id": cid, "statement": statement, "study": "vib_vim" if cid in claims_a.CLAIMS else "dim_infobal",
                        "metric": METRIC_TEXT[cid], "verdict": verdict, "reason": reason, "comparisons": comps,
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({
@@ -600,7 +207,7 @@ def deviations(facts: dict, protocols: dict) -> dict:
 # -----------------------------------------------------------------------------
 # markdown
 
-def _num(x, unit):
+def _show(x, unit):
     """Accuracies and errors in % with 2 decimals; bits and nats with 3 significant digits."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
@@ -612,8 +219,8 @@ def _ci_text(s, unit):
         return "no runs"
     lo, hi = s["ci"]
     if lo is None or hi is None:
-        return f"{_num(s['mean'], unit)} {unit} (n={s['n']}, no interval)"
-    return f"{_num(s['mean'], unit)} {unit} [{_num(lo, unit)}, {_num(hi, unit)}] (n={s['n']})"
+        return f"{_show(s['mean'], unit)} {unit} (n={s['n']}, no interval)"
+    return f"{_show(s['mean'], unit)} {unit} [{_show(lo, unit)}, {_show(hi, unit)}] (n={s['n']})"
 
 
 def _difference_label(p):
@@ -642,7 +249,7 @@ def render_markdown(claims: dict, figures: list[dict]) -> str:
                   "orientation and cannot decide a verdict:", ""]
         for study, reasons in dev.items():
             if reasons:
-                lines.append(f"- {'Study A' if study == 'vib_vim' else 'Study B'}: " + "; ".join(reasons) + ".")
+                lines.append(f"- {STUDY_TITLES[study]}: " + "; ".join(reasons) + ".")
         lines.append("")
     lines += ["## Verdicts", "", "| claim | statement | verdict | why |", "|---|---|---|---|"]
     for c in claims["claims"]:
@@ -656,7 +263,7 @@ def render_markdown(claims: dict, figures: list[dict]) -> str:
             lines.append(f"- **{p['name']}**{vote}: {VERDICT_MARK[p['verdict']]}, {p['reason']}.")
             unit = p.get("unit", "")
             for s in p.get("sides", []):
-                per_seed = ", ".join(f"{k}: {_num(v, unit)}" for k, v in s["values"].items())
+                per_seed = ", ".join(f"{k}: {_show(v, unit)}" for k, v in s["values"].items())
                 lines.append(f"  - {s['label']}: {_ci_text(s, unit)}" + (f"; runs {per_seed}" if per_seed else ""))
             if p.get("difference"):
                 d = p["difference"]
@@ -677,9 +284,9 @@ def render_markdown(claims: dict, figures: list[dict]) -> str:
     for a in claims["anchors"]:
         comp = "yes" if a["comparable"] else "no: " + "; ".join(a["not_comparable_because"])
         lines.append(f"| `{a['id']}` | {a['what']} | {a['published']:g} {a['unit']} | "
-                     f"{_ci_text(a['ours'], a['unit'])} | {_fmt(a['ratio'])} | {comp} | {a['source']} |")
+                     f"{_ci_text(a['ours'], a['unit'])} | {fmt(a['ratio'])} | {comp} | {a['source']} |")
     lines += ["", "## What is reconstructed", "",
-              "The sources do not fix these parts; this project did (PROTOCOL.md, README):", ""]
+              "The sources do not fix these parts; this project did (docs/PROTOCOL.md):", ""]
     lines += [f"- {r}" for r in claims["reconstructed"]]
     lines += ["", "## Figures", ""]
     for f in figures:
@@ -763,3 +370,11 @@ def write_report(settings: dict, tables: dict, published, captions_dir, claims_o
         atomic_write(html_out, lambda fh: fh.write(page), mode="w")
     json.loads(Path(claims_out).read_text())   # strict JSON (no NaN): fail here, not in a reader
     return claims
+
+
+def write_summary(out_path, plots_dir, vib_vim_tables: dict, dim_infobal_tables: dict) -> Path:
+    """``summary.json`` (DVC metrics) with one section per study, and study A's plot tables."""
+    summary = {"vib_vim": summary_a.summarize(vib_vim_tables["metrics"], vib_vim_tables["validation"],
+                                              vib_vim_tables["robustness"], plots_dir),
+               "dim_infobal": summary_b.summarize(dim_infobal_tables["probes"])}
+    return save_json(summary, out_path)

@@ -15,32 +15,22 @@ shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}};
 # Software of every job (--sdm conda): the one environment file of the project.
 ENV = "../../environment.yml"
 
-from infomax.config import (
-    RANDOM,
-    ConfigError,
-    beta_tag,
-    infobal_run_name,
-    infobal_runs,
-    infobal_train_settings,
-    report_settings,
-    run_name,
-    select,
-    validate_config,
-    vib_vim_k2_runs,
-    vib_vim_runs,
-    vib_vim_train_settings,
-)
+from infomax.config import ConfigError, report_settings, select, validate_config
+from infomax.dim_infobal import runs as runs_b
+from infomax.dim_infobal.tables import RANDOM
+from infomax.vib_vim import runs as runs_a
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 except ConfigError as e:
-    raise WorkflowError(f"{e}\n(config/config.yaml, or a --config override)") from None
+    raise WorkflowError(f"{e}\n(config/config.yaml, params.yaml, or a --config override)") from None
 
-EXP, X = select(config)  # name and settings of the selected experiment
+EXP, X = select(config)  # name and merged settings of the selected experiment
 OUT = f"results/{EXP}"
 VV = X["vib_vim"]
-IB = X["infobal"]
+IB = X["dim_infobal"]
 IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
+IB_SPECS = runs_b.method_specs(X)  # each study-B method's kind and options
 # study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
 # the config defines (or the built-in untrained floor), so the split is never ambiguous.
 IB_METHODS = "|".join(sorted([*IB["methods"], RANDOM[0]], key=len, reverse=True))
@@ -52,6 +42,13 @@ GPU = 0 if X["device"] == "cpu" else 1
 # oversubscribed).  One thread per job and one job per core gave the best throughput on a
 # 2-core CPU (measured: +17% over one 2-thread job); raise it with --set-threads rule=N.
 TORCH_THREADS = 1
+# The project's own files, found next to the Snakefile whatever --directory is.
+PUBLISHED = str(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
+CAPTIONS = str(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
+FIGURES = {"vib_vim": ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta",
+                       "embedding_k2"],
+           "dim_infobal": ["infobal_curves", "infobal_probes", "infobal_robustness"]}
+TABLES = {"vib_vim": ["metrics", "validation", "robustness"], "dim_infobal": ["curves", "probes", "robustness"]}
 
 
 def settings(d):
@@ -65,81 +62,46 @@ def prepare_inputs(wc):
     return [f"resources/{wc.dataset}"] if src == "torchvision" else []
 
 
-def vib_vim_settings(wc, K):
-    return settings(vib_vim_train_settings(X, wc.objective, wc.beta, wc.seed, K))
+def tables(study):
+    """{table: path} of a study's collected CSVs."""
+    return {t: f"{OUT}/{study}/{t}.csv" for t in TABLES[study]}
 
 
-def vib_vim_eval_settings(wc):
-    return settings({**VV["evaluate"], "seed": int(wc.seed)})
+def figure_paths(study, ext="png"):
+    return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES[study]]
 
 
+def figure_outputs(study, category):
+    """PNG (with its caption for `snakemake --report`) and PDF of each of a study's figures."""
+    pngs = [report(p, caption=f"../report/{f}.rst", category=category)
+            for f, p in zip(FIGURES[study], figure_paths(study))]
+    return pngs + figure_paths(study, "pdf")
+
+
+# --- study A: one job per (objective, beta, seed); K=2 models for the embedding figure
 def vib_vim_evals():
-    runs = [f"{OUT}/vib_vim/eval/{run_name(*r)}.json" for r in vib_vim_runs(X)]
-    return runs + [f"{OUT}/vib_vim/eval/k2/{run_name(*r)}.json" for r in vib_vim_k2_runs(X)]
+    runs = [f"{OUT}/vib_vim/eval/{runs_a.run_name(*r)}.json" for r in runs_a.runs(X)]
+    return runs + [f"{OUT}/vib_vim/eval/k2/{runs_a.run_name(*r)}.json" for r in runs_a.k2_runs(X)]
 
 
 def vib_vim_embeddings():
-    return [f"{OUT}/vib_vim/embeddings/{run_name(*r)}.npz" for r in vib_vim_k2_runs(X)]
-
-
-FIGURES_VIB_VIM = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
-
-
-def data_outputs():
-    """Prepared data of every data set the selected experiment configures."""
-    return [f"{OUT}/data/{dataset}.pt" for dataset in X["data"]]
-
-
-def vib_vim_models():
-    runs = [f"{OUT}/vib_vim/models/{run_name(*r)}.pt" for r in vib_vim_runs(X)]
-    return runs + [f"{OUT}/vib_vim/models/k2/{run_name(*r)}.pt" for r in vib_vim_k2_runs(X)]
-
-
-def vib_vim_tables():
-    return [f"{OUT}/vib_vim/{t}.csv" for t in ("metrics", "validation", "robustness")]
-
-
-def vib_vim_figures():
-    return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_VIB_VIM for ext in ("png", "pdf")]
+    return [f"{OUT}/vib_vim/embeddings/{runs_a.run_name(*r)}.npz" for r in runs_a.k2_runs(X)]
 
 
 def vib_vim_outputs():
-    return vib_vim_tables() + vib_vim_figures()
+    return [*tables("vib_vim").values(), *figure_paths("vib_vim"), *figure_paths("vib_vim", "pdf")]
 
 
-def infobal_settings(wc):
-    return settings(infobal_train_settings(X, wc.method, wc.estimator, int(wc.seed)))
+# --- study B: one job per (method, estimator, seed), plus the untrained floor per seed
+def dim_infobal_evals():
+    return [f"{OUT}/dim_infobal/eval/{runs_b.run_name(*r)}.json" for r in runs_b.runs(X)]
 
 
-def infobal_eval_settings(wc):
-    return settings({**IB["evaluate"], "seed": int(wc.seed)})
+def dim_infobal_outputs():
+    return [*tables("dim_infobal").values(), *figure_paths("dim_infobal"), *figure_paths("dim_infobal", "pdf")]
 
 
-def infobal_evals():
-    return [f"{OUT}/infobal/eval/{infobal_run_name(*r)}.json" for r in infobal_runs(X)]
-
-
-FIGURES_INFOBAL = ["infobal_curves", "infobal_probes", "infobal_robustness"]
-
-
-def infobal_models():
-    return [f"{OUT}/infobal/models/{infobal_run_name(*r)}.pt" for r in infobal_runs(X)]
-
-
-def infobal_tables():
-    return [f"{OUT}/infobal/{t}.csv" for t in ("curves", "probes", "robustness")]
-
-
-def infobal_figures():
-    return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES_INFOBAL for ext in ("png", "pdf")]
-
-
-def infobal_outputs():
-    return infobal_tables() + infobal_figures()
-
-
-# The summary step: one JSON of headline numbers (DVC metrics) and small plot-ready CSVs (DVC
-# plots), all derived from the collected tables.  Names: see infomax.summary.
+# --- the summary (DVC metrics and plot tables) and the replication report
 def summary_plot_tables():
     regularised = [o for o in VV["objectives"] if o != "deterministic"]
     plots = [f"vib_vim_error_vs_beta_{o}" for o in regularised]
@@ -151,27 +113,20 @@ def summary_outputs():
     return [f"{OUT}/summary.json"] + summary_plot_tables()
 
 
-# The replication report: claims.json and REPLICATION.md (infomax.report), and the figures with
-# their captions for `snakemake --report` (PNG only; the PDFs are the same figures).
-# Both belong to the project, not to a run: found next to the Snakefile, whatever --directory is.
-PUBLISHED = str(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
-CAPTIONS = str(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
-
-
-def figure_outputs(names, category):
-    pngs = [report(f"{OUT}/figures/{f}.png", caption=f"../report/{f}.rst", category=category) for f in names]
-    return pngs + [f"{OUT}/figures/{f}.pdf" for f in names]
-
-
 def report_figures():
     """Every figure of the report: name, PNG path and the rule that draws it."""
-    made_by = [("figures_vib_vim", FIGURES_VIB_VIM), ("figures_infobal", FIGURES_INFOBAL)]
-    return [{"name": f, "path": f"{OUT}/figures/{f}.png", "rule": rule} for rule, names in made_by for f in names]
+    return [{"name": f, "path": p, "rule": f"figures_{study}"}
+            for study in FIGURES for f, p in zip(FIGURES[study], figure_paths(study))]
 
 
 def replication_settings():
-    return {**report_settings(config), "figures": report_figures()}
+    return {**report_settings(config, IB_SPECS), "figures": report_figures()}
 
 
 def replication_outputs():
     return [f"{OUT}/claims.json", f"{OUT}/REPLICATION.md", f"{OUT}/REPLICATION.html"]
+
+
+def table_args(study, prefix=""):
+    """`--<table> <path>` for each of a study's tables (the summarize and replication steps)."""
+    return " ".join(f"--{prefix}{t} {p}" for t, p in tables(study).items())

@@ -4,7 +4,7 @@ In one run, for the current device:
 
   ceiling       the rate of a large float32 matmul (on CUDA also TF32 and bfloat16), with the
                 torch thread count the training jobs use (the rules run ``threads: 1``);
-  ours          the pipeline's own training steps (``train.vib_vim_step``, ``train.infobal_step``,
+  ours          the pipeline's own training steps (``vib_vim.train.step``, ``dim_infobal.train.step``,
                 built by the jobs' own builders) on uint8 data on the device, batches as index
                 slices, no host sync inside a timed window: samples/s, the FLOPs of one real step
                 (``torch.utils.flop_counter``, forward and backward) per second, and their fraction
@@ -35,36 +35,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import (
-    infobal_run_name,
-    infobal_runs,
-    infobal_train_settings,
-    run_name,
-    validate_config,
-    vib_vim_k2_runs,
-    vib_vim_runs,
-    vib_vim_train_settings,
-)
-from .nets import StochasticMLP
-from .objectives import vib_vim_loss
-from .train import (
-    InfoBalTrainConfig,
-    Speed,
-    VibVimTrainConfig,
-    apply_speed,
-    build_infobal_net,
-    build_infobal_training,
-    build_vib_vim,
-    infobal_forward,
-    infobal_losses_of,
-    infobal_step,
-    maybe_compile,
-    resolve_device,
-    vib_vim_forward,
-    vib_vim_step,
-)
+from ..config import experiment, load
+from ..dim_infobal import runs as runs_b
+from ..dim_infobal import train as train_b
+from ..loop import Speed, apply_speed, maybe_compile, resolve_device
+from ..vib_vim import runs as runs_a
+from ..vib_vim import train as train_a
+from ..vib_vim.model import StochasticMLP
+from ..vib_vim.objectives import vib_vim_loss
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 # Official train-set sizes of the torchvision sources; the config's val_size is carved from them.
 TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
@@ -271,47 +251,47 @@ class OursVibVim:
     """A study-A job as train_vib_vim runs it, one step per call: its builder, its step function,
     uint8 images on the device, index-slice batches, losses summed on the device."""
 
-    def __init__(self, cfg: VibVimTrainConfig, x, y, device, used: dict):
+    def __init__(self, cfg: train_a.TrainConfig, x, y, device, used: dict):
         self.cfg, self.x, self.y = cfg, x.to(device), y.to(device)
-        self.model, self.opt, self.ema = build_vib_vim(cfg, x[0].numel(), device)
-        self.forward = maybe_compile(vib_vim_forward, used)
+        self.model, self.opt, self.ema = train_a.build(cfg, x[0].numel(), device)
+        self.forward = maybe_compile(train_a.forward, used)
         self.batches = device_batches(len(x), cfg.batch_size, device,
                                       torch.Generator(device=device).manual_seed(cfg.seed))
         self.sums = torch.zeros(3, device=device)
 
     def step(self, eager=False):
         idx = next(self.batches)
-        self.sums += vib_vim_step(self.model, self.opt, self.ema, self.cfg, self.x[idx], self.y[idx],
-                                  vib_vim_forward if eager else self.forward)
+        self.sums += train_a.step(self.model, self.opt, self.ema, self.cfg, self.x[idx], self.y[idx],
+                                  train_a.forward if eager else self.forward)
 
     def forward_only(self):
         idx = next(self.batches)
         with torch.no_grad():
-            vib_vim_forward(self.model, self.cfg, self.x[idx], self.y[idx])
+            train_a.forward(self.model, self.cfg, self.x[idx], self.y[idx])
 
 
 class OursInfoBal:
     """A study-B job as train_infobal runs it, one step per call (lambda fixed at its final value:
     a Python float, it does not change the cost)."""
 
-    def __init__(self, cfg: InfoBalTrainConfig, x, device, used: dict):
+    def __init__(self, cfg: train_b.TrainConfig, x, device, used: dict):
         self.cfg, self.x = cfg, x.to(device)
-        self.net, self.opt, self.opt_adv = build_infobal_training(cfg, x.shape[1], device)
+        self.net, self.opt, self.opt_adv = train_b.build(cfg, x.shape[1], device)
         self.net.train()
-        self.forward = maybe_compile(infobal_forward, used)
+        self.forward = maybe_compile(train_b.forward, used)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.batches = device_batches(len(x), cfg.batch_size, device, self.gen)
         self.sums = torch.zeros(4, device=device)
 
     def step(self, eager=False):
         x = self.x[next(self.batches)]
-        self.sums += infobal_step(self.net, self.opt, self.opt_adv, self.cfg, x, self.cfg.lam, self.gen,
-                                  infobal_forward if eager else self.forward)
+        self.sums += train_b.step(self.net, self.opt, self.opt_adv, self.cfg, x, self.cfg.lam, self.gen,
+                                  train_b.forward if eager else self.forward)
 
     def forward_only(self):
         x = self.x[next(self.batches)]
         with torch.no_grad():
-            infobal_forward(self.net, self.cfg, x, self.cfg.lam, self.gen)
+            train_b.forward(self.net, self.cfg, x, self.cfg.lam, self.gen)
 
 
 # -----------------------------------------------------------------------------
@@ -328,7 +308,7 @@ class ConventionalVibVim:
     a shuffling DataLoader, .to(device) per batch, default (non-fused) Adam, torch's AveragedModel
     for the EMA, and loss.item() every step.  The baseline of the comparison only."""
 
-    def __init__(self, cfg: VibVimTrainConfig, root, device, workers: int = 0):
+    def __init__(self, cfg: train_a.TrainConfig, root, device, workers: int = 0):
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         from torch.utils.data import DataLoader
         from torchvision import datasets, transforms
@@ -339,7 +319,7 @@ class ConventionalVibVim:
         self.loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
                                  drop_last=True)
         self.cfg, self.device = cfg, device
-        torch.manual_seed(cfg.seed)                 # the same initial weights as build_vib_vim
+        torch.manual_seed(cfg.seed)                 # the same initial weights as vib_vim.train.build
         self.model = StochasticMLP(in_dim=784, K=cfg.K, classes=10).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
@@ -365,7 +345,7 @@ class ConventionalInfoBal:
     channel), per-sample transforms, a DataLoader, default Adam for the encoder and for the
     adversary, loss.item() every step."""
 
-    def __init__(self, cfg: InfoBalTrainConfig, root, in_ch: int, device, workers: int = 0, cifar_class=None):
+    def __init__(self, cfg: train_b.TrainConfig, root, in_ch: int, device, workers: int = 0, cifar_class=None):
         from torch.utils.data import DataLoader
         from torchvision import datasets, transforms
 
@@ -381,8 +361,8 @@ class ConventionalInfoBal:
         self.loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
                                  drop_last=True)
         self.cfg, self.device = cfg, device
-        torch.manual_seed(cfg.seed)                 # the same initial weights as build_infobal_training
-        self.net = build_infobal_net(cfg, in_ch).to(device)
+        torch.manual_seed(cfg.seed)                 # the same initial weights as dim_infobal.train.build
+        self.net = train_b.build_net(cfg, in_ch).to(device)
         self.net.train()
         adv = list(self.net.adversary.parameters()) if getattr(self.net, "adversary", None) is not None else []
         main = [p for p in self.net.parameters() if all(p is not q for q in adv)]
@@ -391,7 +371,7 @@ class ConventionalInfoBal:
         self.batches = _forever(self.loader)
 
     def loss(self, x):
-        return infobal_losses_of(self.net, self.cfg, self.net(x), self.cfg.lam)
+        return train_b.losses_of(self.net, self.cfg, self.net(x), self.cfg.lam)
 
     def step(self):
         x, _ = next(self.batches)
@@ -411,16 +391,11 @@ class ConventionalInfoBal:
 
 
 def load_experiment(config_path, name: str) -> dict:
-    """The settings of experiment ``name`` in the config file, after the pipeline's validation."""
-    import yaml
-
+    """The merged settings of experiment ``name`` in the config file, after the pipeline's validation."""
     path = Path(config_path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist (expected the project's config/config.yaml)")
-    config = validate_config(yaml.safe_load(path.read_text()))
-    if name not in config["experiments"]:
-        raise ValueError(f"experiment {name!r} is not in {path} (expected one of {', '.join(config['experiments'])})")
-    return config["experiments"][name]
+    return experiment(load(path, name), name)
 
 
 def train_images(exp: dict, dataset: str, tmp) -> int:
@@ -449,14 +424,14 @@ def training_jobs(exp: dict) -> list[dict]:
     (study A's K and K=2 models, study B's methods and the untrained floor), with the train config
     the rules' settings make."""
     jobs = []
-    for K, runs in ((exp["vib_vim"]["K"], vib_vim_runs(exp)), (2, vib_vim_k2_runs(exp))):
+    for K, runs in ((exp["vib_vim"]["K"], runs_a.runs(exp)), (2, runs_a.k2_runs(exp))):
         for obj, beta, seed in runs:
-            cfg = VibVimTrainConfig(**vib_vim_train_settings(exp, obj, beta, seed, K))
-            jobs.append({"study": "A", "name": ("k2/" if K == 2 else "") + run_name(obj, beta, seed),
+            cfg = train_a.TrainConfig(**runs_a.train_settings(exp, obj, beta, seed, K))
+            jobs.append({"study": "A", "name": ("k2/" if K == 2 else "") + runs_a.run_name(obj, beta, seed),
                          "group": f"{obj} K={K}", "config": cfg, "epochs": cfg.epochs})
-    for method, est, seed in infobal_runs(exp):
-        cfg = InfoBalTrainConfig(**infobal_train_settings(exp, method, est, seed))
-        jobs.append({"study": "B", "name": infobal_run_name(method, est, seed), "group": method, "config": cfg,
+    for method, est, seed in runs_b.runs(exp):
+        cfg = train_b.TrainConfig(**runs_b.train_settings(exp, method, est, seed))
+        jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "config": cfg,
                      "epochs": 0 if cfg.kind == "random" else cfg.epochs})
     return jobs
 
@@ -551,7 +526,7 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
     steps_a = b.steps_a or (100 if cuda else 20)
     steps_b = b.steps_b or (20 if cuda else 1)
     exp = load_experiment(b.config, b.experiment)
-    vv, ib = exp["vib_vim"], exp["infobal"]
+    vv, ib = exp["vib_vim"], exp["dim_infobal"]
     res = {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
            "threads": b.threads, "torch_threads": torch.get_num_threads(), "experiment": b.experiment,
            "busy_cpus_before": busy, "speed": used, "bench": asdict(b)}
@@ -573,8 +548,9 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
         return m
 
     # headline steps: study A's vib (Alemi's beta) and study B's DIM(L) with JSD, at the experiment's sizes
-    cfg_a = VibVimTrainConfig(**{**vv["train"], "objective": "vib", "beta": 1e-3, "seed": 0, "K": vv["K"]})
-    cfg_b = InfoBalTrainConfig(**{**ib["train"], "method": "dim_l", "kind": "dim_l", "estimator": "jsd", "seed": 0})
+    cfg_a = train_a.TrainConfig(**runs_a.train_settings(exp, "vib", 1e-3, 0, vv["K"]))
+    cfg_b = train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l", "kind": "dim_l",
+                                     "estimator": "jsd", "seed": 0})
     timed = {}                                      # _timing_key -> ours measurement (reused by the prediction)
     studies = {}
     for study, cfg, steps, ours, conv, images, dataset in (

@@ -1,0 +1,68 @@
+"""`infomax dim_infobal <step>`: study B's steps (train, evaluate, collect, figures), called by the
+rules in workflow/rules/dim_infobal.smk."""
+
+from pathlib import Path
+
+from ..cli import add_job_args, evaluation_inputs, settings_of, speed_of, threads
+
+
+def train(a):
+    from .train import TrainConfig, train
+
+    threads(a.threads)
+    cfg = TrainConfig(**settings_of(a.settings, TrainConfig, "dim_infobal train settings"))
+    summary = train(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=speed_of(a))
+    last = summary["curves"][-1]
+    print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}: epoch {last['epoch']}, "
+          f"MI estimate {last['mi_estimate']:.4f} nats, curve probe {last['probe_acc']:.4f}")
+
+
+def evaluate(a):
+    import torch
+
+    from ..files import save_json
+    from .evaluate import EvalConfig, evaluate
+    from .train import load_model
+
+    cfg, device, net, info, data = evaluation_inputs(a, EvalConfig, load_model)
+    tc = info["config"]
+    res = evaluate(net, data, cfg)
+    save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
+               "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
+               "torch": torch.__version__, **res}, a.out)
+    print(f"{Path(a.model).name}: " + "  ".join(f"{p['layer']}/{p['probe']} {p['acc']:.4f}" for p in res["probes"]))
+
+
+def collect(a):
+    from .tables import collect
+
+    paths = collect(a.evals, a.out_dir)
+    print(f"wrote {len(a.evals)} models to " + ", ".join(str(p) for p in paths))
+
+
+def figures(a):
+    from .figures import make_figures
+    from .tables import Methods
+
+    s = settings_of(a.settings)
+    paths = make_figures(a.curves, a.probes, a.robustness, a.out_dir, Methods(s["methods"], s["kinds"]))
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def register(sub):
+    """Add `dim_infobal` and its steps to the `infomax` parser."""
+    study = sub.add_parser("dim_infobal", help="study B: InfoBal vs DIM (train, evaluate, collect, figures)")
+    steps = study.add_subparsers(dest="step", required=True)
+    add_job_args(steps.add_parser("train", help="pre-train one study-B model (DIM, InfoBal, random)"), train,
+                 training=True)
+    add_job_args(steps.add_parser("evaluate", help="probe one study-B model"), evaluate, training=False)
+    sp = steps.add_parser("collect", help="gather evaluations into curves.csv, probes.csv, robustness.csv")
+    sp.set_defaults(fn=collect)
+    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("evals", nargs="+")
+    sp = steps.add_parser("figures", help="draw the study-B figures (PNG + PDF)")
+    sp.set_defaults(fn=figures)
+    sp.add_argument("--settings", required=True, help="JSON: {methods: dim_infobal.runs.method_specs, kinds}")
+    for table in ("curves", "probes", "robustness"):
+        sp.add_argument(f"--{table}", required=True, help=f"collected {table}.csv")
+    sp.add_argument("--out-dir", required=True)

@@ -1,0 +1,151 @@
+"""Study B's collected tables and their vocabulary: the columns (the output contract), collecting
+evaluation JSONs into rows, reading the CSVs back, and ``Methods``: what the figures and the
+report call each method, keyed on its config ``kind`` (never on its name).
+"""
+
+from pathlib import Path
+
+from ..files import save_csv
+from ..tables import num, read_evals, read_table
+
+# The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
+COLUMNS = {
+    "curves": ["method", "estimator", "seed", "epoch", "mi_estimate", "probe_acc"],
+    "probes": ["method", "estimator", "seed", "layer", "probe", "acc"],
+    "robustness": ["method", "estimator", "seed", "attack", "level", "acc"],
+}
+TEXT = {"curves": ("method", "estimator"), "probes": ("method", "estimator", "layer", "probe"),
+        "robustness": ("method", "estimator", "attack")}
+TABLES = tuple(COLUMNS)
+
+# The untrained, randomly initialised encoder every method is judged against: method "random",
+# estimator "none", kind "random".  Added to every experiment; not a name a config may define.
+RANDOM = ("random", "none")
+RANDOM_METHOD = RANDOM[0]
+
+# vocabulary
+KIND_NAMES = {"dim_g": "DIM(G)", "dim_l": "DIM(L)", "infobal": "InfoBal", "random": "random init (untrained)"}
+KIND_ORDER = {"dim_g": 0, "dim_l": 1, "infobal": 2, "random": 9}
+FAMILY = {"dim_g": "dim", "dim_l": "dim", "infobal": "infobal", "random": "random"}
+RANDOM_COLOR = "0.45"
+FAMILY_PALETTES = {
+    "dim": ["#08519c", "#17a2b8", "#6baed6", "#3f007d"],                 # cool: DIM
+    "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
+}
+ESTIMATORS = ("jsd", "dv", "nce")  # plotting order
+ESTIMATOR_LABELS = {"jsd": "JSD", "dv": "DV", "nce": "infoNCE"}
+LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
+LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
+LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
+PROBE_KINDS = (("linear", "linear (4 ep., InfoBal post)"), ("mlp", "MLP 200 (DIM)"))
+PROBE_NAMES = {"linear": "linear probe", "mlp": "MLP probe (DIM's)"}
+NOISE_ATTACK = "gaussian"
+# how a non-default option shows in a label
+OPTION_TEXT = {"infomin": lambda v: str(v).upper(), "target": lambda v: f"target {str(v).upper()}",
+               "lam": lambda v: f"λ={v:g}", "view_weights": lambda v: "weighted views",
+               "pair_weights": lambda v: "weighted pairs"}
+
+
+def estimator_label(estimator) -> str:
+    return ESTIMATOR_LABELS.get(str(estimator), str(estimator))
+
+
+class Methods:
+    """The experiment's study-B methods and their names in figures and the report.
+
+    ``specs``: method name -> its options (``kind`` and the kind's options, the method's own
+    overrides applied: ``dim_infobal.runs.method_specs``); ``kinds``: the config's
+    ``dim_infobal.kinds`` block (each kind's default options).  A label says the kind, InfoBal's
+    number of views, and every option that differs from its kind's default; two methods with the
+    same label get their config names appended."""
+
+    def __init__(self, specs: dict, kinds: dict):
+        self.specs = {**specs, RANDOM_METHOD: {"kind": "random"}}
+        self.defaults = {**kinds, "random": {}}
+        base = {m: self._label(m) for m in self.specs}
+        counts = {}
+        for text in base.values():
+            counts[text] = counts.get(text, 0) + 1
+        self.labels = {m: text if counts[text] == 1 else f"{text} [{m}]" for m, text in base.items()}
+
+    def spec(self, method) -> dict:
+        try:
+            return self.specs[str(method)]
+        except KeyError:
+            raise ValueError(f"method {method!r} is not in the experiment's config (known: "
+                             f"{', '.join(sorted(self.specs))}); rerun collect_dim_infobal") from None
+
+    def kind(self, method) -> str:
+        return self.spec(method)["kind"]
+
+    def _label(self, method) -> str:
+        spec = self.spec(method)
+        kind = spec["kind"]
+        text = KIND_NAMES[kind] + (f" M={spec['views']}" if kind == "infobal" else "")
+        defaults = self.defaults[kind]
+        extras = [OPTION_TEXT.get(k, lambda v, k=k: f"{k}={v}")(v) for k, v in spec.items()
+                  if k in defaults and k != "views" and v != defaults[k]]
+        return text + (f" ({', '.join(extras)})" if extras else "")
+
+    def label(self, method) -> str:
+        """'DIM(G)', 'InfoBal M=4 (CLUB)', 'random init (untrained)', ..."""
+        self.spec(method)
+        return self.labels[str(method)]
+
+    def run_label(self, method, estimator) -> str:
+        """'DIM(G) JSD', 'InfoBal M=2 DV', ...; the random floor has no estimator."""
+        if self.kind(method) == "random":
+            return self.label(method)
+        return f"{self.label(method)} {estimator_label(estimator)}"
+
+    def family(self, method) -> str:
+        return FAMILY[self.kind(method)]
+
+    def key(self, method):
+        """Canonical order: DIM(G), DIM(L), InfoBal by views, random last; then label, name."""
+        spec = self.spec(method)
+        return (KIND_ORDER[spec["kind"]], spec.get("views") or 0, self.label(method), str(method))
+
+    def of_kind(self, kind) -> list[str]:
+        """The methods of ``kind``, by name."""
+        return sorted(m for m, s in self.specs.items() if s["kind"] == kind)
+
+    def colors(self, methods) -> dict:
+        """Colour per method: a palette per family (DIM cool, InfoBal warm), random grey."""
+        colors, used = {}, {}
+        for m in sorted(set(methods), key=self.key):
+            fam = self.family(m)
+            if fam == "random":
+                colors[m] = RANDOM_COLOR
+                continue
+            palette = FAMILY_PALETTES[fam]
+            colors[m] = palette[used.get(fam, 0) % len(palette)]
+            used[fam] = used.get(fam, 0) + 1
+        return colors
+
+
+# -----------------------------------------------------------------------------
+# collect: evaluation JSONs -> the three tables
+
+def rows(evals: list[dict]) -> dict[str, list[dict]]:
+    """The rows of each table from the evaluation JSONs of ``infomax dim_infobal evaluate``."""
+    out = {t: [] for t in TABLES}
+    for e in evals:
+        head = {k: e[k] for k in ("method", "estimator", "seed")}
+        # the untrained floor's curve is its epoch-0 point: the curve probe on it, no MI estimate
+        out["curves"] += [{**head, "epoch": c["epoch"], "mi_estimate": num(c["mi_estimate"]),
+                           "probe_acc": num(c["probe_acc"])} for c in e["curves"]]
+        out["probes"] += [{**head, **p, "acc": num(p["acc"])} for p in e["probes"]]
+        out["robustness"] += [{**head, **r, "acc": num(r["acc"])} for r in e["robustness"]]
+    return out
+
+
+def collect(eval_paths, out_dir) -> list[Path]:
+    """Write curves.csv, probes.csv and robustness.csv into ``out_dir``."""
+    tables = rows(read_evals(eval_paths))
+    return [save_csv(tables[t], COLUMNS[t], Path(out_dir) / f"{t}.csv") for t in TABLES]
+
+
+def read(path, table: str):
+    """One collected study-B table (``table``: curves, probes or robustness)."""
+    return read_table(path, COLUMNS[table], TEXT[table])

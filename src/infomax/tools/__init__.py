@@ -1,0 +1,1 @@
+"""Tools off the science path: the benchmark and restore-mtimes (after `dvc pull`)."""

@@ -1,0 +1,126 @@
+"""Study A's collected tables and their vocabulary: the columns (the output contract), collecting
+evaluation JSONs into rows, reading the CSVs back, model selection, and the labels, colours and
+markers every figure and the report use.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..files import save_csv
+from ..config import beta_tag
+from ..tables import num, read_evals, read_table
+
+# The output contract (docs/outputs.md): columns of results/<experiment>/vib_vim/<table>.csv.
+COLUMNS = {
+    "metrics": ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
+                "probe_acc", "knn_acc", "train_seconds"],
+    "validation": ["objective", "beta", "seed", "K", "val_err_12"],
+    "robustness": ["objective", "beta", "seed", "attack", "level", "acc"],
+}
+TEXT = {"metrics": ("objective",), "validation": ("objective",), "robustness": ("objective", "attack")}
+TABLES = tuple(COLUMNS)
+
+# vocabulary: plotting order, colours, markers, names
+OBJECTIVES = ("deterministic", "vib", "vim")
+COLORS = {"deterministic": "0.3", "vib": "tab:blue", "vim": "#e6550d"}
+OTHER_COLOR = "tab:green"
+MARKERS = {"deterministic": "s", "vib": "o", "vim": "^"}
+NAMES = {"deterministic": "deterministic", "vib": "VIB", "vim": "VIM"}
+ATTACKS = [  # (attack name in robustness.csv, title, x label)
+    ("gaussian", "Gaussian pixel noise", "noise std σ (pixel units, images in [0, 1])"),
+    ("saltpepper", "Salt-and-pepper noise", "fraction of corrupted pixels p"),
+    ("fgsm", "FGSM adversarial attack", "L∞ budget ε (pixel units, images in [0, 1])"),
+]
+ATTACK_NAMES = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}
+
+
+def beta_label(beta) -> str:
+    """Compact beta for labels: 0 -> '0', 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1', 10 -> '1e1'."""
+    tag = beta_tag(float(beta))
+    return "1" if tag == "1e0" else tag
+
+
+def label(objective, beta=None) -> str:
+    """'VIB (beta=1e-3)', 'deterministic', ..."""
+    name = NAMES.get(objective, objective)
+    return name if objective == "deterministic" or beta is None else f"{name} (beta={beta_label(beta)})"
+
+
+def objective_color(objective) -> str:
+    return COLORS.get(objective, OTHER_COLOR)
+
+
+def objectives_in(df) -> list[str]:
+    """Objectives present, known ones first in the canonical order, unknown ones after."""
+    present = list(dict.fromkeys(df["objective"]))
+    return [o for o in OBJECTIVES if o in present] + sorted(o for o in present if o not in OBJECTIVES)
+
+
+# -----------------------------------------------------------------------------
+# collect: evaluation JSONs -> the three tables
+
+def rows(evals: list[dict]) -> dict[str, list[dict]]:
+    """The rows of each table from the evaluation JSONs of ``infomax vib_vim evaluate``."""
+    out = {t: [] for t in TABLES}
+    for e in evals:
+        head = {k: e[k] for k in ("objective", "beta", "seed", "K")}
+        t = e["test"]
+        out["metrics"].append({**head, "err_1": num(t["err_1"]), "err_12": num(t["err_S"]),
+                               "rate_bits": num(t["rate_bits"]), "izy_bits": num(t["izy_bits"]),
+                               "probe_acc": num(e["probe_acc"]), "knn_acc": num(e["knn_acc"]),
+                               "train_seconds": num(e["train_seconds"])})
+        out["validation"].append({**head, "val_err_12": num(e["val"]["err_S"])})
+        out["robustness"] += [{**{k: head[k] for k in ("objective", "beta", "seed")}, **r, "acc": num(r["acc"])}
+                              for r in e["robustness"]]
+    return out
+
+
+def collect(eval_paths, out_dir) -> list[Path]:
+    """Write metrics.csv, validation.csv and robustness.csv into ``out_dir``."""
+    tables = rows(read_evals(eval_paths))
+    return [save_csv(tables[t], COLUMNS[t], Path(out_dir) / f"{t}.csv") for t in TABLES]
+
+
+def read(path, table: str):
+    """One collected study-A table (``table``: metrics, validation or robustness)."""
+    return read_table(path, COLUMNS[table], TEXT[table])
+
+
+def main_k(df) -> int:
+    """The bottleneck size of the main grid: the largest K in the table (K=2 is the embedding
+    variant)."""
+    return int(df["K"].max())
+
+
+def main_rows(df, path, K=None):
+    """The rows of the main bottleneck size (``K``, or the table's largest)."""
+    K = main_k(df) if K is None else K
+    out = df[df["K"] == K]
+    if out.empty:
+        raise ValueError(f"{path}: no rows with K={K} (found K values: {sorted(df['K'].unique().tolist())})")
+    return out
+
+
+def at_beta(df, objective, beta):
+    return df[(df["objective"] == objective) & np.isclose(df["beta"], beta, rtol=1e-9, atol=0)]
+
+
+# -----------------------------------------------------------------------------
+# model selection
+
+def best_betas(validation_csv, K=None) -> dict[str, float]:
+    """For each objective, the beta with the lowest MEAN validation 12-sample error over seeds
+    (ties -> the smaller beta).  Deterministic has no beta -> 0.0.  Reads validation data only:
+    the test set picks nothing."""
+    df = main_rows(read(validation_csv, "validation"), validation_csv, K)
+    df = df.dropna(subset=["val_err_12"])
+    best = {}
+    for obj in objectives_in(df):
+        if obj == "deterministic":
+            best[obj] = 0.0
+            continue
+        means = df[df["objective"] == obj].groupby("beta")["val_err_12"].mean()
+        tied = means[means <= means.min() + 1e-12]  # robust to float noise in the means
+        best[obj] = float(min(tied.index))
+    return best

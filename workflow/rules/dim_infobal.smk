@@ -1,0 +1,85 @@
+# Study B (dim_infobal): Deep InfoMax vs InfoBal.  One job per (method, estimator, seed), plus the
+# untrained `random` encoder per seed (the floor of every probe).  Pre-training writes the
+# per-epoch curve into the checkpoint; evaluation probes the frozen encoder.  The steps:
+# `infomax dim_infobal <step>` (src/infomax/dim_infobal/cli.py).
+
+
+rule train_dim_infobal:
+    conda:
+        ENV
+    input:
+        data=IB_DATA,
+    output:
+        f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
+    params:
+        settings=lambda wc: settings(runs_b.train_settings(X, wc.method, wc.estimator, int(wc.seed))),
+        device=X["device"],
+    threads: TORCH_THREADS
+    resources:
+        gpu=GPU,
+    log:
+        f"{OUT}/logs/dim_infobal/train/{{method}}_{{estimator}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/dim_infobal/train/{{method}}_{{estimator}}_s{{seed}}.tsv"
+    shell:
+        "python -m infomax dim_infobal train --data {input.data} --out {output} --settings {params.settings:q} "
+        "--device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate_dim_infobal:
+    conda:
+        ENV
+    input:
+        data=IB_DATA,
+        model=f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
+    output:
+        f"{OUT}/dim_infobal/eval/{{method}}_{{estimator}}_s{{seed}}.json",
+    params:
+        settings=lambda wc: settings(runs_b.eval_settings(X, wc.seed)),
+        device=X["device"],
+    threads: TORCH_THREADS
+    resources:
+        gpu=GPU,
+    log:
+        f"{OUT}/logs/dim_infobal/evaluate/{{method}}_{{estimator}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/dim_infobal/evaluate/{{method}}_{{estimator}}_s{{seed}}.tsv"
+    shell:
+        "python -m infomax dim_infobal evaluate --data {input.data} --model {input.model} --out {output} "
+        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule collect_dim_infobal:
+    conda:
+        ENV
+    input:
+        dim_infobal_evals(),
+    output:
+        **tables("dim_infobal"),
+    params:
+        out_dir=f"{OUT}/dim_infobal",
+    log:
+        f"{OUT}/logs/dim_infobal/collect.log",
+    benchmark:
+        f"{OUT}/benchmarks/dim_infobal/collect.tsv"
+    shell:
+        "python -m infomax dim_infobal collect --out-dir {params.out_dir} {input} > {log} 2>&1"
+
+
+rule figures_dim_infobal:
+    conda:
+        ENV
+    input:
+        **tables("dim_infobal"),
+    output:
+        figure_outputs("dim_infobal", "Study B: InfoBal vs DIM"),
+    params:
+        settings=settings({"methods": IB_SPECS, "kinds": IB["kinds"]}),
+        out_dir=f"{OUT}/figures",
+    log:
+        f"{OUT}/logs/figures_dim_infobal.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures_dim_infobal.tsv"
+    shell:
+        "python -m infomax dim_infobal figures --settings {params.settings:q} --curves {input.curves} "
+        "--probes {input.probes} --robustness {input.robustness} --out-dir {params.out_dir} > {log} 2>&1"
