@@ -1,0 +1,41 @@
+"""Step settings for tests, built from the project's config (paper, the complete experiment):
+the dataclasses have no defaults, so a test states only what it changes."""
+
+from pathlib import Path
+
+from infomax.config import experiment, load
+from infomax.dim_infobal import runs as runs_b
+from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
+from infomax.dim_infobal.train import TrainConfig as TrainConfigB
+from infomax.report import ReportConfig
+from infomax.vib_vim import runs as runs_a
+from infomax.vib_vim.evaluate import EvalConfig as EvalConfigA
+from infomax.vib_vim.train import TrainConfig as TrainConfigA
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = load(ROOT / "config/config.yaml", "paper")
+PAPER = experiment(CONFIG, "paper")
+
+
+def train_a(objective="vib", beta=1e-3, seed=0, K=256, **kw) -> TrainConfigA:
+    return TrainConfigA(**{**runs_a.train_settings(PAPER, objective, beta, seed, K), **kw})
+
+
+def eval_a(**kw) -> EvalConfigA:
+    return EvalConfigA(**{**runs_a.eval_settings(PAPER, 0), **kw})
+
+
+def train_b(kind="dim_l", estimator="jsd", seed=0, method=None, **kw) -> TrainConfigB:
+    """A study-B job of ``kind`` with paper's train block and the kind's options."""
+    ib = PAPER["dim_infobal"]
+    opts = {} if kind == "random" else ib["kinds"][kind]
+    return TrainConfigB(**{**ib["train"], **opts, "kind": kind, "method": method or kind, "estimator": estimator,
+                           "seed": seed, **kw})
+
+
+def eval_b(**kw) -> EvalConfigB:
+    return EvalConfigB(**{**runs_b.eval_settings(PAPER, 0), **kw})
+
+
+def report_config(**kw) -> ReportConfig:
+    return ReportConfig(**{**CONFIG["report"], **kw})
