@@ -404,7 +404,7 @@ def train_images(exp: dict, dataset: str, tmp) -> int:
     ds = exp["data"][dataset]
     if ds["source"] == "torchvision":
         return TRAIN_IMAGES[dataset] - ds["val_size"]
-    from .data import load_prepared, prepare_embedded
+    from ..data import load_prepared, prepare_embedded
 
     path = prepare_embedded(Path(tmp) / f"{dataset}.pt", ds.get("n_images"), ds["test_fraction"],
                             ds["val_fraction"], ds["seed"])
