@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from infomax.bench import (
+from infomax.tools.bench import (
     DEFAULT_CONFIG,
     BenchConfig,
     ConventionalInfoBal,
@@ -21,16 +21,13 @@ from infomax.bench import (
     write_mnist,
 )
 from infomax.cli import main
-from infomax.config import infobal_runs, vib_vim_k2_runs, vib_vim_runs
-from infomax.train import (
-    InfoBalTrainConfig,
-    VibVimTrainConfig,
-    build_infobal_training,
-    build_vib_vim,
-    infobal_forward,
-    vib_vim_forward,
-    vib_vim_step,
-)
+from infomax.dim_infobal import runs as runs_b
+from infomax.dim_infobal import train as train_b
+from infomax.vib_vim import runs as runs_a
+from infomax.vib_vim import train as train_a
+
+from configs import train_a as train_config_a
+from configs import train_b as train_config_b
 
 CPU = torch.device("cpu")
 
@@ -68,7 +65,7 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     # the prediction: every training job of smoke, each timed by its kind, summed and shared out
     p = r["prediction"]
     exp = load_experiment(DEFAULT_CONFIG, "smoke")
-    assert p["training_jobs"] == len(vib_vim_runs(exp)) + len(vib_vim_k2_runs(exp)) + len(infobal_runs(exp))
+    assert p["training_jobs"] == len(runs_a.runs(exp)) + len(runs_a.k2_runs(exp)) + len(runs_b.runs(exp))
     assert sum(g["jobs"] for g in p["groups"]) == p["training_jobs"]
     assert p["concurrent_jobs"] == os.cpu_count()
     for g in p["groups"]:
@@ -84,22 +81,22 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
 
 def test_study_a_forward_flops_are_the_hand_count(digits):
     x, y = digits
-    cfg = VibVimTrainConfig(objective="vib", beta=1e-3, seed=0)       # Alemi's model: K = 256
-    model, opt, ema = build_vib_vim(cfg, 784, CPU)
+    cfg = train_config_a(objective="vib", beta=1e-3, seed=0)       # Alemi's model: K = 256
+    model, opt, ema = train_a.build(cfg, 784, CPU)
     B = cfg.batch_size
-    fwd = count_flops(lambda: vib_vim_forward(model, cfg, x[:B], y[:B]))
+    fwd = count_flops(lambda: train_a.forward(model, cfg, x[:B], y[:B]))
     # encoder 784 -> 1024 -> 1024 -> 2K and decoder K -> 10, 2 FLOPs per multiply-add
     assert fwd == 2 * B * (784 * 1024 + 1024 * 1024 + 1024 * 512 + 256 * 10)
     # backward: a gradient for every weight and for every layer input except the images
-    step = count_flops(lambda: vib_vim_step(model, opt, ema, cfg, x[:B], y[:B]))
+    step = count_flops(lambda: train_a.step(model, opt, ema, cfg, x[:B], y[:B]))
     assert step == 3 * fwd - 2 * B * 784 * 1024
 
 
 def test_conventional_loop_trains_the_same_model_as_ours_study_a(tmp_path, digits):
     x, y = digits
-    cfg = VibVimTrainConfig(objective="vib", beta=1e-2, seed=3, K=8, batch_size=10)
+    cfg = train_config_a(objective="vib", beta=1e-2, seed=3, K=8, batch_size=10)
     conv = ConventionalVibVim(cfg, write_mnist(tmp_path, x, y), CPU)
-    model, _, _ = build_vib_vim(cfg, 784, CPU)
+    model, _, _ = train_a.build(cfg, 784, CPU)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), conv.model.parameters()))   # same init
 
     idx = torch.tensor([0, 7, 42, 100, 249, 13, 77, 150, 201, 3])
@@ -107,7 +104,7 @@ def test_conventional_loop_trains_the_same_model_as_ours_study_a(tmp_path, digit
     yc = torch.tensor([conv.dataset[int(i)][1] for i in idx])
     assert xc.shape == (10, 784) and torch.equal(yc, y[idx])
     torch.manual_seed(0)                                               # the same z samples on both sides
-    ours = vib_vim_forward(model, cfg, x[idx], y[idx])
+    ours = train_a.forward(model, cfg, x[idx], y[idx])
     torch.manual_seed(0)
     theirs = conv.loss(xc, yc)
     for a, b in zip(ours, theirs):                                     # total, ce, kl
@@ -119,8 +116,8 @@ def test_conventional_loop_trains_the_same_model_as_ours_study_a(tmp_path, digit
 @pytest.mark.parametrize("in_ch", [3, 1])
 def test_conventional_loop_trains_the_same_model_as_ours_study_b(tmp_path, digits, in_ch):
     x, y = digits
-    cfg = InfoBalTrainConfig(method="dim_l", kind="dim_l", estimator="jsd", seed=1, batch_size=8, fc_units=32,
-                             local_units=16, prior_hidden=(16,))
+    cfg = train_config_b(method="dim_l", kind="dim_l", estimator="jsd", seed=1, batch_size=8, fc_units=32,
+                            local_units=16, prior_hidden=(16,))
     if in_ch == 3:                                                     # CIFAR-10's pickles
         images = as_cifar(x)
         conv = ConventionalInfoBal(cfg, tmp_path, 3, CPU, cifar_class=write_cifar10(tmp_path, images, y))
@@ -128,26 +125,26 @@ def test_conventional_loop_trains_the_same_model_as_ours_study_b(tmp_path, digit
     else:                                                              # MNIST, padded to 32x32
         images = x
         conv = ConventionalInfoBal(cfg, write_mnist(tmp_path, x, y), 1, CPU)
-    net, _, _ = build_infobal_training(cfg, in_ch, CPU)
+    net, _, _ = train_b.build(cfg, in_ch, CPU)
     assert all(torch.equal(p, q) for p, q in zip(net.state_dict().values(), conv.net.state_dict().values()))
 
     idx = torch.tensor([5, 60, 110, 140, 190, 222, 249, 0])
     xc = torch.stack([conv.dataset[int(i)][0] for i in idx])
     assert xc.shape == (8, in_ch, 32, 32)
-    ours = infobal_forward(net, cfg, images[idx], cfg.lam)
+    ours = train_b.forward(net, cfg, images[idx], cfg.lam)
     theirs = conv.loss(xc)
     assert ours[0].item() == pytest.approx(theirs[0].item(), rel=1e-5)         # encoder loss
     assert ours[2].item() == pytest.approx(theirs[2].item(), rel=1e-5)         # InfoMax estimate
     # another batch scores differently: the equality above is not a coincidence of the critic
     other = torch.tensor([1, 61, 111, 141, 191, 223, 248, 2])
-    assert infobal_forward(net, cfg, images[other], cfg.lam)[2].item() != pytest.approx(ours[2].item(), rel=1e-5)
+    assert train_b.forward(net, cfg, images[other], cfg.lam)[2].item() != pytest.approx(ours[2].item(), rel=1e-5)
     assert isinstance(conv.step(), float)
 
 
 def test_paper_prediction_counts_every_training_job():
     exp = load_experiment(DEFAULT_CONFIG, "paper")
     jobs = training_jobs(exp)
-    vv, ib = exp["vib_vim"], exp["infobal"]
+    vv, ib = exp["vib_vim"], exp["dim_infobal"]
     n_a = len(vv["seeds"]) * (1 + len(vv["betas"]["vib"]) + len(vv["betas"]["vim"]))   # deterministic: one beta
     n_k2 = sum(len(b) for b in vv["k2"]["betas"].values())
     n_b = len(ib["seeds"]) * (sum(len(m["estimators"]) for m in ib["methods"].values()) + 1)   # + random floor
@@ -165,7 +162,7 @@ def test_bad_settings_are_named(tmp_path):
         BenchConfig(threads=0)
     with pytest.raises(ValueError, match="steps_b = -1"):
         BenchConfig(steps_b=-1)
-    with pytest.raises(ValueError, match="experiment 'nope'.*paper"):
+    with pytest.raises(ValueError, match="experiment.*'nope'.*paper"):
         load_experiment(DEFAULT_CONFIG, "nope")
     with pytest.raises(ValueError, match=r"expected torch.uint8 \(N, 3, 32, 32\)"):
         write_cifar10(tmp_path, torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64))
