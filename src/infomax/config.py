@@ -126,13 +126,18 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
     option_schema = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
     for name, m in ib["methods"].items():
         kind = m["kind"]
+        if kind not in ib["kinds"]:
+            problems.append(f"{at}.dim_infobal.methods.{name}.kind: {kind!r} is not a kind of dim_infobal.kinds "
+                            f"(expected one of: {', '.join(ib['kinds'])})")
+            continue
         options = ib["kinds"][kind]
         for key in sorted(set(m) - {"kind", "estimators"} - set(options)):
             problems.append(f"{at}.dim_infobal.methods.{name}.{key}: not an option of kind {kind!r} "
                             f"(its options: {', '.join(options)})")
         spec = {**options, **{k: v for k, v in m.items() if k in options}}
-        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{option_schema[kind]}", "$defs": defs})
-        problems += _schema_problems(validator, spec, [*at.split("."), "dim_infobal", "methods", name])
+        if kind in option_schema:               # a kind added later has no option schema of its own
+            validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{option_schema[kind]}", "$defs": defs})
+            problems += _schema_problems(validator, spec, [*at.split("."), "dim_infobal", "methods", name])
         if kind == "infobal":
             views = spec["views"]
             for key, n in (("view_weights", views), ("pair_weights", views * (views - 1) // 2)):

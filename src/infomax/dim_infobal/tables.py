@@ -31,6 +31,7 @@ RANDOM_COLOR = "0.45"
 FAMILY_PALETTES = {
     "dim": ["#08519c", "#17a2b8", "#6baed6", "#3f007d"],                 # cool: DIM
     "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
+    "other": ["#31a354", "#756bb1", "#8c6d31", "#636363"],               # a kind added later
 }
 ESTIMATORS = ("jsd", "dv", "nce")  # plotting order
 ESTIMATOR_LABELS = {"jsd": "JSD", "dv": "DV", "nce": "infoNCE"}
@@ -81,7 +82,7 @@ class Methods:
     def _label(self, method) -> str:
         spec = self.spec(method)
         kind = spec["kind"]
-        text = KIND_NAMES[kind] + (f" M={spec['views']}" if kind == "infobal" else "")
+        text = KIND_NAMES.get(kind, kind) + (f" M={spec['views']}" if kind == "infobal" else "")
         defaults = self.defaults[kind]
         extras = [OPTION_TEXT.get(k, lambda v, k=k: f"{k}={v}")(v) for k, v in spec.items()
                   if k in defaults and k != "views" and v != defaults[k]]
@@ -99,12 +100,12 @@ class Methods:
         return f"{self.label(method)} {estimator_label(estimator)}"
 
     def family(self, method) -> str:
-        return FAMILY[self.kind(method)]
+        return FAMILY.get(self.kind(method), "other")
 
     def key(self, method):
         """Canonical order: DIM(G), DIM(L), InfoBal by views, random last; then label, name."""
         spec = self.spec(method)
-        return (KIND_ORDER[spec["kind"]], spec.get("views") or 0, self.label(method), str(method))
+        return (KIND_ORDER.get(spec["kind"], 5), spec.get("views") or 0, self.label(method), str(method))
 
     def of_kind(self, kind) -> list[str]:
         """The methods of ``kind``, by name."""
