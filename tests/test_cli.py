@@ -2,13 +2,21 @@
 
 import csv
 import json
+from dataclasses import asdict
 
 from infomax.cli import main
 
+from configs import eval_a, eval_b, train_a, train_b
+
+
+def js(cfg) -> str:
+    """A step's complete --settings: the dataclass has no defaults, the rules pass every key."""
+    return json.dumps(asdict(cfg))
+
 
 def test_missing_model_is_one_clear_error(tiny_data, tmp_path, capsys):
-    rc = main(["evaluate-vib-vim", "--data", str(tiny_data), "--model", str(tmp_path / "gone.pt"),
-               "--settings", "{}", "--out", str(tmp_path / "e.json")])
+    rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(tmp_path / "gone.pt"),
+               "--settings", js(eval_a()), "--out", str(tmp_path / "e.json")])
     err = capsys.readouterr().err
     assert rc == 1 and "gone.pt does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "e.json").exists()
@@ -17,15 +25,17 @@ def test_missing_model_is_one_clear_error(tiny_data, tmp_path, capsys):
 def test_corrupt_data_file_is_named(tmp_path, capsys):
     bad = tmp_path / "mnist.pt"
     bad.write_bytes(b"not a torch file")
-    rc = main(["train-vib-vim", "--data", str(bad), "--out", str(tmp_path / "m.pt"), "--no-progress",
-               "--settings", json.dumps({"objective": "vib", "beta": 0.001, "seed": 0, "epochs": 1})])
+    rc = main(["vib_vim", "train", "--data", str(bad), "--out", str(tmp_path / "m.pt"), "--no-progress",
+               "--settings", js(train_a("vib", 0.001, 0, epochs=1))])
     assert rc == 1 and f"{bad} is corrupt or truncated" in capsys.readouterr().err
 
 
 def test_unknown_settings_key_is_named(tiny_data, tmp_path):
     try:
-        main(["train-vib-vim", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
-              "--settings", json.dumps({"objective": "vib", "beta": 0.001, "seed": 0, "epoch": 1})])
+        settings = asdict(train_a("vib", 0.001, 0))
+        settings["epoch"] = settings.pop("epochs")
+        main(["vib_vim", "train", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
+              "--settings", json.dumps(settings)])
     except SystemExit as e:
         assert "unknown key(s) ['epoch']" in str(e)
     else:
@@ -34,13 +44,13 @@ def test_unknown_settings_key_is_named(tiny_data, tmp_path):
 
 def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     model, ev = tmp_path / "vib_b1e-3_s0.pt", tmp_path / "eval.json"
-    settings = {"objective": "vib", "beta": 0.001, "seed": 0, "epochs": 1, "batch_size": 20, "K": 2}
-    assert main(["train-vib-vim", "--data", str(tiny_data), "--out", str(model), "--no-progress",
-                 "--settings", json.dumps(settings)]) == 0
-    assert main(["evaluate-vib-vim", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
+    settings = train_a("vib", 0.001, 0, epochs=1, batch_size=20, K=2)
+    assert main(["vib_vim", "train", "--data", str(tiny_data), "--out", str(model), "--no-progress",
+                 "--settings", js(settings)]) == 0
+    assert main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
                  "--embedding", str(tmp_path / "emb.npz"),
-                 "--settings", json.dumps({"gaussian": [0.0], "saltpepper": [0.1], "fgsm": [0.1]})]) == 0
-    assert main(["collect-vib-vim", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
+                 "--settings", js(eval_a(gaussian=[0.0], saltpepper=[0.1], fgsm=[0.1]))]) == 0
+    assert main(["vib_vim", "collect", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "out/metrics.csv")))
     assert ",".join(rows[0]) == ("objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,"
                                  "knn_acc,train_seconds")
@@ -56,13 +66,13 @@ def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     evals = []
     for method, kind, est in [("dim_l", "dim_l", "jsd"), ("random", "random", "none")]:
         model, ev = tmp_path / f"{method}_{est}_s0.pt", tmp_path / f"{method}.json"
-        settings = {**train, "method": method, "kind": kind, "estimator": est, "seed": 0}
-        assert main(["train-infobal", "--data", str(tiny_data), "--out", str(model), "--no-progress",
-                     "--settings", json.dumps(settings)]) == 0
-        assert main(["evaluate-infobal", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
-                     "--settings", json.dumps({"mlp_epochs": 1, "gaussian": [0.0, 0.3]})]) == 0
+        settings = train_b(kind, est, seed=0, method=method, **train)
+        assert main(["dim_infobal", "train", "--data", str(tiny_data), "--out", str(model), "--no-progress",
+                     "--settings", js(settings)]) == 0
+        assert main(["dim_infobal", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
+                     "--settings", js(eval_b(mlp_epochs=1, gaussian=[0.0, 0.3]))]) == 0
         evals.append(str(ev))
-    assert main(["collect-infobal", "--out-dir", str(tmp_path / "out"), *evals]) == 0
+    assert main(["dim_infobal", "collect", "--out-dir", str(tmp_path / "out"), *evals]) == 0
     curves = list(csv.DictReader(open(tmp_path / "out/curves.csv")))
     assert ",".join(curves[0]) == "method,estimator,seed,epoch,mi_estimate,probe_acc"
     assert [(r["method"], r["epoch"]) for r in curves] == [("dim_l", "0"), ("dim_l", "1"), ("random", "0")]
@@ -76,9 +86,10 @@ def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
 
 def test_study_b_unknown_settings_key_is_named(tiny_data, tmp_path):
     try:
-        main(["train-infobal", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
-              "--settings", json.dumps({"method": "dim_l", "kind": "dim_l", "estimator": "jsd", "seed": 0,
-                                        "local_unit": 8})])
+        settings = asdict(train_b("dim_l", "jsd", seed=0))
+        settings["local_unit"] = settings.pop("local_units")
+        main(["dim_infobal", "train", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
+              "--settings", json.dumps(settings)])
     except SystemExit as e:
         assert "unknown key(s) ['local_unit']" in str(e)
     else:
