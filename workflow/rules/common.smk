@@ -17,7 +17,6 @@ ENV = "../../environment.yml"
 
 from infomax.config import ConfigError, report_settings, select, validate_config
 from infomax.dim_infobal import runs as runs_b
-from infomax.dim_infobal.tables import RANDOM
 from infomax.vib_vim import runs as runs_a
 
 try:
@@ -33,7 +32,7 @@ IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
 IB_SPECS = runs_b.method_specs(X)  # each study-B method's kind and options
 # study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
 # the config defines (or the built-in untrained floor), so the split is never ambiguous.
-IB_METHODS = "|".join(sorted([*IB["methods"], RANDOM[0]], key=len, reverse=True))
+IB_METHODS = "|".join(sorted([*IB["methods"], runs_b.RANDOM[0]], key=len, reverse=True))
 # GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  Local runs
 # ignore it unless a limit is given (--resources gpu=N, as workflow/profiles/gpu does: N jobs
 # share the GPU); the SLURM executor turns it into a GPU request per job.

@@ -2,7 +2,10 @@
 options and each job's settings.  Plain Python on the merged experiment (no torch)."""
 
 from ..config import ConfigError
-from .tables import RANDOM
+
+# The untrained, randomly initialised encoder every method is judged against: method "random",
+# estimator "none", kind "random".  Added to every experiment; not a name a config may define.
+RANDOM = ("random", "none")
 
 
 def run_name(method: str, estimator: str, seed: int) -> str:

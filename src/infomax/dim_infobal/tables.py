@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..files import save_csv
 from ..tables import num, read_evals, read_table
+from .runs import RANDOM
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
 COLUMNS = {
@@ -18,9 +19,6 @@ TEXT = {"curves": ("method", "estimator"), "probes": ("method", "estimator", "la
         "robustness": ("method", "estimator", "attack")}
 TABLES = tuple(COLUMNS)
 
-# The untrained, randomly initialised encoder every method is judged against: method "random",
-# estimator "none", kind "random".  Added to every experiment; not a name a config may define.
-RANDOM = ("random", "none")
 RANDOM_METHOD = RANDOM[0]
 
 # vocabulary
