@@ -31,6 +31,13 @@ def read_evals(paths) -> list[dict]:
     return evals
 
 
+def write_tables(rows: dict, columns: dict, out_dir) -> list[Path]:
+    """Each table's rows ({table: [row dicts]}) as ``out_dir/<table>.csv``, with its columns."""
+    from .files import save_csv
+
+    return [save_csv(rows[t], columns[t], Path(out_dir) / f"{t}.csv") for t in columns]
+
+
 def read_table(path, columns, text) -> pd.DataFrame:
     """A collected CSV with at least ``columns``.  The ``text`` columns stay strings ('none' is a
     value there, not a missing one); every other listed column must be numeric (an empty cell is

@@ -5,8 +5,7 @@ report call each method, keyed on its config ``kind`` (never on its name).
 
 from pathlib import Path
 
-from ..files import save_csv
-from ..tables import num, read_evals, read_table
+from ..tables import num, read_evals, read_table, write_tables
 from .runs import RANDOM
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
@@ -141,8 +140,7 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
 
 def collect(eval_paths, out_dir) -> list[Path]:
     """Write curves.csv, probes.csv and robustness.csv into ``out_dir``."""
-    tables = rows(read_evals(eval_paths))
-    return [save_csv(tables[t], COLUMNS[t], Path(out_dir) / f"{t}.csv") for t in TABLES]
+    return write_tables(rows(read_evals(eval_paths)), COLUMNS, out_dir)
 
 
 def read(path, table: str):

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import save_csv
 from ..config import beta_tag
-from ..tables import num, read_evals, read_table
+from ..tables import num, read_evals, read_table, write_tables
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/vib_vim/<table>.csv.
 COLUMNS = {
@@ -78,8 +77,7 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
 
 def collect(eval_paths, out_dir) -> list[Path]:
     """Write metrics.csv, validation.csv and robustness.csv into ``out_dir``."""
-    tables = rows(read_evals(eval_paths))
-    return [save_csv(tables[t], COLUMNS[t], Path(out_dir) / f"{t}.csv") for t in TABLES]
+    return write_tables(rows(read_evals(eval_paths)), COLUMNS, out_dir)
 
 
 def read(path, table: str):
