@@ -7,7 +7,12 @@
 # free at `up`, so a cluster left over in another folder does not get in the way; `up` on a folder
 # that already holds one stops that one first (its own pid files name the daemons).
 # No accounting database: the snakemake profile must query job states with squeue.
+# One thing lies outside STATE_DIR: /etc/slurm/slurm.conf, a symlink to this cluster's config
+# (removed by `down`).  The executor's job step drops SLURM_CONF from the environment of the srun
+# it runs inside each job (snakemake-executor-plugin-slurm-jobstep 0.6.1), so that srun only finds
+# the default path.  A real config there (a regular file) is never touched: `up` refuses.
 set -euo pipefail
+ETC_CONF=/etc/slurm/slurm.conf
 
 usage() { echo "usage: $0 up|down STATE_DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
@@ -37,12 +42,17 @@ down() {
     stop_daemon slurmd
     stop_daemon slurmctld
     stop_daemon munged
+    if [[ -L $ETC_CONF && $(readlink "$ETC_CONF") == "$SLURM_CONF" ]]; then rm -f "$ETC_CONF"; fi
 }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 
 up() {
     down  # whatever this folder ran before
+    if [[ -e $ETC_CONF && ! -L $ETC_CONF ]]; then
+        echo "$ETC_CONF is a real SLURM config: this host has a cluster, not starting a test one" >&2
+        return 1
+    fi
     rm -rf "$state/ctld" "$state/spool" "$state/munge" "$state"/*.log
     mkdir -p "$state/ctld" "$state/spool" "$state/munge"
     chmod 700 "$state/munge"
@@ -87,6 +97,8 @@ SchedulerParameters=sched_interval=2
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+    mkdir -p "$(dirname "$ETC_CONF")"
+    ln -sfn "$SLURM_CONF" "$ETC_CONF"
     slurmctld -c -f "$SLURM_CONF"   # -c: start without old jobs
     slurmd -f "$SLURM_CONF" -N "$host"
 
