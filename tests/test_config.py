@@ -1,18 +1,26 @@
 """Config validation names the wrong key; run lists follow the config."""
 
 import copy
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from infomax.config import (ConfigError, beta_tag, infobal_run_name, infobal_runs, infobal_train_settings,
-                            run_name, validate_config, vib_vim_k2_runs, vib_vim_runs)
-from infomax.evaluate import InfoBalEvalConfig
-from infomax.train import InfoBalTrainConfig
+from infomax.config import ConfigError, beta_tag, experiment, validate_config
+from infomax.dim_infobal import runs as runs_b
+from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
+from infomax.dim_infobal.train import TrainConfig as TrainConfigB
+from infomax.vib_vim import runs as runs_a
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+RAW = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+# what the Snakefile validates: config.yaml plus `experiment` from params.yaml (its second configfile)
+CONFIG = {**RAW, "experiment": PARAMS["experiment"]}
 
 
 def broken(edit):
@@ -26,7 +34,7 @@ def broken(edit):
 def test_shipped_config_is_valid_and_has_the_three_experiments():
     validate_config(copy.deepcopy(CONFIG))
     assert {"smoke", "quick", "paper"} <= set(CONFIG["experiments"])
-    assert CONFIG["experiment"] == "quick"
+    assert "experiment" not in RAW and PARAMS["experiment"] == "quick"      # the one switch is params.yaml
 
 
 def test_negative_beta_names_the_key():
@@ -35,7 +43,8 @@ def test_negative_beta_names_the_key():
 
 
 def test_unknown_objective_names_the_key():
-    msg = broken(lambda c: c["experiments"]["quick"]["vib_vim"]["objectives"].append("vab"))
+    msg = broken(lambda c: c["experiments"]["quick"]["vib_vim"].__setitem__(
+        "objectives", ["deterministic", "vib", "vim", "vab"]))
     assert "experiments.quick.vib_vim.objectives[3]" in msg and "'vab'" in msg
 
 
@@ -56,23 +65,23 @@ def test_yaml_1e3_string_gets_a_hint():
 
 def test_source_specific_keys():
     msg = broken(lambda c: c["experiments"]["paper"]["data"]["mnist"].pop("val_size"))
-    assert "experiments.paper.data.mnist.val_size" in msg
+    assert "experiments.paper.data.mnist: 'val_size' is a required property" in msg
 
 
 def test_paper_plans_the_full_grid():
-    paper = CONFIG["experiments"]["paper"]
-    runs = vib_vim_runs(paper)
+    paper = experiment(CONFIG, "paper")
+    runs = runs_a.runs(paper)
     assert len(paper["vib_vim"]["seeds"]) >= 5 and paper["vib_vim"]["train"]["epochs"] == 200
     assert len(runs) == 5 * (1 + 7 + 7)
     assert {b for o, b, s in runs if o == "vib"} == {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0}
-    assert all(s == paper["vib_vim"]["seeds"][0] for _, _, s in vib_vim_k2_runs(paper))
+    assert all(s == paper["vib_vim"]["seeds"][0] for _, _, s in runs_a.k2_runs(paper))
 
 
 @pytest.mark.parametrize("beta,tag", [(0, "0"), (1e-3, "1e-3"), (2.5e-4, "2.5e-4"), (1.0, "1e0"), (100.0, "1e2")])
 def test_beta_tag_round_trips(beta, tag):
     assert beta_tag(beta) == tag
     assert float(tag) == beta
-    assert run_name("vib", beta, 3) == f"vib_b{tag}_s3"
+    assert runs_a.run_name("vib", beta, 3) == f"vib_b{tag}_s3"
 
 
 # -----------------------------------------------------------------------------
@@ -80,44 +89,116 @@ def test_beta_tag_round_trips(beta, tag):
 
 
 def test_study_b_grids_follow_the_protocol():
-    quick = CONFIG["experiments"]["quick"]
-    assert sorted(infobal_runs(quick)) == sorted(
+    quick = experiment(CONFIG, "quick")
+    assert sorted(runs_b.runs(quick)) == sorted(
         [(m, e, s) for m, e in [("dim_g", "jsd"), ("dim_l", "jsd"), ("dim_l", "dv"), ("infobal_m2", "jsd"),
                                 ("infobal_m2", "dv"), ("random", "none")] for s in (0, 1)])
-    assert quick["infobal"]["dataset"] == "mnist"
-    paper = CONFIG["experiments"]["paper"]
-    runs = infobal_runs(paper)
-    assert paper["infobal"]["dataset"] == "cifar10" and len(paper["infobal"]["seeds"]) >= 3
+    assert quick["dim_infobal"]["dataset"] == "mnist"
+    paper = experiment(CONFIG, "paper")
+    runs = runs_b.runs(paper)
+    assert paper["dim_infobal"]["dataset"] == "cifar10" and len(paper["dim_infobal"]["seeds"]) >= 3
     for kind in ("dim_g", "dim_l"):
         assert {e for m, e, _ in runs if m == kind} == {"jsd", "dv", "nce"}
-    assert {m["views"] for m in paper["infobal"]["methods"].values() if m["kind"] == "infobal"} == {2, 4}
-    assert infobal_run_name("infobal_m2", "dv", 1) == "infobal_m2_dv_s1"
+    assert {m["views"] for m in runs_b.method_specs(paper).values() if m["kind"] == "infobal"} == {2, 4}
+    assert runs_b.run_name("infobal_m2", "dv", 1) == "infobal_m2_dv_s1"
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_every_study_b_job_gets_settings_its_step_accepts(name):
-    exp = CONFIG["experiments"][name]
-    for method, est, seed in infobal_runs(exp):
-        cfg = InfoBalTrainConfig(**infobal_train_settings(exp, method, est, seed))
+    exp = experiment(CONFIG, name)
+    for method, est, seed in runs_b.runs(exp):
+        cfg = TrainConfigB(**runs_b.train_settings(exp, method, est, seed))
         assert (cfg.method, cfg.estimator, cfg.seed) == (method, est, seed)
-    InfoBalEvalConfig(**exp["infobal"]["evaluate"], seed=0)
+    EvalConfigB(**runs_b.eval_settings(exp, 0))
 
 
 def test_method_options_belong_to_their_kind():
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["dim_l"].__setitem__("views", 2))
-    assert "experiments.quick.infobal.methods.dim_l.views: not an option of kind 'dim_l'" in msg
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["infobal_m2"].__setitem__(
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["dim_l"].__setitem__("views", 2))
+    assert "experiments.quick.dim_infobal.methods.dim_l.views: not an option of kind 'dim_l'" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["infobal_m2"].__setitem__(
         "pair_weights", [1.0, 2.0]))
     assert "infobal_m2.pair_weights: has 2 entries, expected 1 for 2 views" in msg
 
 
 def test_study_b_bad_values_name_the_key():
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["dim_l"]["estimators"].append("mine"))
-    assert "experiments.quick.infobal.methods.dim_l.estimators[2]" in msg and "'mine'" in msg
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"]["infobal_m2"].__setitem__("views", 3))
-    assert "experiments.quick.infobal.methods.infobal_m2.views" in msg
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"]["methods"].__setitem__(
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["dim_l"]["estimators"].append("mine"))
+    assert "experiments.quick.dim_infobal.methods.dim_l.estimators[2]" in msg and "'mine'" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["infobal_m2"].__setitem__("views", 3))
+    assert "experiments.quick.dim_infobal.methods.infobal_m2.views" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"].__setitem__(
         "random", {"kind": "dim_l", "estimators": ["jsd"]}))
-    assert "experiments.quick.infobal.methods" in msg and "random" in msg
-    msg = broken(lambda c: c["experiments"]["quick"]["infobal"].__setitem__("dataset", "cifar10"))
-    assert "experiments.quick.infobal.dataset: 'cifar10' has no data.cifar10 block" in msg
+    assert "experiments.quick.dim_infobal.methods" in msg and "random" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"].__setitem__("dataset", "cifar10"))
+    assert "experiments.quick.dim_infobal.dataset: 'cifar10' has no data.cifar10 block" in msg
+
+
+# -----------------------------------------------------------------------------
+# Every key is required: deleting any of paper's keys is an error that names it
+
+
+def leaf_keys(node, path):
+    """Dotted paths of the leaves under ``node``: values, lists, null and empty mappings.  Under
+    dim_infobal.methods only each method's `kind` and `estimators` (the other keys of a method are
+    optional overrides of its kind, and the methods themselves are what runs)."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            here = (*path, key)
+            if path[-2:] == ("dim_infobal", "methods"):
+                yield from (((*here, k),) for k in ("kind", "estimators"))
+            else:
+                yield from leaf_keys(value, here)
+    else:
+        yield (path,)
+
+
+PAPER_KEYS = [p for (p,) in leaf_keys(RAW["experiments"]["paper"], ("experiments", "paper"))]
+
+
+def test_the_leaf_walk_finds_every_kind_of_leaf():
+    keys = {".".join(p) for p in PAPER_KEYS}
+    assert {"experiments.paper.device", "experiments.paper.vib_vim.train.epochs",
+            "experiments.paper.vib_vim.k2.train",                                      # {}: a leaf
+            "experiments.paper.vib_vim.seeds",                                         # a list
+            "experiments.paper.dim_infobal.kinds.infobal.view_weights",                # null
+            "experiments.paper.dim_infobal.methods.dim_l.kind",
+            "experiments.paper.dim_infobal.methods.infobal_m2.estimators"} <= keys
+    assert "experiments.paper.dim_infobal.methods.infobal_m2.views" not in keys       # an optional override
+    assert len(keys) == len(PAPER_KEYS) > 80
+
+
+@pytest.mark.parametrize("path", PAPER_KEYS, ids=lambda p: ".".join(p[2:]))
+def test_deleting_any_paper_key_is_an_error_that_names_it(path):
+    c = copy.deepcopy(CONFIG)
+    parent = c
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    with pytest.raises(ConfigError) as e:
+        validate_config(c)
+    full, at, key = ".".join(path), ".".join(path[:-1]), path[-1]
+    lines = [line.strip() for line in str(e.value).splitlines()]
+    assert any(line.startswith(full) or (line.startswith(f"{at}:") and f"'{key}'" in line) for line in lines), \
+        (full, str(e.value))
+
+
+def test_snakemake_names_a_deleted_key_within_seconds(tmp_path):
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("workflow", "src", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = tmp_path / "config/config.yaml"
+    text = cfg.read_text()
+    line = "        epochs: 200\n"                       # paper's vib_vim.train.epochs
+    assert text.count(line) == 1
+    cfg.write_text(text.replace(line, ""))
+    assert "epochs" not in yaml.safe_load(cfg.read_text())["experiments"]["paper"]["vib_vim"]["train"]
+
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "experiment=paper"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - t0
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "experiments.paper.vib_vim.train: 'epochs' is a required property" in out, out
+    assert "Traceback" not in out
+    assert elapsed < 5, f"snakemake took {elapsed:.1f} s to report the missing key"
