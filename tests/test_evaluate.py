@@ -5,9 +5,12 @@ import math
 import pytest
 import torch
 
-from infomax.evaluate import (VibVimEvalConfig, classification, evaluate_vib_vim, fgsm, knn_accuracy,
-                              linear_probe, perturb)
-from infomax.nets import StochasticMLP
+from infomax.data import perturb
+from infomax.probes import knn_accuracy, linear_probe
+from infomax.vib_vim.evaluate import classification, evaluate, fgsm
+from infomax.vib_vim.model import StochasticMLP
+
+from configs import eval_a
 
 
 def blobs(n, K=5, sep=6.0, seed=0):
@@ -91,8 +94,8 @@ def test_evaluate_vib_vim_end_to_end_on_real_digits(tiny_data):
 
     data = load_prepared(tiny_data)
     model = StochasticMLP(K=2).eval()
-    cfg = VibVimEvalConfig(gaussian=(0.0, 0.5), saltpepper=(0.0,), fgsm=(0.0, 0.1), probe_max_iter=20)
-    r = evaluate_vib_vim(model, data, cfg, "vib")
+    cfg = eval_a(gaussian=(0.0, 0.5), saltpepper=(0.0,), fgsm=(0.0, 0.1), probe_max_iter=20)
+    r = evaluate(model, data, cfg, "vib")
     assert {row["attack"] for row in r["robustness"]} == {"gaussian", "saltpepper", "fgsm"}
     assert len(r["robustness"]) == 5
     clean = [row["acc"] for row in r["robustness"] if row["level"] == 0.0]

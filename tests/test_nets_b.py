@@ -8,7 +8,7 @@ import torch
 
 from infomax.data import pad_to
 from infomax.estimators import club_mi, dv_mi, gaussian_log_density, jsd_mi
-from infomax.nets import (
+from infomax.dim_infobal.model import (
     ConcatCritic,
     DIMEncoder,
     DIMNet,
@@ -18,7 +18,7 @@ from infomax.nets import (
     dot_scores,
     local_vectors,
 )
-from infomax.objectives import dim_input, dim_losses, infobal_losses
+from infomax.dim_infobal.objectives import dim_input, dim_losses, infobal_losses
 
 
 @pytest.mark.parametrize("in_ch", [1, 3])

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from infomax.nets import StochasticMLP
-from infomax.objectives import deterministic_loss, vib_loss, vib_vim_loss, vim_loss
+from infomax.vib_vim.model import StochasticMLP
+from infomax.vib_vim.objectives import deterministic_loss, vib_loss, vib_vim_loss, vim_loss
 
 
 def test_vib_loss_by_hand():
