@@ -1,4 +1,4 @@
-"""The training jobs' speed switches (train.Speed): the optimised paths compute the plain path's
+"""The training jobs' speed switches (loop.Speed): the optimised paths compute the plain path's
 loss.  torch.compile is checked on the CPU; TF32 only on a CUDA GPU."""
 
 import shutil
@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from infomax.data import load_prepared
-from infomax.train import Speed, VibVimTrainConfig, apply_speed, build_vib_vim, train_vib_vim, vib_vim_forward, vib_vim_step
+from infomax.loop import Speed, apply_speed
+from infomax.vib_vim.train import build as build_vib_vim
+from infomax.vib_vim.train import forward as vib_vim_forward
+from infomax.vib_vim.train import step as vib_vim_step
+from infomax.vib_vim.train import train as train_vib_vim
+
+from configs import train_a
 
 CUDA = torch.cuda.is_available()
 
@@ -36,7 +42,7 @@ def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
 
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     torch._dynamo.reset()
-    cfg = VibVimTrainConfig(objective="vib", beta=1e-3, seed=0, K=8, batch_size=20)
+    cfg = train_a(objective="vib", beta=1e-3, seed=0, K=8, batch_size=20)
     x, y = load_prepared(tiny_data).splits["train"]
     batch = (x[:20], y[:20])
     eager = _steps(vib_vim_forward, batch, cfg, torch.device("cpu"))
@@ -48,7 +54,7 @@ def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's CPU backend (inductor) needs a C++ compiler; none on PATH")
 def test_training_job_with_compile_records_it(tiny_data, tmp_path):
-    cfg = VibVimTrainConfig(objective="vib", beta=1e-3, seed=0, K=8, epochs=1, batch_size=20)
+    cfg = train_a(objective="vib", beta=1e-3, seed=0, K=8, epochs=1, batch_size=20)
     s = train_vib_vim(cfg, tiny_data, tmp_path / "m.pt", device="cpu", progress=False, speed=Speed(compile=True))
     assert s["speed"] == {"tf32": False, "compile": True}
     plain = train_vib_vim(cfg, tiny_data, tmp_path / "p.pt", device="cpu", progress=False)
@@ -62,7 +68,7 @@ def test_tf32_loss_is_close_to_float32(tiny_data):
     # TF32 rounds matmul inputs to a 10-bit mantissa (relative error ~5e-4 per product, float32
     # accumulation): a loss of ~2.3 moves by ~1e-3 relative; 5e-3 leaves room, 1e-7 would not.
     device = torch.device("cuda")
-    cfg = VibVimTrainConfig(objective="vib", beta=1e-3, seed=0, batch_size=20)
+    cfg = train_a(objective="vib", beta=1e-3, seed=0, batch_size=20)
     x, y = load_prepared(tiny_data, device).splits["train"]
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:

@@ -3,13 +3,17 @@
 import pytest
 import torch
 
-from infomax import train as T
-from infomax.train import EMA, VibVimTrainConfig, load_vib_vim_model, train_vib_vim
+from infomax.loop import EMA
+from infomax.vib_vim import train as T
+from infomax.vib_vim.train import load_model as load_vib_vim_model
+from infomax.vib_vim.train import train as train_vib_vim
+
+from configs import train_a
 
 
 def cfg(**kw):
     base = dict(objective="vib", beta=1e-3, seed=0, K=4, epochs=3, batch_size=20, lr=3e-4, ema_decay=0.9)
-    return VibVimTrainConfig(**{**base, **kw})
+    return train_a(**{**base, **kw})
 
 
 def weights(path):
