@@ -126,6 +126,8 @@ def replication_outputs():
     return [f"{OUT}/claims.json", f"{OUT}/REPLICATION.md", f"{OUT}/REPLICATION.html"]
 
 
-def table_args(study, prefix=""):
-    """`--<table> <path>` for each of a study's tables (the summarize and replication steps)."""
-    return " ".join(f"--{prefix}{t} {p}" for t, p in tables(study).items())
+def table_args():
+    """The collected tables as the summarize and replication steps take them: `--<table> <path>`
+    for study A's, `--dim-infobal-<table> <path>` for study B's."""
+    a = [f"--{t} {p}" for t, p in tables("vib_vim").items()]
+    return " ".join(a + [f"--dim-infobal-{t} {p}" for t, p in tables("dim_infobal").items()])

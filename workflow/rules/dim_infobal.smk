@@ -57,7 +57,7 @@ rule collect_dim_infobal:
     output:
         **tables("dim_infobal"),
     params:
-        out_dir=f"{OUT}/dim_infobal",
+        out_dir=lambda wc, output: os.path.dirname(output.curves),
     log:
         f"{OUT}/logs/dim_infobal/collect.log",
     benchmark:
@@ -75,7 +75,7 @@ rule figures_dim_infobal:
         figure_outputs("dim_infobal", "Study B: InfoBal vs DIM"),
     params:
         settings=settings({"methods": IB_SPECS, "kinds": IB["kinds"]}),
-        out_dir=f"{OUT}/figures",
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{OUT}/logs/figures_dim_infobal.log",
     benchmark:

@@ -12,8 +12,8 @@ rule summary:
         summary=f"{OUT}/summary.json",
         plots=summary_plot_tables(),
     params:
-        tables=table_args("vib_vim") + " " + table_args("dim_infobal", "dim-infobal-"),
-        plots_dir=f"{OUT}/plots",
+        tables=table_args(),
+        plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
     log:
         f"{OUT}/logs/summary.log",
     benchmark:
@@ -38,8 +38,8 @@ rule replication:
         html=report(f"{OUT}/REPLICATION.html", caption="../report/replication.rst", category="Replication report"),
     params:
         settings=settings(replication_settings()),
-        tables=table_args("vib_vim") + " " + table_args("dim_infobal", "dim-infobal-"),
-        captions=CAPTIONS,
+        tables=table_args(),
+        captions=lambda wc, input: os.path.dirname(input.captions[0]),
     log:
         f"{OUT}/logs/replication.log",
     benchmark:

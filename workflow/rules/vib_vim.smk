@@ -93,7 +93,7 @@ rule collect_vib_vim:
     output:
         **tables("vib_vim"),
     params:
-        out_dir=f"{OUT}/vib_vim",
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
     log:
         f"{OUT}/logs/vib_vim/collect.log",
     benchmark:
@@ -111,7 +111,7 @@ rule figures_vib_vim:
     output:
         figure_outputs("vib_vim", "Study A: VIM vs VIB"),
     params:
-        out_dir=f"{OUT}/figures",
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{OUT}/logs/figures_vib_vim.log",
     benchmark:
