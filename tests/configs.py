@@ -26,9 +26,10 @@ def eval_a(**kw) -> EvalConfigA:
 
 
 def train_b(kind="dim_l", estimator="jsd", seed=0, method=None, **kw) -> TrainConfigB:
-    """A study-B job of ``kind`` with paper's train block and the kind's options."""
+    """A study-B job of ``kind`` with paper's train block and the kind's options (none for the
+    random floor, or for a kind the config does not define: TrainConfig itself rejects those)."""
     ib = PAPER["dim_infobal"]
-    opts = {} if kind == "random" else ib["kinds"][kind]
+    opts = ib["kinds"].get(kind, {})
     return TrainConfigB(**{**ib["train"], **opts, "kind": kind, "method": method or kind, "estimator": estimator,
                            "seed": seed, **kw})
 

@@ -3,10 +3,15 @@
 import pytest
 import torch
 
-from infomax import train as T
 from infomax.data import load_prepared
-from infomax.evaluate import InfoBalEvalConfig, encoder_features, evaluate_infobal, probe_accuracy, train_probe
-from infomax.train import InfoBalTrainConfig, load_infobal_model, train_infobal
+from infomax.dim_infobal import train as T
+from infomax.dim_infobal.evaluate import encoder_features
+from infomax.dim_infobal.evaluate import evaluate as evaluate_infobal
+from infomax.dim_infobal.train import load_model as load_infobal_model
+from infomax.dim_infobal.train import train as train_infobal
+from infomax.probes import probe_accuracy, train_probe
+
+from configs import eval_b, train_b
 
 SMALL = dict(epochs=2, batch_size=16, lr=1e-3, adversary_lr=1e-3, fc_units=32, local_units=16, global_hidden=16,
              prior_hidden=(16,), view_dim=8, infomin_hidden=8, infomin_units=8, curve_probe_images=60,
@@ -14,7 +19,7 @@ SMALL = dict(epochs=2, batch_size=16, lr=1e-3, adversary_lr=1e-3, fc_units=32, l
 
 
 def cfg(kind="dim_l", estimator="jsd", **kw):
-    return InfoBalTrainConfig(**{**SMALL, "method": kind, "kind": kind, "estimator": estimator, "seed": 0, **kw})
+    return train_b(kind, estimator, **{**SMALL, "method": kind, "seed": 0, **kw})
 
 
 def weights(path):
@@ -42,7 +47,7 @@ def test_random_floor_is_the_untrained_initialisation_every_dim_run_starts_from(
     s = train_infobal(cfg("random", "none"), tiny_data, tmp_path / "r.pt", device="cpu", progress=False)
     assert [c["epoch"] for c in s["curves"]] == [0] and s["history"] == []
     torch.manual_seed(0)
-    init = T.build_infobal_net(cfg("random", "none"), 1).state_dict()
+    init = T.build_net(cfg("random", "none"), 1).state_dict()
     w = weights(tmp_path / "r.pt")
     assert set(w) == set(init) and all(torch.equal(w[k], init[k]) for k in w)   # not one step, not even BN stats
     # DIM(L) of the same seed starts from exactly this encoder: its epoch-0 curve point is the floor's
@@ -62,7 +67,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp
     full = tmp_path / "full.pt"
     train_infobal(cfg("dim_l", "jsd", epochs=3), tiny_data, full, device="cpu", progress=False)
     out = tmp_path / "resumed.pt"
-    real, calls = T.infobal_losses_of, {"n": 0}
+    real, calls = T.losses_of, {"n": 0}
 
     def dying(*a, **k):            # 130 train images, batch 16: 8 steps per epoch; die in epoch 3
         if a[0].training:
@@ -71,14 +76,14 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp
                 raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(T, "infobal_losses_of", dying)
+    monkeypatch.setattr(T, "losses_of", dying)
     with pytest.raises(KeyboardInterrupt):
         train_infobal(cfg("dim_l", "jsd", epochs=3, checkpoint_seconds=-1), tiny_data, out, device="cpu",
                       progress=False)
     resume = tmp_path / "resumed.pt.resume"
     assert resume.exists() and not out.exists()
     assert torch.load(resume, weights_only=False)["epoch"] == 2
-    monkeypatch.setattr(T, "infobal_losses_of", real)
+    monkeypatch.setattr(T, "losses_of", real)
     s = train_infobal(cfg("dim_l", "jsd", epochs=3), tiny_data, out, device="cpu", progress=False)
     assert [c["epoch"] for c in s["curves"]] == [0, 1, 2, 3] and not resume.exists()
     wf, wr = weights(full), weights(out)
@@ -94,7 +99,7 @@ def test_bad_settings_are_named(tiny_data, tmp_path):
         cfg("infobal", view_weights=[1, 1, 1])
     with pytest.raises(ValueError, match="batch_size 1000 is larger than the train split"):
         train_infobal(cfg(batch_size=1000), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
-    with pytest.raises(RuntimeError, match="not a study-B checkpoint"):
+    with pytest.raises(RuntimeError, match=r"not a study-B \(dim_infobal\) checkpoint"):
         torch.save({"format": "infomax-vib_vim-model-v1"}, tmp_path / "a.pt")
         load_infobal_model(tmp_path / "a.pt")
 
@@ -120,7 +125,7 @@ def test_evaluation_has_every_layer_and_probe_and_a_shared_clean_level(tiny_data
     out = tmp_path / "m.pt"
     train_infobal(cfg("dim_l", "jsd", epochs=1), tiny_data, out, device="cpu", progress=False)
     net, _ = load_infobal_model(out)
-    res = evaluate_infobal(net, load_prepared(tiny_data), InfoBalEvalConfig(mlp_epochs=2, gaussian=(0.0, 0.5, 1.0)))
+    res = evaluate_infobal(net, load_prepared(tiny_data), eval_b(mlp_epochs=2, gaussian=(0.0, 0.5, 1.0)))
     assert sorted((p["layer"], p["probe"]) for p in res["probes"]) == sorted(
         (layer, probe) for layer in ("y", "fc", "conv") for probe in ("linear", "mlp"))
     clean = next(p["acc"] for p in res["probes"] if (p["layer"], p["probe"]) == ("y", "linear"))
