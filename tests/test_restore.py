@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infomax.restore import (
+from infomax.tools.restore import (
     RestoreError,
     parse_summary,
     pending_jobs,
