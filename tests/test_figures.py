@@ -1,4 +1,5 @@
-"""Tests for infomax.figures on small synthetic inputs (no training needed)."""
+"""Tests for the studies' figures (infomax.vib_vim.figures, infomax.dim_infobal.figures) and their
+vocabulary (the studies' tables modules) on small synthetic inputs (no training needed)."""
 
 from pathlib import Path
 
@@ -7,6 +8,16 @@ import pandas as pd
 import pytest
 
 from infomax import figures
+from infomax.dim_infobal import figures as FB
+from infomax.dim_infobal import tables as TB
+from infomax.dim_infobal.runs import method_specs
+from infomax.vib_vim import figures as FA
+from infomax.vib_vim import tables as TA
+
+from configs import PAPER
+
+# study B's vocabulary for paper's methods (every method the synthetic tables use)
+METHODS = TB.Methods(method_specs(PAPER), PAPER["dim_infobal"]["kinds"])
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VIB_BETAS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
@@ -33,7 +44,7 @@ def make_inputs(root, seeds=(0, 1), objectives=("deterministic", "vib", "vim"), 
                 for K in (256, 2):
                     e12 = base + rng.normal(0, 0.001) + (0.02 if K == 2 else 0.0)
                     rate = np.nan if obj == "deterministic" else 60 * (1 - t) ** 2 + 2.5 + rng.normal(0, 0.2)
-                    izy = np.nan if obj == "deterministic" else figures.MAX_IZY_BITS - 0.03 - 0.6 * t ** 3
+                    izy = np.nan if obj == "deterministic" else FA.MAX_IZY_BITS - 0.03 - 0.6 * t ** 3
                     metrics.append(dict(objective=obj, beta=beta, seed=seed, K=K, err_1=e12 * 1.1,
                                         err_12=e12, rate_bits=rate, izy_bits=izy,
                                         probe_acc=0.985 - 0.1 * t ** 2 + rng.normal(0, 0.002),
@@ -95,11 +106,11 @@ def inputs(tmp_path_factory):
 # helpers and model selection
 
 def test_beta_label():
-    assert figures.beta_label(0) == "0"
-    assert figures.beta_label(1e-3) == "1e-3"
-    assert figures.beta_label(2.5e-4) == "2.5e-4"
-    assert figures.beta_label(1.0) == "1"
-    assert figures.beta_label(10) == "1e1"
+    assert TA.beta_label(0) == "0"
+    assert TA.beta_label(1e-3) == "1e-3"
+    assert TA.beta_label(2.5e-4) == "2.5e-4"
+    assert TA.beta_label(1.0) == "1"
+    assert TA.beta_label(10) == "1e1"
 
 
 def test_best_betas_uses_mean_validation_error_not_min_and_not_test(tmp_path):
@@ -119,43 +130,43 @@ def test_best_betas_uses_mean_validation_error_not_min_and_not_test(tmp_path):
     df = pd.concat([df, pd.DataFrame([dict(objective="vib", beta=1e-1, seed=0, K=2, val_err_12=0.0)])])
     path = tmp_path / "validation.csv"
     df.to_csv(path, index=False)
-    assert figures.best_betas(path) == {"deterministic": 0.0, "vib": 1e-2, "vim": 0.1}
+    assert TA.best_betas(path) == {"deterministic": 0.0, "vib": 1e-2, "vim": 0.1}
     # no other file is read: a test-metrics file next to it is irrelevant
     (tmp_path / "metrics.csv").write_text("garbage\n")
-    assert figures.best_betas(path)["vib"] == 1e-2
+    assert TA.best_betas(path)["vib"] == 1e-2
 
 
 def test_missing_column_names_file_and_column(tmp_path, inputs):
     bad = tmp_path / "metrics.csv"
     pd.read_csv(inputs["metrics"]).drop(columns=["izy_bits"]).to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"izy_bits") as info:
-        figures.information_plane(bad, tmp_path / "ip")
+        FA.information_plane(bad, tmp_path / "ip")
     assert str(bad) in str(info.value)
     badval = tmp_path / "validation.csv"
     pd.read_csv(inputs["validation"]).drop(columns=["val_err_12"]).to_csv(badval, index=False)
     with pytest.raises(ValueError, match=r"val_err_12"):
-        figures.best_betas(badval)
+        TA.best_betas(badval)
 
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        figures.error_vs_beta(tmp_path / "nope.csv", tmp_path / "e")
+        FA.error_vs_beta(tmp_path / "nope.csv", tmp_path / "e")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
-        figures.embedding_k2([tmp_path / "nope.npz"], tmp_path / "e")
+        FA.embedding_k2([tmp_path / "nope.npz"], tmp_path / "e")
 
 
 def test_missing_npz_key(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, mu=np.zeros((3, 2)))
     with pytest.raises(ValueError, match="sigma"):
-        figures.embedding_k2([path], tmp_path / "e")
+        FA.embedding_k2([path], tmp_path / "e")
 
 # -----------------------------------------------------------------------------
 # figures
 
 def test_all_figures(tmp_path, inputs):
     out = tmp_path / "figs"
-    written = figures.make_vib_vim_figures(inputs["metrics"], inputs["validation"], inputs["robustness"],
+    written = FA.make_figures(inputs["metrics"], inputs["validation"], inputs["robustness"],
                                            inputs["npz"], out)
     names = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
     assert len(written) == 2 * len(names)
@@ -165,14 +176,14 @@ def test_all_figures(tmp_path, inputs):
 
 def test_individual_figures_return_paths(tmp_path, inputs):
     stem = tmp_path / "sub" / "err"
-    paths = figures.error_vs_beta(inputs["metrics"], stem)
+    paths = FA.error_vs_beta(inputs["metrics"], stem)
     assert_figure_files(paths, stem)
 
 
 def test_one_seed_and_missing_objective(tmp_path):
     inp = make_inputs(tmp_path / "in", seeds=(0,), objectives=("vib", "deterministic"))
     out = tmp_path / "figs"
-    written = figures.make_vib_vim_figures(inp["metrics"], inp["validation"], inp["robustness"],
+    written = FA.make_figures(inp["metrics"], inp["validation"], inp["robustness"],
                                            inp["npz"], out)
     assert len(written) == 10
     for p in written:
@@ -189,8 +200,6 @@ B_LEVELS = [0.0, 0.1, 0.3, 0.5, 1.0]
 
 def make_infobal_inputs(root, seeds=(0, 1), runs=B_RUNS, epochs=5, rng_seed=0, random=True):
     """Write study-B curves/probes/robustness CSVs; estimators on deliberately different MI scales."""
-    from infomax.config import CURVES_COLUMNS, INFOBAL_ROBUSTNESS_COLUMNS, PROBES_COLUMNS
-
     rng = np.random.default_rng(rng_seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -221,9 +230,9 @@ def make_infobal_inputs(root, seeds=(0, 1), runs=B_RUNS, epochs=5, rng_seed=0, r
                 robust.append(dict(method=method, estimator=est, seed=seed, attack="gaussian", level=level,
                                    acc=0.1 + (clean - 0.1) * np.exp(-2.5 * level) + noise(0.01)))
     paths = dict(curves=root / "curves.csv", probes=root / "probes.csv", robustness=root / "robustness.csv")
-    pd.DataFrame(curves, columns=CURVES_COLUMNS).to_csv(paths["curves"], index=False)
-    pd.DataFrame(probes, columns=PROBES_COLUMNS).to_csv(paths["probes"], index=False)
-    pd.DataFrame(robust, columns=INFOBAL_ROBUSTNESS_COLUMNS).to_csv(paths["robustness"], index=False)
+    pd.DataFrame(curves, columns=TB.COLUMNS["curves"]).to_csv(paths["curves"], index=False)
+    pd.DataFrame(probes, columns=TB.COLUMNS["probes"]).to_csv(paths["probes"], index=False)
+    pd.DataFrame(robust, columns=TB.COLUMNS["robustness"]).to_csv(paths["robustness"], index=False)
     return paths
 
 
@@ -234,9 +243,9 @@ def b_inputs(tmp_path_factory):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Replace _save: keep the figure for inspection instead of writing it."""
+    """Replace save_figure: keep the figure for inspection instead of writing it."""
     figs = []
-    monkeypatch.setattr(figures, "_save", lambda fig, stem: figs.append(fig) or [])
+    monkeypatch.setattr(FB, "save_figure", lambda fig, stem: figs.append(fig) or [])
     yield figs
     for fig in figs:
         figures.plt.close(fig)
@@ -247,21 +256,46 @@ def _lines_by_gid(ax):
 
 
 def test_infobal_labels():
-    assert figures.infobal_run_label("dim_g", "jsd") == "DIM(G) JSD"
-    assert figures.infobal_run_label("dim_l", "dv") == "DIM(L) DV"
-    assert figures.infobal_run_label("infobal_m2", "jsd") == "InfoBal M=2 JSD"
-    assert figures.infobal_run_label("infobal_m4", "nce") == "InfoBal M=4 infoNCE"
-    assert figures.infobal_method_label("infobal_m2_club") == "InfoBal M=2 (CLUB)"
-    assert figures.infobal_method_label("infobal_m2_r") == "InfoBal M=2 (target R)"
-    assert figures.infobal_method_label("infobal_m12_foo_bar") == "InfoBal M=12 (foo bar)"
-    assert figures.infobal_run_label("random", "none") == "random init (untrained)"
-    assert figures.infobal_method_label("my_method") == "my_method"
+    m = METHODS
+    assert m.run_label("dim_g", "jsd") == "DIM(G) JSD"
+    assert m.run_label("dim_l", "dv") == "DIM(L) DV"
+    assert m.run_label("infobal_m2", "jsd") == "InfoBal M=2 JSD"
+    assert m.run_label("infobal_m4", "nce") == "InfoBal M=4 infoNCE"
+    assert m.label("infobal_m2_club") == "InfoBal M=2 (CLUB)"
+    assert m.label("infobal_m2_r") == "InfoBal M=2 (target R)"
+    assert m.run_label("random", "none") == "random init (untrained)"
+    # the label comes from the kind and the options that differ from the kind's, never the name
+    kinds = PAPER["dim_infobal"]["kinds"]
+    other = TB.Methods({"foo_bar": {"kind": "infobal", **kinds["infobal"], "views": 12, "infomin": "club"}}, kinds)
+    assert other.label("foo_bar") == "InfoBal M=12 (CLUB)"
+    with pytest.raises(ValueError, match="'my_method' is not in the experiment's config"):
+        m.label("my_method")
     # DIM and InfoBal get different colour families, random is grey
-    colors = figures._method_colors(["infobal_m2", "dim_l", "random", "dim_g", "infobal_m4"])
-    assert colors["random"] == figures.RANDOM_COLOR
-    assert {colors["dim_g"], colors["dim_l"]} <= set(figures.FAMILY_PALETTES["dim"])
-    assert {colors["infobal_m2"], colors["infobal_m4"]} <= set(figures.FAMILY_PALETTES["infobal"])
+    colors = m.colors(["infobal_m2", "dim_l", "random", "dim_g", "infobal_m4"])
+    assert colors["random"] == TB.RANDOM_COLOR
+    assert {colors["dim_g"], colors["dim_l"]} <= set(TB.FAMILY_PALETTES["dim"])
+    assert {colors["infobal_m2"], colors["infobal_m4"]} <= set(TB.FAMILY_PALETTES["infobal"])
     assert len(set(colors.values())) == 5
+
+
+def _with_dim_l_named(name):
+    """paper's methods with DIM(L) (kind dim_l) under ``name``: otherwise the same set."""
+    kinds = PAPER["dim_infobal"]["kinds"]
+    specs = {(name if m == "dim_l" else m): spec for m, spec in method_specs(PAPER).items()}
+    return TB.Methods(specs, kinds)
+
+
+def test_a_method_is_named_by_its_kind_not_its_name():
+    local, plain = _with_dim_l_named("local_dim"), _with_dim_l_named("dim_l")
+    assert local.label("local_dim") == plain.label("dim_l") == "DIM(L)"
+    assert local.run_label("local_dim", "nce") == "DIM(L) infoNCE"
+    assert local.kind("local_dim") == "dim_l" and local.family("local_dim") == "dim"
+    assert local.of_kind("dim_l") == ["local_dim"]
+    names = lambda m: [n for n in m.specs]                                   # noqa: E731
+    lc, pc = local.colors(names(local)), plain.colors(names(plain))
+    assert lc["local_dim"] == pc["dim_l"]
+    assert {k: v for k, v in lc.items() if k != "local_dim"} == {k: v for k, v in pc.items() if k != "dim_l"}
+    assert lc["local_dim"] != lc["dim_g"]                   # a colour of its own, from DIM's palette
 
 
 def test_random_floor_is_mean_of_random_linear_y_rows(tmp_path):
@@ -269,24 +303,24 @@ def test_random_floor_is_mean_of_random_linear_y_rows(tmp_path):
             ("random", "none", 0, "fc", "linear", 0.90), ("random", "none", 0, "y", "mlp", 0.80),
             ("dim_g", "jsd", 0, "y", "linear", 0.70)]
     df = pd.DataFrame(rows, columns=["method", "estimator", "seed", "layer", "probe", "acc"])
-    assert figures.random_floor(df) == pytest.approx(0.25)
-    assert figures.random_floor(df, "y", "mlp") == pytest.approx(0.80)
-    assert np.isnan(figures.random_floor(df[df["method"] != "random"]))
+    assert FB.random_floor(df) == pytest.approx(0.25)
+    assert FB.random_floor(df, "y", "mlp") == pytest.approx(0.80)
+    assert np.isnan(FB.random_floor(df[df["method"] != "random"]))
 
 
 def test_infobal_spread_is_mean_min_max_over_seeds():
     df = pd.DataFrame(dict(method="dim_g", estimator="jsd", seed=[0, 1, 2, 0], epoch=[1, 1, 1, 2],
                            acc=[0.1, 0.2, 0.6, np.inf]))
-    s = figures._spread(df, ["epoch"], "acc")
+    s = FB._spread(df, ["epoch"], "acc")
     assert s["epoch"].tolist() == [1]  # the inf row is dropped, not averaged
     row = s.iloc[0]
     assert (row["mean"], row["lo"], row["hi"], row["n"]) == pytest.approx((0.3, 0.1, 0.6, 3))
-    assert figures._runs_seeds_note(df) == "n seeds = 3"
-    assert figures._runs_seeds_note(df[df["seed"] == 0]) == "n seeds = 1 (no spread)"
+    assert FB._runs_seeds_note(df) == "n seeds = 3"
+    assert FB._runs_seeds_note(df[df["seed"] == 0]) == "n seeds = 1 (no spread)"
 
 
 def test_infobal_curves_draws_random_floor_and_means(b_inputs, captured):
-    figures.infobal_curves(b_inputs["curves"], "unused")
+    FB.infobal_curves(b_inputs["curves"], "unused", METHODS)
     (fig,) = captured
     curves = pd.read_csv(b_inputs["curves"], keep_default_na=False, na_values=[""])
     rnd = curves[curves["method"] == "random"]
@@ -307,7 +341,7 @@ def test_infobal_curves_draws_random_floor_and_means(b_inputs, captured):
 
 
 def test_infobal_curves_one_mi_axis_per_estimator(b_inputs, captured):
-    figures.infobal_curves(b_inputs["curves"], "unused")
+    FB.infobal_curves(b_inputs["curves"], "unused", METHODS)
     (fig,) = captured
     curves = pd.read_csv(b_inputs["curves"])
     mi_axes = [ax for ax in fig.axes if str(ax.get_gid()).startswith("mi:")]
@@ -327,7 +361,7 @@ def test_infobal_curves_one_mi_axis_per_estimator(b_inputs, captured):
 
 
 def test_infobal_probes_values(b_inputs, captured):
-    figures.infobal_probes(b_inputs["probes"], "unused")
+    FB.infobal_probes(b_inputs["probes"], "unused", METHODS)
     (fig,) = captured
     probes = pd.read_csv(b_inputs["probes"], keep_default_na=False)
     axes = {ax.get_gid(): ax for ax in fig.axes}
@@ -350,7 +384,7 @@ def test_infobal_probes_values(b_inputs, captured):
 
 
 def test_infobal_robustness_lines(b_inputs, captured):
-    figures.infobal_robustness(b_inputs["robustness"], "unused")
+    FB.infobal_robustness(b_inputs["robustness"], "unused", METHODS)
     (fig,) = captured
     rob = pd.read_csv(b_inputs["robustness"], keep_default_na=False)
     axes = {ax.get_gid(): ax for ax in fig.axes}
@@ -368,7 +402,7 @@ def test_make_infobal_figures(tmp_path, b_inputs):
     import matplotlib.image
 
     out = tmp_path / "figs"
-    written = figures.make_infobal_figures(b_inputs["curves"], b_inputs["probes"], b_inputs["robustness"], out)
+    written = FB.make_figures(b_inputs["curves"], b_inputs["probes"], b_inputs["robustness"], out, METHODS)
     names = ["infobal_curves", "infobal_probes", "infobal_robustness"]
     assert len(written) == 6
     for name in names:
@@ -379,7 +413,7 @@ def test_make_infobal_figures(tmp_path, b_inputs):
 
 def test_infobal_one_seed(tmp_path):
     inp = make_infobal_inputs(tmp_path / "in", seeds=(0,), runs=[("dim_g", "jsd"), ("infobal_m2", "jsd")])
-    written = figures.make_infobal_figures(inp["curves"], inp["probes"], inp["robustness"], tmp_path / "figs")
+    written = FB.make_figures(inp["curves"], inp["probes"], inp["robustness"], tmp_path / "figs", METHODS)
     assert len(written) == 6
     for p in written:
         assert p.stat().st_size > 1000
@@ -388,15 +422,15 @@ def test_infobal_one_seed(tmp_path):
 def test_infobal_missing_random_warns_and_still_draws(tmp_path):
     inp = make_infobal_inputs(tmp_path / "in", seeds=(0,), runs=[("dim_g", "jsd")], random=False)
     with pytest.warns(UserWarning, match="random"):
-        paths = figures.infobal_curves(inp["curves"], tmp_path / "c")
+        paths = FB.infobal_curves(inp["curves"], tmp_path / "c", METHODS)
     assert_figure_files(paths, tmp_path / "c")
 
 
 @pytest.mark.parametrize("which,column,func", [
-    ("curves", "mi_estimate", lambda p, out: figures.infobal_curves(p["curves"], out)),
-    ("probes", "layer", lambda p, out: figures.infobal_probes(p["probes"], out)),
-    ("probes", "acc", lambda p, out: figures.infobal_probes(p["probes"], out)),
-    ("robustness", "level", lambda p, out: figures.infobal_robustness(p["robustness"], out)),
+    ("curves", "mi_estimate", lambda p, out: FB.infobal_curves(p["curves"], out, METHODS)),
+    ("probes", "layer", lambda p, out: FB.infobal_probes(p["probes"], out, METHODS)),
+    ("probes", "acc", lambda p, out: FB.infobal_probes(p["probes"], out, METHODS)),
+    ("robustness", "level", lambda p, out: FB.infobal_robustness(p["robustness"], out, METHODS)),
 ])
 def test_infobal_missing_column_names_file_and_column(tmp_path, b_inputs, which, column, func):
     bad = tmp_path / f"bad_{which}.csv"
@@ -410,16 +444,16 @@ def test_infobal_missing_column_names_file_and_column(tmp_path, b_inputs, which,
 
 def test_infobal_missing_or_empty_file(tmp_path, b_inputs):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        figures.infobal_probes(tmp_path / "nope.csv", tmp_path / "p")
+        FB.infobal_probes(tmp_path / "nope.csv", tmp_path / "p", METHODS)
     header_only = tmp_path / "probes.csv"
     header_only.write_text("method,estimator,seed,layer,probe,acc\n")
     with pytest.raises(ValueError, match=r"probes\.csv: the table has no rows"):
-        figures.infobal_probes(header_only, tmp_path / "p")
+        FB.infobal_probes(header_only, tmp_path / "p", METHODS)
     blank = tmp_path / "robustness.csv"
     blank.write_text("")
     with pytest.raises(ValueError, match=r"robustness\.csv: file is empty"):
-        figures.infobal_robustness(blank, tmp_path / "r")
+        FB.infobal_robustness(blank, tmp_path / "r", METHODS)
     no_noise = tmp_path / "rob2.csv"
     pd.read_csv(b_inputs["robustness"], keep_default_na=False).assign(attack="fgsm").to_csv(no_noise, index=False)
     with pytest.raises(ValueError, match="attack=gaussian"):
-        figures.infobal_robustness(no_noise, tmp_path / "r")
+        FB.infobal_robustness(no_noise, tmp_path / "r", METHODS)
