@@ -6,11 +6,19 @@ import math
 
 import pandas as pd
 import pytest
-from test_figures import VIB_BETAS, VIM_BETAS, make_inputs
+from test_figures import VIB_BETAS, VIM_BETAS, make_inputs, make_infobal_inputs
 
-from infomax import figures
 from infomax.cli import main
-from infomax.summary import write_summary
+from infomax.report import write_summary
+from infomax.vib_vim.tables import best_betas
+
+
+def a_tables(p):
+    return {t: p[t] for t in ("metrics", "validation", "robustness")}
+
+
+def b_tables(b):
+    return {t: b[t] for t in ("curves", "probes", "robustness")}
 
 
 def read_csv(path):
@@ -20,11 +28,12 @@ def read_csv(path):
 
 def test_summary_reports_each_objective_at_its_validation_best_beta(tmp_path):
     p = make_inputs(tmp_path / "in", seeds=(0, 1, 2))
+    b = make_infobal_inputs(tmp_path / "b")
     out, plots = tmp_path / "summary.json", tmp_path / "plots"
-    write_summary(out, plots, p["metrics"], p["validation"], p["robustness"])
+    write_summary(out, plots, a_tables(p), b_tables(b))
     s = json.loads(out.read_text())["vib_vim"]
 
-    best = figures.best_betas(p["validation"])
+    best = best_betas(p["validation"])
     metrics = pd.read_csv(p["metrics"])
     metrics = metrics[metrics["K"] == 256]
     rob = pd.read_csv(p["robustness"])
@@ -44,8 +53,9 @@ def test_summary_reports_each_objective_at_its_validation_best_beta(tmp_path):
 
 def test_plot_tables_have_the_fields_dvc_yaml_plots(tmp_path):
     p = make_inputs(tmp_path / "in")
+    b = make_infobal_inputs(tmp_path / "b")
     plots = tmp_path / "plots"
-    write_summary(tmp_path / "summary.json", plots, p["metrics"], p["validation"], p["robustness"])
+    write_summary(tmp_path / "summary.json", plots, a_tables(p), b_tables(b))
 
     for obj, betas in (("vib", VIB_BETAS), ("vim", VIM_BETAS)):
         rows = read_csv(plots / f"vib_vim_error_vs_beta_{obj}.csv")
@@ -63,22 +73,23 @@ def test_plot_tables_have_the_fields_dvc_yaml_plots(tmp_path):
 
 def test_cli_summarize_names_a_missing_table(tmp_path, capsys):
     p = make_inputs(tmp_path / "in")
+    b = make_infobal_inputs(tmp_path / "b")
     rc = main(["summarize", "--metrics", str(p["metrics"]), "--validation", str(tmp_path / "nope.csv"),
-               "--robustness", str(p["robustness"]), "--out", str(tmp_path / "s.json"),
-               "--plots-dir", str(tmp_path / "plots")])
+               "--robustness", str(p["robustness"]), "--dim-infobal-curves", str(b["curves"]),
+               "--dim-infobal-probes", str(b["probes"]), "--dim-infobal-robustness", str(b["robustness"]),
+               "--out", str(tmp_path / "s.json"), "--plots-dir", str(tmp_path / "plots")])
     err = capsys.readouterr().err
     assert rc == 1 and "nope.csv: file not found" in err and "val_err_12" in err
     assert not (tmp_path / "s.json").exists()
 
 
 def test_summary_has_study_b_probe_means_per_method(tmp_path):
-    from test_figures import make_infobal_inputs
-
     p = make_inputs(tmp_path / "in")
     b = make_infobal_inputs(tmp_path / "b", seeds=(0, 1, 2))
     out = tmp_path / "summary.json"
-    write_summary(out, tmp_path / "plots", p["metrics"], p["validation"], p["robustness"], b["probes"])
-    s = json.loads(out.read_text())["infobal"]
+    write_summary(out, tmp_path / "plots", a_tables(p), b_tables(b))
+    s = json.loads(out.read_text())["dim_infobal"]
+    assert "infobal" not in json.loads(out.read_text())
     probes = pd.read_csv(b["probes"], keep_default_na=False)
     assert set(s) == {f"{m}_{e}" for m, e in zip(probes["method"], probes["estimator"])}
     assert "random_none" in s and s["dim_l_jsd"]["seeds"] == 3
