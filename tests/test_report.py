@@ -8,11 +8,20 @@ import pytest
 import yaml
 
 from infomax import report as R
+from infomax import stats as S
+from infomax.config import experiment as R_experiment
 from infomax.config import report_settings
+from infomax.dim_infobal import claims as claims_b
+from infomax.dim_infobal.runs import method_specs
+from infomax.dim_infobal.tables import Methods
 from infomax.files import save_csv
+from infomax.vib_vim import claims as claims_a
+
+from configs import CONFIG, PAPER, report_config
 
 ROOT = Path(__file__).resolve().parents[1]
-RC = R.ReportConfig()
+RC = report_config()
+KIND_OPTIONS = PAPER["dim_infobal"]["kinds"]
 T_975_2 = 4.302652729911275   # Student t, 97.5% quantile, 2 degrees of freedom (statistical tables)
 
 
@@ -20,11 +29,11 @@ T_975_2 = 4.302652729911275   # Student t, 97.5% quantile, 2 degrees of freedom 
 # statistics and verdicts on hand-made numbers
 
 def test_mean_ci_is_the_student_t_interval():
-    ci = R.mean_ci({"s0": 1.0, "s1": 2.0, "s2": 3.0}, 0.95)    # mean 2, sd 1, n 3
+    ci = S.mean_ci({"s0": 1.0, "s1": 2.0, "s2": 3.0}, 0.95)    # mean 2, sd 1, n 3
     half = T_975_2 / math.sqrt(3)
     assert ci["mean"] == pytest.approx(2.0) and ci["n"] == 3
     assert ci["ci"] == pytest.approx([2 - half, 2 + half], abs=1e-9)
-    one = R.mean_ci({"s0": 5.0}, 0.95)
+    one = S.mean_ci({"s0": 5.0}, 0.95)
     assert one["mean"] == 5.0 and one["n"] == 1 and all(math.isnan(x) for x in one["ci"])
 
 
@@ -32,21 +41,21 @@ def test_difference_is_paired_when_the_seeds_match_and_oriented_by_the_claim():
     # a per-seed offset that a paired test removes: differences 1, 1.1, 0.9
     a = {"s0": 11.0, "s1": 31.1, "s2": 20.9}
     b = {"s0": 10.0, "s1": 30.0, "s2": 20.0}
-    d = R.difference(a, b, 0.95)
+    d = S.difference(a, b, 0.95)
     assert d["paired"] and d["n"] == 3 and d["mean"] == pytest.approx(1.0)
     assert d["ci"][0] > 0.5 and "paired" in d["test"]
-    lower = R.difference(a, b, 0.95, higher_is_better=False)     # errors: a is the worse side
+    lower = S.difference(a, b, 0.95, higher_is_better=False)     # errors: a is the worse side
     assert lower["mean"] == pytest.approx(-1.0) and lower["ci"][1] < 0
 
 
 def test_difference_falls_back_to_welch_when_the_runs_differ():
     a = {"s0": 3.0, "s1": 5.0}
     b = {"s2": 1.0, "s3": 2.0, "s4": 3.0}
-    d = R.difference(a, b, 0.95)
+    d = S.difference(a, b, 0.95)
     assert not d["paired"] and "Welch" in d["test"] and d["mean"] == pytest.approx(2.0)
     va, vb = 2.0 / 2, 1.0 / 3
     df = (va + vb) ** 2 / (va ** 2 / 1 + vb ** 2 / 2)
-    half = R._t(0.95, df) * math.sqrt(va + vb)
+    half = S._t(0.95, df) * math.sqrt(va + vb)
     assert d["ci"] == pytest.approx([2 - half, 2 + half])
 
 
@@ -56,10 +65,10 @@ OVERLAP = ({"s0": 10.0, "s1": 6.0, "s2": 8.0}, {"s0": 7.0, "s1": 9.0, "s2": 7.5}
 ONE_SEED = ({"s0": 99.0}, {"s0": 1.0})
 
 
-@pytest.mark.parametrize("sides,verdict", [(CLEAR_WIN, R.SUPPORTED), (CLEAR_LOSS, R.CONTRADICTED),
-                                           (OVERLAP, R.INCONCLUSIVE), (ONE_SEED, R.INCONCLUSIVE)])
+@pytest.mark.parametrize("sides,verdict", [(CLEAR_WIN, S.SUPPORTED), (CLEAR_LOSS, S.CONTRADICTED),
+                                           (OVERLAP, S.INCONCLUSIVE), (ONE_SEED, S.INCONCLUSIVE)])
 def test_verdict_of_a_comparison(sides, verdict):
-    c = R.comparison("x", "m", "%", "A", sides[0], "B", sides[1], RC)
+    c = S.comparison("x", "m", "%", "A", sides[0], "B", sides[1], RC)
     assert c["verdict"] == verdict, c["reason"]
     if sides is ONE_SEED:
         assert "1 run(s) per side" in c["reason"]
@@ -68,34 +77,34 @@ def test_verdict_of_a_comparison(sides, verdict):
 def test_a_margin_moves_the_verdict():
     # a clear 5-point win: "by more than 3" holds, "by more than 8" is contradicted
     a, b = CLEAR_WIN
-    assert R.comparison("x", "m", "%", "A", a, "B", b, RC, margin=3.0)["verdict"] == R.SUPPORTED
-    assert R.comparison("x", "m", "%", "A", a, "B", b, RC, margin=8.0)["verdict"] == R.CONTRADICTED
+    assert S.comparison("x", "m", "%", "A", a, "B", b, RC, margin=3.0)["verdict"] == S.SUPPORTED
+    assert S.comparison("x", "m", "%", "A", a, "B", b, RC, margin=8.0)["verdict"] == S.CONTRADICTED
     # "does not beat by more than 1": a clear loss supports it, a clear win contradicts it
-    assert R.comparison("x", "m", "%", "A", b, "B", a, RC, direction=R.BELOW, margin=1.0)["verdict"] == R.SUPPORTED
-    assert R.comparison("x", "m", "%", "A", a, "B", b, RC, direction=R.BELOW, margin=1.0)["verdict"] == R.CONTRADICTED
-    assert R.comparison("x", "m", "%", "A", OVERLAP[0], "B", OVERLAP[1], RC, direction=R.BELOW, margin=1.0)["verdict"] == R.INCONCLUSIVE
+    assert S.comparison("x", "m", "%", "A", b, "B", a, RC, direction=S.BELOW, margin=1.0)["verdict"] == S.SUPPORTED
+    assert S.comparison("x", "m", "%", "A", a, "B", b, RC, direction=S.BELOW, margin=1.0)["verdict"] == S.CONTRADICTED
+    assert S.comparison("x", "m", "%", "A", OVERLAP[0], "B", OVERLAP[1], RC, direction=S.BELOW, margin=1.0)["verdict"] == S.INCONCLUSIVE
 
 
 def test_min_seeds_makes_two_seeds_inconclusive_when_asked():
     a, b = {"s0": 10.0, "s1": 11.0}, {"s0": 1.0, "s1": 1.5}
-    assert R.comparison("x", "m", "%", "A", a, "B", b, RC)["verdict"] == R.SUPPORTED
-    strict = R.ReportConfig(min_seeds=3)
-    assert R.comparison("x", "m", "%", "A", a, "B", b, strict)["verdict"] == R.INCONCLUSIVE
+    assert S.comparison("x", "m", "%", "A", a, "B", b, RC)["verdict"] == S.SUPPORTED
+    strict = report_config(min_seeds=3)
+    assert S.comparison("x", "m", "%", "A", a, "B", b, strict)["verdict"] == S.INCONCLUSIVE
 
 
 def test_combine():
-    s, c, i = ({"name": n, "verdict": v} for n, v in (("s", R.SUPPORTED), ("c", R.CONTRADICTED), ("i", R.INCONCLUSIVE)))
-    assert R.combine([s, s])[0] == R.SUPPORTED
-    assert R.combine([s, c, i]) == (R.CONTRADICTED, "contradicted by: c")
-    assert R.combine([s, i])[0] == R.INCONCLUSIVE
-    assert R.combine([s, {**c, "votes": False}])[0] == R.SUPPORTED      # additional parts do not vote
-    assert R.combine([])[0] == R.INCONCLUSIVE
+    s, c, i = ({"name": n, "verdict": v} for n, v in (("s", S.SUPPORTED), ("c", S.CONTRADICTED), ("i", S.INCONCLUSIVE)))
+    assert S.combine([s, s])[0] == S.SUPPORTED
+    assert S.combine([s, c, i]) == (S.CONTRADICTED, "contradicted by: c")
+    assert S.combine([s, i])[0] == S.INCONCLUSIVE
+    assert S.combine([s, {**c, "votes": False}])[0] == S.SUPPORTED      # additional parts do not vote
+    assert S.combine([])[0] == S.INCONCLUSIVE
 
 
 @pytest.mark.parametrize("bad", [{"confidence": 1.0}, {"min_seeds": 1}, {"anchor_tolerance": 0}])
 def test_report_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="report."):
-        R.ReportConfig(**bad)
+        report_config(**bad)
 
 
 # -----------------------------------------------------------------------------
@@ -122,19 +131,19 @@ def write_study_a(d: Path, vim_err: list, vib_err: list, det_err: list, vim_nois
     save_csv(metrics, cols, d / "metrics.csv")
     save_csv(val, ["objective", "beta", "seed", "K", "val_err_12"], d / "validation.csv")
     save_csv(rob, ["objective", "beta", "seed", "attack", "level", "acc"], d / "robustness.csv")
-    return d / "metrics.csv", d / "validation.csv", d / "robustness.csv"
+    return {"metrics": d / "metrics.csv", "validation": d / "validation.csv", "robustness": d / "robustness.csv"}
 
 
 def verdicts(parts):
-    return {cid: R.combine(p)[0] for cid, p in parts.items()}
+    return {cid: S.combine(p)[0] for cid, p in parts.items()}
 
 
 def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     win = write_study_a(tmp_path, vim_err=[0.010, 0.011, 0.012], vib_err=[0.020, 0.022, 0.021],
                         det_err=[0.030, 0.031, 0.029], vim_noise=[0.9, 0.91, 0.92], vib_noise=[0.5, 0.52, 0.51])
-    v = verdicts(R.study_a_claims(R.read_study_a(*win), RC))
-    assert v == {"A1": R.SUPPORTED, "A2": R.SUPPORTED, "A3": R.SUPPORTED, "A4": R.SUPPORTED}
-    parts = R.study_a_claims(R.read_study_a(*win), RC)
+    v = verdicts(claims_a.claims(claims_a.read_tables(win), RC))
+    assert v == {"A1": S.SUPPORTED, "A2": S.SUPPORTED, "A3": S.SUPPORTED, "A4": S.SUPPORTED}
+    parts = claims_a.claims(claims_a.read_tables(win), RC)
     a1 = parts["A1"][0]
     assert a1["sides"][0]["label"] == "VIM (beta=1)" and a1["sides"][1]["label"] == "VIB (beta=1e-3)"
     assert a1["sides"][0]["mean"] == pytest.approx(1.1) and a1["unit"] == "%"        # percent of 0.011
@@ -142,17 +151,17 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
 
     loss = write_study_a(tmp_path, vim_err=[0.020, 0.022, 0.021], vib_err=[0.010, 0.011, 0.012],
                          det_err=[0.005, 0.006, 0.004], vim_noise=[0.5, 0.52, 0.51], vib_noise=[0.9, 0.91, 0.92])
-    v = verdicts(R.study_a_claims(R.read_study_a(*loss), RC))
-    assert v == {"A1": R.CONTRADICTED, "A2": R.CONTRADICTED, "A3": R.CONTRADICTED, "A4": R.CONTRADICTED}
+    v = verdicts(claims_a.claims(claims_a.read_tables(loss), RC))
+    assert v == {"A1": S.CONTRADICTED, "A2": S.CONTRADICTED, "A3": S.CONTRADICTED, "A4": S.CONTRADICTED}
 
     one = write_study_a(tmp_path, vim_err=[0.01], vib_err=[0.02], det_err=[0.03], vim_noise=[0.9], vib_noise=[0.5])
-    assert set(verdicts(R.study_a_claims(R.read_study_a(*one), RC)).values()) == {R.INCONCLUSIVE}
+    assert set(verdicts(claims_a.claims(claims_a.read_tables(one), RC)).values()) == {S.INCONCLUSIVE}
 
 
 def test_study_a_overlap_is_inconclusive(tmp_path):
     t = write_study_a(tmp_path, vim_err=[0.010, 0.030, 0.020], vib_err=[0.025, 0.012, 0.021],
                       det_err=[0.011, 0.031, 0.019], vim_noise=[0.6, 0.9, 0.7], vib_noise=[0.8, 0.6, 0.75])
-    assert verdicts(R.study_a_claims(R.read_study_a(*t), RC))["A1"] == R.INCONCLUSIVE
+    assert verdicts(claims_a.claims(claims_a.read_tables(t), RC))["A1"] == S.INCONCLUSIVE
 
 
 def write_study_b(d: Path, y: dict, curves: dict):
@@ -172,10 +181,20 @@ def write_study_b(d: Path, y: dict, curves: dict):
                              "probe_acc": acc})
     save_csv(probes, ["method", "estimator", "seed", "layer", "probe", "acc"], d / "probes.csv")
     save_csv(rows, ["method", "estimator", "seed", "epoch", "mi_estimate", "probe_acc"], d / "curves.csv")
-    return d / "curves.csv", d / "probes.csv"
+    return {"curves": d / "curves.csv", "probes": d / "probes.csv"}
+
+
+def methods_of(kinds: dict) -> Methods:
+    """Study B's methods: name -> kind, each with its kind's options (paper's kinds block)."""
+    return Methods({m: {"kind": k, **KIND_OPTIONS[k]} for m, k in kinds.items()}, KIND_OPTIONS)
 
 
 KINDS = {"dim_g": "dim_g", "dim_l": "dim_l", "infobal_m2": "infobal"}
+METHODS = methods_of(KINDS)
+
+
+def b_claims(paths, methods=METHODS):
+    return claims_b.claims(claims_b.read_tables(paths, methods), methods, RC)
 
 
 def rising_flat(seed_shift, drop=0.0):
@@ -190,10 +209,10 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
          ("random", "none"): [0.70, 0.70, 0.70]}
     curves = {k: [rising_flat(s / 10, drop=0.1 if k[1] == "dv" else 0.0) for s in range(3)]
               for k in y if k[0] != "random"}
-    parts = R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, curves), KINDS), KINDS, RC)
+    parts = b_claims(write_study_b(tmp_path, y, curves))
     v = verdicts(parts)
-    assert v == {"B1": R.SUPPORTED, "B2": R.SUPPORTED, "B3": R.SUPPORTED, "B4": R.SUPPORTED}, \
-        {k: R.combine(p) for k, p in parts.items()}
+    assert v == {"B1": S.SUPPORTED, "B2": S.SUPPORTED, "B3": S.SUPPORTED, "B4": S.SUPPORTED}, \
+        {k: S.combine(p) for k, p in parts.items()}
     assert len([p for p in parts["B1"] if p["votes"]]) == 2          # InfoBal JSD and DV vs DIM(L) JSD and DV
     b2 = parts["B2"]
     assert b2[0]["difference"]["n"] == 5 * 3 and "epoch 2 -> 4" in b2[0]["note"]
@@ -202,28 +221,50 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
 
     # InfoBal clearly better than DIM(L): B1 contradicted; DIM(L) only 3 points above DIM(G): B3 contradicted
     y2 = {**y, ("infobal_m2", "jsd"): [0.90, 0.91, 0.92], ("dim_g", "jsd"): [0.77, 0.78, 0.79]}
-    v2 = verdicts(R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y2, curves), KINDS), KINDS, RC))
-    assert v2["B1"] == R.CONTRADICTED and v2["B3"] == R.CONTRADICTED
+    v2 = verdicts(b_claims(write_study_b(tmp_path, y2, curves)))
+    assert v2["B1"] == S.CONTRADICTED and v2["B3"] == S.CONTRADICTED
 
     # the probe keeps climbing (no plateau): B2 contradicted
     climbing = {k: [[(e, 0.2 + 0.15 * e + s / 100) for e in range(5)] for s in range(3)] for k in curves}
-    assert verdicts(R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, climbing), KINDS), KINDS, RC))["B2"] == R.CONTRADICTED
+    assert verdicts(b_claims(write_study_b(tmp_path, y, climbing)))["B2"] == S.CONTRADICTED
 
 
 def test_study_b_without_the_needed_runs_is_inconclusive(tmp_path):
     y = {("dim_l", "nce"): [0.8], ("random", "none"): [0.7]}
     curves = {("dim_l", "nce"): [[(0.0, 0.3), (1.0, 0.5)]]}
-    kinds = {"dim_l": "dim_l"}
-    parts = R.study_b_claims(R.read_study_b(*write_study_b(tmp_path, y, curves), kinds), kinds, RC)
+    parts = b_claims(write_study_b(tmp_path, y, curves), methods_of({"dim_l": "dim_l"}))
     for cid in ("B1", "B2", "B3", "B4"):
-        assert R.combine(parts[cid])[0] == R.INCONCLUSIVE
+        assert S.combine(parts[cid])[0] == S.INCONCLUSIVE
     assert "no second half" in parts["B2"][0]["reason"]
 
 
 def test_study_b_names_a_method_missing_from_the_config(tmp_path):
     paths = write_study_b(tmp_path, {("dim_x", "jsd"): [0.5]}, {("dim_x", "jsd"): [[(0.0, 0.1), (1.0, 0.2)]]})
     with pytest.raises(ValueError, match="dim_x"):
-        R.read_study_b(*paths, KINDS)
+        claims_b.read_tables(paths, METHODS)
+
+
+def test_a_method_of_kind_dim_l_counts_as_dim_l_whatever_its_name(tmp_path):
+    """B3 pairs methods by their config kind: DIM(L) named `local_dim` is DIM(L), exactly as `dim_l` is."""
+    def b3(name):
+        y = {("dim_g", "jsd"): [0.40, 0.42, 0.41], (name, "jsd"): [0.80, 0.81, 0.82], ("random", "none"): [0.7] * 3}
+        curves = {k: [rising_flat(s / 10) for s in range(3)] for k in y if k[0] != "random"}
+        d = tmp_path / name
+        d.mkdir()
+        methods = methods_of({"dim_g": "dim_g", name: "dim_l"})
+        return b_claims(write_study_b(d, y, curves), methods)["B3"]
+
+    def numbers(parts):
+        """Each comparison without its label text."""
+        return [{"votes": p["votes"], "metric": p["metric"], "verdict": p["verdict"], "margin": p["margin"],
+                 "difference": p["difference"],
+                 "sides": [{k: v for k, v in side.items() if k != "label"} for side in p["sides"]]} for p in parts]
+
+    local, plain = b3("local_dim"), b3("dim_l")
+    assert len(local) == len(plain) == 4                                     # not the "no such runs" placeholder
+    assert S.combine(local) == S.combine(plain) and S.combine(local)[0] == S.SUPPORTED
+    assert numbers(local) == numbers(plain)
+    assert local[0]["sides"][0]["label"] == "DIM(L) JSD" and local[0]["sides"][0]["mean"] == pytest.approx(81.0)
 
 
 # -----------------------------------------------------------------------------
@@ -241,7 +282,7 @@ def test_the_published_file_loads_and_every_anchor_has_a_source():
 @pytest.mark.parametrize("edit,needle", [
     (lambda p: p["anchors"]["vib_table1_vib"].pop("source"), "anchors.vib_table1_vib: missing source"),
     (lambda p: p["anchors"]["vib_table1_vib"].__setitem__("value", "1.13%"), "is not a number"),
-    (lambda p: p["protocols"].pop("infobal"), "protocols.infobal: missing"),
+    (lambda p: p["protocols"].pop("dim_infobal"), "protocols.dim_infobal: missing"),
 ])
 def test_a_bad_published_file_is_named(tmp_path, edit, needle):
     pub = yaml.safe_load((ROOT / "config/published.yaml").read_text())
@@ -254,7 +295,7 @@ def test_a_bad_published_file_is_named(tmp_path, edit, needle):
 
 
 PROTOCOL = {"vib_vim": {"source": "x", "dataset": "mnist", "data": "full", "epochs": 200, "covariance": "diagonal"},
-            "infobal": {"source": "y", "dataset": "cifar10", "data": "full", "epochs": 1000}}
+            "dim_infobal": {"source": "y", "dataset": "cifar10", "data": "full", "epochs": 1000}}
 
 
 def one_anchor(value=1.13, primary=True):
@@ -268,29 +309,29 @@ def anchor_tables(errs):
 
     m = pd.DataFrame([{"objective": "vib", "beta": 1e-3, "K": 256, "seed": s, "err_12": e} for s, e in enumerate(errs)],
                      columns=["objective", "beta", "K", "seed", "err_12"])
-    return {"metrics": m, "probes": None, "kinds": {}}
+    return {"vib_vim": {"metrics": m}, "dim_infobal": {"probes": None}}
 
 
 def test_anchor_comparable_only_on_the_published_protocol():
     same = {"vib_vim": {"dataset": "mnist", "data": "full", "epochs": 200, "covariance": "diagonal"}}
-    [a] = R.anchors(one_anchor(), same, anchor_tables([0.0112, 0.0115, 0.0118]), RC)
+    [a] = R.anchors(one_anchor(), same, anchor_tables([0.0112, 0.0115, 0.0118]), METHODS, RC)
     assert a["comparable"] and a["ratio"] == pytest.approx(1.15 / 1.13)
-    assert R.anchor_check(a, RC)["verdict"] == R.SUPPORTED
-    [far] = R.anchors(one_anchor(), same, anchor_tables([0.020, 0.021, 0.022]), RC)      # 1.86x published
-    assert R.anchor_check(far, RC)["verdict"] == R.CONTRADICTED
+    assert R.anchor_check(a, RC)["verdict"] == S.SUPPORTED
+    [far] = R.anchors(one_anchor(), same, anchor_tables([0.020, 0.021, 0.022]), METHODS, RC)      # 1.86x published
+    assert R.anchor_check(far, RC)["verdict"] == S.CONTRADICTED
 
     quick = {"vib_vim": {"dataset": "mnist", "data": "the embedded subset", "epochs": 12, "covariance": "diagonal"}}
-    [q] = R.anchors(one_anchor(), quick, anchor_tables([0.0112, 0.0115]), RC)
+    [q] = R.anchors(one_anchor(), quick, anchor_tables([0.0112, 0.0115]), METHODS, RC)
     assert not q["comparable"] and q["ratio"] == pytest.approx(1.135 / 1.13)    # same data set: ratio shown
     assert q["not_comparable_because"] == ["data the embedded subset (published: full)",
                                            "12 of the published 200 epochs"]
     check = R.anchor_check(q, RC)
-    assert check["verdict"] == R.INCONCLUSIVE and "12 of the published 200 epochs" in check["reason"]
+    assert check["verdict"] == S.INCONCLUSIVE and "12 of the published 200 epochs" in check["reason"]
 
     other_data = {"vib_vim": {**same["vib_vim"], "dataset": "fashion"}}
-    [o] = R.anchors(one_anchor(), other_data, anchor_tables([0.0112, 0.0115]), RC)
+    [o] = R.anchors(one_anchor(), other_data, anchor_tables([0.0112, 0.0115]), METHODS, RC)
     assert math.isnan(o["ratio"]) and not o["comparable"]                  # no ratio across data sets
-    [none] = R.anchors(one_anchor(), same, anchor_tables([]), RC)
+    [none] = R.anchors(one_anchor(), same, anchor_tables([]), METHODS, RC)
     assert none["not_comparable_because"] == ["no matching run in this experiment"]
 
 
@@ -308,12 +349,12 @@ def test_write_report_files(tmp_path):
     Image.new("RGB", (1500, 600), (255, 0, 0)).save(tmp_path / "figures/error_vs_beta.png")
     (tmp_path / "captions").mkdir()
     (tmp_path / "captions/error_vs_beta.rst").write_text("Test error\nagainst beta.\n")
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    settings = {**report_settings({**config, "experiment": "paper"}),
+    config = {**CONFIG, "experiment": "paper"}
+    specs = {m: spec for m, spec in method_specs(PAPER).items() if m in ("dim_g", "dim_l")}
+    settings = {**report_settings(config, specs),
                 "figures": [{"name": "error_vs_beta", "rule": "figures_vib_vim",
                              "path": str(tmp_path / "figures/error_vs_beta.png")}]}
-    settings["methods"] = {"dim_g": "dim_g", "dim_l": "dim_l"}
-    tables = dict(zip(["metrics", "validation", "robustness"], a)) | dict(zip(["curves", "probes"], b))
+    tables = {"vib_vim": a, "dim_infobal": b}
     claims_path, md_path = tmp_path / "claims.json", tmp_path / "REPLICATION.md"
     html_path = tmp_path / "REPLICATION.html"
     claims = R.write_report(settings, tables, ROOT / "config/published.yaml", tmp_path / "captions", claims_path, md_path,
@@ -322,11 +363,11 @@ def test_write_report_files(tmp_path):
     strict = json.loads(claims_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in claims.json"))
     assert strict["experiment"] == "paper" and [c["id"] for c in strict["claims"]] == list(R.CLAIMS)
     v = {c["id"]: c["verdict"] for c in claims["claims"]}
-    assert v["A1"] == R.SUPPORTED and v["B3"] == R.SUPPORTED and v["B1"] == R.INCONCLUSIVE   # no InfoBal runs
+    assert v["A1"] == S.SUPPORTED and v["B3"] == S.SUPPORTED and v["B1"] == S.INCONCLUSIVE   # no InfoBal runs
     # A4: VIB at 1e-3 (2.1%) beats deterministic, but the paper experiment (full MNIST, 200 epochs)
     # is comparable with Table 1 and 2.1% is not "about 1.13%"
     a4 = next(c for c in claims["claims"] if c["id"] == "A4")
-    assert [p["verdict"] for p in a4["comparisons"]] == [R.SUPPORTED, R.CONTRADICTED] and a4["verdict"] == R.CONTRADICTED
+    assert [p["verdict"] for p in a4["comparisons"]] == [S.SUPPORTED, S.CONTRADICTED] and a4["verdict"] == S.CONTRADICTED
     # study B on paper: 100 of DIM's 1000 epochs, so its anchors are not comparable
     dim = next(x for x in claims["anchors"] if x["id"] == "dim_table1_dim_l_jsd_y")
     assert not dim["comparable"] and "100 of the published 1000 epochs" in dim["not_comparable_because"]
@@ -353,23 +394,26 @@ def test_write_report_files(tmp_path):
 
 
 def test_report_settings_state_how_the_experiment_differs():
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    quick = report_settings(config)
+    config = {**CONFIG, "experiment": "quick"}
+    quick = report_settings(config, method_specs(R_experiment(config, "quick")))
     assert quick["experiment"] == "quick" and quick["facts"]["vib_vim"]["data"] != "full"
-    assert quick["methods"]["dim_l"] == "dim_l" and quick["report"]["min_seeds"] >= 2
+    assert quick["methods"]["dim_l"]["kind"] == "dim_l" and quick["report"]["min_seeds"] >= 2
+    assert quick["kinds"] == PAPER["dim_infobal"]["kinds"]                  # quick inherits paper's kinds
     pub = R.load_published(ROOT / "config/published.yaml")
     dev = R.deviations(quick["facts"], pub["protocols"])
-    assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["infobal"])
-    paper = report_settings({**config, "experiment": "paper"})
+    assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])
+    paper = report_settings({**CONFIG, "experiment": "paper"}, method_specs(PAPER))
     assert R.deviations(paper["facts"], pub["protocols"])["vib_vim"] == []     # paper is Alemi's protocol
 
 
 def test_cli_names_a_missing_table(tmp_path, capsys):
     from infomax.cli import main
 
-    settings = json.dumps({"experiment": "quick", "methods": {}, "facts": {}})
+    settings = json.dumps({"experiment": "quick", "methods": {}, "kinds": KIND_OPTIONS, "facts": {},
+                           "report": CONFIG["report"]})
     rc = main(["replication", "--settings", settings, "--metrics", str(tmp_path / "metrics.csv"),
-               "--validation", "v", "--robustness", "r", "--curves", "c", "--probes", "p",
+               "--validation", "v", "--robustness", "r", "--dim-infobal-curves", "c", "--dim-infobal-probes", "p",
+               "--dim-infobal-robustness", "r2",
                "--claims", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "r.md")])
     assert rc == 1 and "metrics.csv: file not found" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists() and not (tmp_path / "r.md").exists()
