@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infomax.config import infobal_run_name, infobal_runs, run_name, vib_vim_k2_runs, vib_vim_runs
+from infomax.config import experiment
+from infomax.dim_infobal import runs as runs_b
+from infomax.vib_vim import runs as runs_a
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -26,10 +28,20 @@ FIGURES = ["error_vs_beta", "information_plane", "robustness", "representation_v
            "infobal_curves", "infobal_probes", "infobal_robustness"]
 
 
-def snakemake(*args, cwd=ROOT, timeout=900):
+def snakemake(*args, cwd=ROOT, timeout=900, project=ROOT):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(Path(project) / "Snakefile"), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def project_copy(dst: Path) -> Path:
+    """The Snakefile with what it reads next to it (config, params.yaml, workflow, src): the
+    Snakefile finds its config next to itself, so a test edits the copy's config."""
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy(ROOT / name, dst / name)
+    for name in ("workflow", "src", "config"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dst
 
 
 def job_counts(stdout: str) -> dict:
@@ -48,32 +60,32 @@ def job_counts(stdout: str) -> dict:
 def test_paper_dry_run_plans_the_full_protocol():
     r = snakemake("-n", "--config", "experiment=paper", "--cores", "1")
     assert r.returncode == 0, r.stderr
-    paper = CONFIG["experiments"]["paper"]
+    paper = experiment(CONFIG, "paper")
     counts = job_counts(r.stdout)
-    assert counts["train_vib_vim"] == len(vib_vim_runs(paper)) == 75
-    assert counts["train_vib_vim_k2"] == len(vib_vim_k2_runs(paper))
+    assert counts["train_vib_vim"] == len(runs_a.runs(paper)) == 75
+    assert counts["train_vib_vim_k2"] == len(runs_a.k2_runs(paper))
     assert counts["download"] == 2                                      # MNIST and CIFAR-10
     assert "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
     # study B: the CIFAR-10 grid, >= 3 seeds, every estimator, M in {2, 4}, plus the random floor
-    assert counts["train_infobal"] == len(infobal_runs(paper)) == 45
+    assert counts["train_dim_infobal"] == len(runs_b.runs(paper)) == 45
     for name in ("dim_l_nce_s2", "dim_g_dv_s0", "infobal_m4_jsd_s1", "random_none_s2"):
-        assert f"results/paper/infobal/models/{name}.pt" in r.stdout
+        assert f"results/paper/dim_infobal/models/{name}.pt" in r.stdout
     assert "results/paper/data/cifar10.pt" in r.stdout and "resources/cifar10" in r.stdout
 
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda c: c["experiments"]["quick"]["vib_vim"]["betas"]["vib"].__setitem__(0, -1),
      "experiments.quick.vib_vim.betas.vib[0]: -1 is less than the minimum of 0"),
-    (lambda c: c["experiments"]["quick"]["vib_vim"]["objectives"].append("vab"),
+    (lambda c: c["experiments"]["quick"]["vib_vim"].__setitem__("objectives", ["deterministic", "vib", "vim", "vab"]),
      "experiments.quick.vib_vim.objectives[3]: 'vab' is not one of"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, needle):
-    bad = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    project = project_copy(tmp_path)
+    bad = yaml.safe_load((project / "config/config.yaml").read_text())
     edit(bad)
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(bad))
+    (project / "config/config.yaml").write_text(yaml.safe_dump(bad))
     t = time.perf_counter()
-    r = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), cwd=tmp_path)
+    r = snakemake("-n", "--cores", "1", cwd=project, project=project)
     assert time.perf_counter() - t < 10
     assert r.returncode != 0
     assert needle in r.stdout + r.stderr
@@ -85,6 +97,16 @@ def test_lint_is_clean():
     assert r.returncode == 0 and "Congratulations" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
+def test_smoke_dry_run_plans_every_job(tmp_path):
+    r = snakemake("-n", "--cores", "1", "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    assert sum(counts.values()) == 32, counts
+    assert counts["train_dim_infobal"] == counts["evaluate_dim_infobal"] == 5
+    assert {"collect_dim_infobal", "figures_dim_infobal", "summary", "replication", "all"} <= set(counts)
+    assert not any("infobal" in rule and "dim_infobal" not in rule for rule in counts)   # the old rule names
+
+
 @pytest.mark.e2e
 def test_smoke_workflow_end_to_end(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
@@ -92,10 +114,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     out = tmp_path / "results/smoke"
-    smoke = CONFIG["experiments"]["smoke"]
-    runs, k2 = vib_vim_runs(smoke), vib_vim_k2_runs(smoke)
+    smoke = experiment(CONFIG, "smoke")
+    runs, k2 = runs_a.runs(smoke), runs_a.k2_runs(smoke)
     for run in runs:
-        assert (out / f"vib_vim/models/{run_name(*run)}.pt").stat().st_size > 0
+        assert (out / f"vib_vim/models/{runs_a.run_name(*run)}.pt").stat().st_size > 0
     with open(out / "vib_vim/metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert (out / "vib_vim/metrics.csv").read_text().splitlines()[0] == METRICS_HEADER
@@ -110,11 +132,11 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (out / "vib_vim/robustness.csv").read_text().splitlines()[0] == ROBUSTNESS_HEADER
     ev = smoke["vib_vim"]["evaluate"]
     assert len(rob) == len(runs) * sum(len(ev[a]) for a in ("gaussian", "saltpepper", "fgsm"))
-    ib = smoke["infobal"]
-    ib_runs = infobal_runs(smoke)
+    ib = smoke["dim_infobal"]
+    ib_runs = runs_b.runs(smoke)
     for run in ib_runs:
-        assert (out / f"infobal/models/{infobal_run_name(*run)}.pt").stat().st_size > 0
-    text = {t: (out / f"infobal/{t}.csv").read_text().splitlines() for t in ("curves", "probes", "robustness")}
+        assert (out / f"dim_infobal/models/{runs_b.run_name(*run)}.pt").stat().st_size > 0
+    text = {t: (out / f"dim_infobal/{t}.csv").read_text().splitlines() for t in ("curves", "probes", "robustness")}
     assert [text["curves"][0], text["probes"][0], text["robustness"][0]] == [
         CURVES_HEADER, PROBES_HEADER, IB_ROBUSTNESS_HEADER]
     trained = [r for r in ib_runs if r[0] != "random"]
