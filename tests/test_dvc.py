@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_workflow import FIGURES, job_counts
 
-from infomax.restore import dag_outputs
+from infomax.tools.restore import dag_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = (ROOT / "dvc.yaml").read_text()
@@ -65,11 +65,20 @@ def test_dvc_stages_cover_every_snakemake_output(experiment):
         assert len(covering) == 1, f"{f}: covered by {covering} in dvc.yaml (expected exactly one stage output)"
 
 
-def test_each_stage_runs_its_snakemake_target():
+def test_the_one_stage_runs_the_whole_workflow_with_persisted_outs():
+    s = stages("smoke")
+    assert list(s) == ["workflow"]
+    stage = s["workflow"]
+    # no target: Snakemake's default target (rule all) for the experiment, and it decides what is stale
+    assert stage["cmd"].split("&&")[-1].strip() == "snakemake --cores all --config experiment=smoke"
     rules = snakemake("--list-target-rules", "--config", "experiment=smoke", cwd=ROOT).split()
-    for name, stage in stages("smoke").items():
-        assert f"snakemake {name} " in stage["cmd"] and name in rules
-        assert all(o.get(p, {}).get("persist") for o in stage["outs"] for p in o), f"{name}: outs must persist"
+    assert "all" in rules
+    assert "experiment" in stage["params"]                 # params.yaml's switch: a new experiment reruns
+    assert any(isinstance(p, dict) and "config/config.yaml" in p for p in stage["params"])
+    for kind in ("outs", "metrics"):
+        for o in stage[kind]:
+            assert isinstance(o, dict) and all(o[p].get("persist") for p in o), f"{o}: must persist"
+    assert "results/smoke/summary.json" in out_paths(stage)
 
 
 def copy_worktree(dst: Path):
@@ -104,15 +113,14 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
 
     # The documented way to run one experiment through DVC, then the done-when checks.
     out = dvc("exp", "run", "-S", "experiment=smoke", cwd=work)
-    for name in ("data", "train", "evaluate", "report"):
-        assert f"Running stage '{name}'" in out
+    assert "Running stage 'workflow'" in out
     assert json.loads(dvc("status", "--json", cwd=work).strip() or "{}") == {}
     again = dvc("repro", cwd=work)
-    assert "Running stage" not in again and again.count("didn't change, skipping") == 4
+    assert "Running stage" not in again and again.count("didn't change, skipping") == 1
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=work))
     summary = next(iter(metrics.values()))["data"]["results/smoke/summary.json"]["data"]
     assert 0 <= summary["vib_vim"]["vib"]["err_12"] <= 1
-    assert 0 <= summary["infobal"]["random_none"]["linear_y"] <= 1
+    assert 0 <= summary["dim_infobal"]["random_none"]["linear_y"] <= 1
     plots = dvc("plots", "show", "--json", cwd=work)
     assert '"vib_vim_robustness_fgsm"' in plots and '"vib_vim_error_vs_beta"' in plots
     assert "results/" not in run(["git", "status", "--porcelain"], work)    # outputs stay out of git
@@ -135,14 +143,14 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
     os.utime(smoke / "data/mnist.pt", (t, t))
     sm = ("--cores", "2", "--config", "experiment=smoke")
     stale = job_counts(snakemake("-n", *sm, cwd=clone))
-    assert stale.get("train_vib_vim", 0) > 0 and stale.get("train_infobal", 0) > 0
+    assert stale.get("train_vib_vim", 0) > 0 and stale.get("train_dim_infobal", 0) > 0
 
     run([sys.executable, "-m", "infomax", "restore-mtimes"], clone, PYTHONPATH=str(clone / "src"))
     assert "Nothing to be done" in snakemake("-n", *sm, cwd=clone)
 
     shutil.rmtree(smoke / "figures")
     # the figures, and the replication report that embeds them; nothing upstream
-    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "figures_infobal", "replication",
+    assert set(job_counts(snakemake("-n", *sm, cwd=clone))) == {"figures_vib_vim", "figures_dim_infobal", "replication",
                                                                  "all"}
     log = snakemake(*sm, cwd=clone)
     assert "rule train" not in log and "rule evaluate" not in log and "rule collect" not in log
@@ -153,7 +161,7 @@ def test_push_clone_pull_trains_nothing_and_regenerates_figures(tmp_path):
     # Rerunning a step over outputs that DVC hardlinked, read-only, to its cache works and leaves
     # the cache intact.
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
-    recorded = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"].endswith("summary.json"))
+    recorded = next(o["md5"] for o in lock["stages"]["workflow"]["outs"] if o["path"].endswith("summary.json"))
     snakemake(*sm, "--forcerun", "summary", cwd=clone)
     assert md5(clone / ".dvc/cache/files/md5" / recorded[:2] / recorded[2:]) == recorded
     assert md5(summary_json) == recorded            # the summary is deterministic
