@@ -22,9 +22,9 @@ def gaussian_kl_to_standard(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tens
 
 
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances (N, M) between rows of a (N, K) and b (M, K)."""
+    """Pairwise squared Euclidean distances (..., N, M) between rows of a (..., N, K) and b (..., M, K)."""
     # The expanded form is one matmul (fast); clamp the small negatives that rounding produces.
-    d = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(0) - 2.0 * a @ b.T
+    d = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(-2) - 2.0 * a @ b.transpose(-1, -2)
     return d.clamp_min_(0.0)
 
 
@@ -54,18 +54,24 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales=(1.0,)) -
 
     MMD^2 = E k(x,x') + E k(y,y') - 2 E k(x,y), with the diagonal terms left out of the first two
     expectations (U-statistic), so the estimate is centred on 0 when x and y share a distribution
-    (it can then be slightly negative).  Returns a scalar tensor.
+    (it can then be slightly negative).  Returns a scalar tensor; with leading batch dimensions,
+    x (..., N, K) and y (..., M, K), one estimate per batch entry (...,).
     """
-    n, m = x.shape[0], y.shape[0]
+    n, m = x.shape[-2], y.shape[-2]
     if n < 2 or m < 2:
         raise ValueError(f"mmd2 needs at least 2 samples on each side, got {n} and {m}")
-    k = x.shape[1]
+    k = x.shape[-1]
     kxx = kernel_matrix(_sq_dists(x, x), k, kernel, scales)
     kyy = kernel_matrix(_sq_dists(y, y), k, kernel, scales)
     kxy = kernel_matrix(_sq_dists(x, y), k, kernel, scales)
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return sxx + syy - 2.0 * kxy.mean()
+    if x.dim() == 2:       # one estimate: the reductions exactly as they always were
+        sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+        syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+        return sxx + syy - 2.0 * kxy.mean()
+    diag = lambda t: t.diagonal(dim1=-2, dim2=-1).sum(-1)  # noqa: E731
+    sxx = (kxx.sum((-2, -1)) - diag(kxx)) / (n * (n - 1))
+    syy = (kyy.sum((-2, -1)) - diag(kyy)) / (m * (m - 1))
+    return sxx + syy - 2.0 * kxy.mean((-2, -1))
 
 
 # -----------------------------------------------------------------------------
