@@ -38,10 +38,11 @@ LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
 PROBE_KINDS = (("linear", "linear (4 ep., InfoBal post)"), ("mlp", "MLP 200 (DIM)"))
 PROBE_NAMES = {"linear": "linear probe", "mlp": "MLP probe (DIM's)"}
 NOISE_ATTACK = "gaussian"
-# how a non-default option shows in a label
+# how a non-default option shows in a label, in this order; per-view or per-pair weights show as
+# one word, "weighted" (the post's "weighted InfoBal")
 OPTION_TEXT = {"infomin": lambda v: str(v).upper(), "target": lambda v: f"target {str(v).upper()}",
-               "lam": lambda v: f"λ={v:g}", "view_weights": lambda v: "weighted views",
-               "pair_weights": lambda v: "weighted pairs"}
+               "lam": lambda v: f"λ={v:g}"}
+WEIGHTS = ("view_weights", "pair_weights")
 
 
 def estimator_label(estimator) -> str:
@@ -81,8 +82,10 @@ class Methods:
         kind = spec["kind"]
         text = KIND_NAMES.get(kind, kind) + (f" M={spec['views']}" if kind == "infobal" else "")
         defaults = self.defaults[kind]
-        extras = [OPTION_TEXT.get(k, lambda v, k=k: f"{k}={v}")(v) for k, v in spec.items()
-                  if k in defaults and k != "views" and v != defaults[k]]
+        changed = [k for k, v in spec.items() if k in defaults and k != "views" and v != defaults[k]]
+        extras = [OPTION_TEXT[k](spec[k]) for k in OPTION_TEXT if k in changed]
+        extras += ["weighted"] if any(k in WEIGHTS for k in changed) else []
+        extras += [f"{k}={spec[k]}" for k in changed if k not in OPTION_TEXT and k not in WEIGHTS]
         return text + (f" ({', '.join(extras)})" if extras else "")
 
     def label(self, method) -> str:
