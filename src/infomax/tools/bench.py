@@ -271,7 +271,7 @@ class OursVibVim:
 
 
 class OursInfoBal:
-    """A study-B job as train_infobal runs it, one step per call (lambda fixed at its final value:
+    """A study-B job as dim_infobal.train.train runs it, one step per call (lambda fixed at its final value:
     a Python float, it does not change the cost)."""
 
     def __init__(self, cfg: train_b.TrainConfig, x, device, used: dict):
