@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infomax.config import infobal_run_name, infobal_runs, run_name, vib_vim_k2_runs, vib_vim_runs
+from infomax.config import experiment
+from infomax.dim_infobal import runs as runs_b
+from infomax.vib_vim import runs as runs_a
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -50,14 +52,14 @@ def test_paper_dry_run_plans_the_full_protocol():
     assert r.returncode == 0, r.stderr
     paper = CONFIG["experiments"]["paper"]
     counts = job_counts(r.stdout)
-    assert counts["train_vib_vim"] == len(vib_vim_runs(paper)) == 75
-    assert counts["train_vib_vim_k2"] == len(vib_vim_k2_runs(paper))
+    assert counts["train_vib_vim"] == len(runs_a.runs(paper)) == 75
+    assert counts["train_vib_vim_k2"] == len(runs_a.k2_runs(paper))
     assert counts["download"] == 2                                      # MNIST and CIFAR-10
     assert "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
     # study B: the CIFAR-10 grid, >= 3 seeds, every estimator, M in {2, 4}, plus the random floor
-    assert counts["train_infobal"] == len(infobal_runs(paper)) == 45
+    assert counts["train_dim_infobal"] == len(runs_b.runs(paper)) == 45
     for name in ("dim_l_nce_s2", "dim_g_dv_s0", "infobal_m4_jsd_s1", "random_none_s2"):
-        assert f"results/paper/infobal/models/{name}.pt" in r.stdout
+        assert f"results/paper/dim_infobal/models/{name}.pt" in r.stdout
     assert "results/paper/data/cifar10.pt" in r.stdout and "resources/cifar10" in r.stdout
 
 
@@ -92,10 +94,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     out = tmp_path / "results/smoke"
-    smoke = CONFIG["experiments"]["smoke"]
-    runs, k2 = vib_vim_runs(smoke), vib_vim_k2_runs(smoke)
+    smoke = experiment(CONFIG, "smoke")
+    runs, k2 = runs_a.runs(smoke), runs_a.k2_runs(smoke)
     for run in runs:
-        assert (out / f"vib_vim/models/{run_name(*run)}.pt").stat().st_size > 0
+        assert (out / f"vib_vim/models/{runs_a.run_name(*run)}.pt").stat().st_size > 0
     with open(out / "vib_vim/metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert (out / "vib_vim/metrics.csv").read_text().splitlines()[0] == METRICS_HEADER
@@ -110,11 +112,11 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (out / "vib_vim/robustness.csv").read_text().splitlines()[0] == ROBUSTNESS_HEADER
     ev = smoke["vib_vim"]["evaluate"]
     assert len(rob) == len(runs) * sum(len(ev[a]) for a in ("gaussian", "saltpepper", "fgsm"))
-    ib = smoke["infobal"]
-    ib_runs = infobal_runs(smoke)
+    ib = smoke["dim_infobal"]
+    ib_runs = runs_b.runs(smoke)
     for run in ib_runs:
-        assert (out / f"infobal/models/{infobal_run_name(*run)}.pt").stat().st_size > 0
-    text = {t: (out / f"infobal/{t}.csv").read_text().splitlines() for t in ("curves", "probes", "robustness")}
+        assert (out / f"dim_infobal/models/{runs_b.run_name(*run)}.pt").stat().st_size > 0
+    text = {t: (out / f"dim_infobal/{t}.csv").read_text().splitlines() for t in ("curves", "probes", "robustness")}
     assert [text["curves"][0], text["probes"][0], text["robustness"][0]] == [
         CURVES_HEADER, PROBES_HEADER, IB_ROBUSTNESS_HEADER]
     trained = [r for r in ib_runs if r[0] != "random"]
