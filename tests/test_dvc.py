@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_workflow import FIGURES, job_counts
 
-from infomax.restore import dag_outputs
+from infomax.tools.restore import dag_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = (ROOT / "dvc.yaml").read_text()
