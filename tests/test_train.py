@@ -88,9 +88,10 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp
 def test_resume_state_of_another_config_is_ignored(tiny_data, tmp_path, capsys):
     out = tmp_path / "m.pt"
     train_vib_vim(cfg(epochs=1), tiny_data, out, device="cpu", progress=False)
-    torch.save({"key": {"something": "else"}}, tmp_path / "m.pt.resume")
+    from infomax.loop import resume_key
+    torch.save({"key": resume_key(cfg(epochs=1, lr=1e-3), tiny_data, T.MODEL_FORMAT)}, tmp_path / "m.pt.resume")
     train_vib_vim(cfg(epochs=1), tiny_data, out, device="cpu", progress=False)
-    assert "another configuration" in capsys.readouterr().out
+    assert "another configuration (differs in: lr)" in capsys.readouterr().out
 
 
 def test_bad_inputs_are_named(tiny_data, tmp_path):

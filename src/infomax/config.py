@@ -104,8 +104,89 @@ def validate_config(config: dict, schema_path=SCHEMA) -> dict:
     return config
 
 
+# Train-set sizes of the torchvision sources (validation is carved from them); the embedded
+# subset has 5,000 images, 500 per class.  Ten classes in every source.
+TORCHVISION_TRAIN = {"mnist": 60000, "cifar10": 50000}
+EMBEDDED_IMAGES, CLASSES = 5000, 10
+
+
+def split_sizes(ds_name: str, ds: dict) -> dict | None:
+    """{split: the fewest images it can hold} of a data block, as infomax.data cuts it (None when
+    the block is inconsistent: another check names why).  Embedded: each class of n/10 images is
+    cut by the fractions, every split getting the floor or the ceiling of its share (the floor is
+    what is sure); torchvision: train minus val_size, and val_size."""
+    if ds["source"] == "torchvision":
+        n = TORCHVISION_TRAIN.get(ds_name)
+        return None if n is None else {"train": n - ds["val_size"], "val": ds["val_size"]}
+    n = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"]
+    if n % CLASSES or ds["test_fraction"] + ds["val_fraction"] >= 1:
+        return None
+    per_class = n // CLASSES
+    fr = {"train": 1.0 - ds["test_fraction"] - ds["val_fraction"], "val": ds["val_fraction"],
+          "test": ds["test_fraction"]}
+    return {k: CLASSES * int(per_class * f + 1e-9) for k, f in fr.items()}
+
+
+def _size_checks(exp: dict, at: str) -> list[str]:
+    """Bounds between the data's split sizes and the settings that use them."""
+    problems = []
+    sizes = {}
+    for ds_name, ds in exp["data"].items():
+        where = f"{at}.data.{ds_name}"
+        if ds["source"] == "torchvision":
+            n = TORCHVISION_TRAIN.get(ds_name)
+            if n is not None and not ds["val_size"] < n:
+                problems.append(f"{where}.val_size: {ds['val_size']} leaves no train images "
+                                f"({ds_name} has {n} train images; expected < {n})")
+                continue
+        elif ds["n_images"] is not None and ds["n_images"] % CLASSES:
+            problems.append(f"{where}.n_images: {ds['n_images']} is not a multiple of {CLASSES} "
+                            f"(the subset is stratified: the same count per class)")
+            continue
+        s = split_sizes(ds_name, ds)
+        if s is None:
+            continue
+        sizes[ds_name] = s
+        if ds["source"] == "embedded":
+            thin = [k for k, v in s.items() if v < CLASSES]
+            if thin:
+                n = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"]
+                problems.append(f"{where}.n_images: {n} images ({n // CLASSES} per class) leave some class without "
+                                f"an image in the {', '.join(thin)} split(s) (stratified split; raise n_images or the "
+                                f"fractions)")
+    vv, ib = exp["vib_vim"], exp["dim_infobal"]
+    if "mnist" in sizes:
+        train = sizes["mnist"]["train"]
+        blocks = [("vib_vim.train", vv["train"])] + [("vib_vim.k2.train", {**vv["train"], **vv["k2"]["train"]})]
+        for name, block in blocks:
+            if name.startswith("vib_vim.k2") and "batch_size" not in vv["k2"]["train"]:
+                continue
+            if block["batch_size"] > train:
+                problems.append(f"{at}.{name}.batch_size: {block['batch_size']} is larger than the mnist train split "
+                                f"({train} images): no full batch to train on")
+        if vv["evaluate"]["knn_k"] > train:
+            problems.append(f"{at}.vib_vim.evaluate.knn_k: {vv['evaluate']['knn_k']} neighbours, but the mnist train "
+                            f"split has {train} images")
+    if ib["dataset"] in sizes:
+        s = sizes[ib["dataset"]]
+        t = ib["train"]
+        if t["batch_size"] > s["train"]:
+            problems.append(f"{at}.dim_infobal.train.batch_size: {t['batch_size']} is larger than the "
+                            f"{ib['dataset']} train split ({s['train']} images): no full batch to train on")
+        if t["curve_probe_images"] > s["train"]:
+            problems.append(f"{at}.dim_infobal.train.curve_probe_images: {t['curve_probe_images']} is more than the "
+                            f"{ib['dataset']} train split ({s['train']} images)")
+        if s["val"] < 2:
+            problems.append(f"{at}.data.{ib['dataset']}: the val split ({s['val']} images) needs >= 2 for the curves")
+        if ib["evaluate"]["batch_size"] > s["train"]:
+            problems.append(f"{at}.dim_infobal.evaluate.batch_size: {ib['evaluate']['batch_size']} is larger than the "
+                            f"{ib['dataset']} train split ({s['train']} images) the probes train on")
+    return problems
+
+
 def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
-    """Rules one key's schema cannot say: data sources, objectives with grids, method options."""
+    """Rules one key's schema cannot say: data sources, objectives with grids, method options,
+    split sizes against the settings that use them."""
     import jsonschema
 
     problems = []
@@ -144,6 +225,8 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
                 if spec[key] is not None and len(spec[key]) != n:
                     problems.append(f"{at}.dim_infobal.methods.{name}.{key}: has {len(spec[key])} entries, "
                                     f"expected {n} for {views} views")
+    if not problems:
+        problems += _size_checks(exp, at)
     return problems
 
 

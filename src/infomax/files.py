@@ -8,8 +8,40 @@ link cache may have left, instead of writing into it.
 import csv
 import json
 import os
+import re
 import uuid
 from pathlib import Path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True                 # this process's own temp (or a reused pid): never an orphan of it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True                 # exists (another user's), or cannot tell: keep it
+    return True
+
+
+def remove_orphans(path) -> list[Path]:
+    """Remove the temp files an earlier, killed attempt left next to ``path`` (``.<name>.<pid>.<hex>.tmp``,
+    the names ``atomic_write`` uses) whose process is no longer running; return them.  ``path``
+    itself, other outputs' temps and a running process's temp are never touched."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]+\.tmp$")
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for p in entries:
+        m = pattern.match(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write(path, write, mode="wb") -> Path:
@@ -19,6 +51,7 @@ def atomic_write(path, write, mode="wb") -> Path:
     permissions and stays readable by collaborators on a shared file system."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)            # an earlier attempt killed mid-write left these
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, mode) as f:

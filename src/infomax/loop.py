@@ -2,14 +2,25 @@
 resume states, RNG state, and loading a checkpoint with a clear error.
 
 Resume: a state file next to the output (``<model>.pt.resume``) is rewritten atomically every
-``checkpoint_seconds``; an interrupted job continues from it when its key matches.
+``checkpoint_seconds``; an interrupted job continues from it when its key matches: the resume
+format, the model format, the prepared data file's content hash and the configuration.
+
+Divergence: ``DivergenceGuard`` accumulates per-step checks on the device (no host sync) and is read
+at the logging points, so a diverged run stops with an error naming the run, the check and the
+first offending step instead of writing a model.
 """
 
+import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+# Version of the resume state's layout: bump it when a loop saves something new, so that an older
+# state is ignored (with a message) instead of half-loaded.
+RESUME_FORMAT = "infomax-resume-v2"
 
 @dataclass
 class Speed:
@@ -84,13 +95,42 @@ def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume")
 
 
-def resume_key(cfg) -> dict:
-    """What must match for a resume state to be reused (bookkeeping fields may change)."""
-    return {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_seconds")}
+def file_digest(path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (the prepared data's identity in a resume key)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resume_key(cfg, data_path, model_format: str) -> dict:
+    """What must match for a resume state to be reused: the resume format, the model format, the
+    prepared data file's content hash, and the configuration (bookkeeping fields may change)."""
+    config = {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_seconds")}
+    return {"format": RESUME_FORMAT, "model_format": model_format, "data_sha256": file_digest(data_path),
+            "config": config}
+
+
+def _key_mismatch(found, key: dict) -> str:
+    """Why the resume key ``found`` does not match ``key``, in words (empty when it matches)."""
+    if not isinstance(found, dict) or found.get("format") != key["format"]:
+        old = found.get("format") if isinstance(found, dict) else None
+        return f"it has resume format {old!r}, this code writes {key['format']!r}"
+    if found.get("model_format") != key["model_format"]:
+        return f"it was written for model format {found.get('model_format')!r}, not {key['model_format']!r}"
+    if found.get("data_sha256") != key["data_sha256"]:
+        return "it was written for other prepared data (the data file's content hash differs)"
+    if found.get("config") != key["config"]:
+        a, b = found.get("config") or {}, key["config"]
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        return f"it was written for another configuration (differs in: {', '.join(diff)})"
+    return ""
 
 
 def load_resume(resume: Path, key: dict, device) -> dict | None:
-    """The resume state at ``resume`` if it exists, reads and was written for ``key``; else None."""
+    """The resume state at ``resume`` if it exists, reads and was written for ``key``; else None
+    (with a message naming why it was ignored)."""
     if not resume.exists():
         return None
     try:
@@ -98,10 +138,93 @@ def load_resume(resume: Path, key: dict, device) -> dict | None:
     except Exception as e:  # written atomically, so this is outside damage: start afresh
         print(f"ignoring {resume}: cannot be read ({e})", flush=True)
         return None
-    if not isinstance(state, dict) or state.get("key") != key:
-        print(f"ignoring {resume}: it was written for another configuration", flush=True)
+    why = _key_mismatch(state.get("key") if isinstance(state, dict) else None, key)
+    if why:
+        print(f"ignoring {resume}: {why}", flush=True)
         return None
     return state
+
+
+class DivergenceGuard:
+    """Divergence checks of one training run, accumulated on the device and read at logging points.
+
+    ``check(name, value, bad, what)`` takes a 0-d bool tensor ``bad`` (and the value it judged) and
+    ORs it into a flag on the device: no host sync, so it can run every step.  The first offending
+    step and value of each check are kept.  ``raise_if_diverged`` reads the flags (one host sync)
+    and raises ``TrainingDiverged`` naming the run, the check and where it first tripped.
+    ``fail`` is for checks made on the host at a logging point (values already read)."""
+
+    def __init__(self, run: str, device="cpu"):
+        self.run = run
+        self.device = torch.device(device)
+        self.steps = torch.zeros((), dtype=torch.int64, device=self.device)     # steps seen (device counter)
+        self.checks: dict[str, list] = {}                                        # name -> [flag, value, step, what]
+        self.reference: dict[str, torch.Tensor] = {}                             # reference scales (resumed)
+
+    def tick(self):
+        """Count one training step (call after its checks)."""
+        self.steps += 1
+
+    def check(self, name: str, value: torch.Tensor, bad: torch.Tensor, what: str):
+        c = self.checks.get(name)
+        if c is None:
+            z = torch.zeros((), device=self.device)
+            c = self.checks[name] = [torch.zeros((), dtype=torch.bool, device=self.device), z, self.steps.clone(), what]
+        new = bad & ~c[0]
+        c[1] = torch.where(new, value.detach().to(torch.float32).reshape(()), c[1])
+        c[2] = torch.where(new, self.steps + 1, c[2])
+        c[0] = c[0] | bad
+
+    def check_finite(self, name: str, values: torch.Tensor, what: str):
+        bad = ~torch.isfinite(values).all()
+        self.check(name, values.sum(), bad, what)
+
+    def set_reference(self, name: str, value: torch.Tensor):
+        """Keep ``value`` (on the device) as the reference scale ``name`` unless one is already kept."""
+        if name not in self.reference:
+            self.reference[name] = value.detach().clone()
+
+    def fail(self, epoch: int, what: str):
+        raise TrainingDiverged(f"{self.run}: training diverged at epoch {epoch}: {what}; "
+                               f"no model was written (lower the learning rate, train.lr, and rerun)")
+
+    def raise_if_diverged(self, epoch: int):
+        if not self.checks:
+            return
+        names = list(self.checks)
+        flags = torch.stack([self.checks[n][0] for n in names]).tolist()        # the one host sync
+        if not any(flags):
+            return
+        parts = []
+        for n, f in zip(names, flags):
+            if f:
+                _, value, step, what = self.checks[n]
+                parts.append(f"{what} (first at step {int(step)}: {float(value):.4g})")
+        self.fail(epoch, "; ".join(parts))
+
+    def state_dict(self) -> dict:
+        return {"reference": dict(self.reference)}
+
+    def load_state_dict(self, state: dict):
+        self.reference = {k: v.to(self.device) for k, v in state["reference"].items()}
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training run's loss or estimate left every value a working run can have."""
+
+
+# Study B's InfoMax estimates, in nats: the least value of the quantity each estimator targets.
+# A constant critic attains it exactly (JSD: -softplus(0) - softplus(0) = -2 log 2; DV: T - log e^T
+# = 0; infoNCE: log N - log N = 0), and the critic maximises the estimate, so a working run never
+# lands far below it.  The most: the MI of an image X drawn from n training images and any Y is at
+# most H(X) = log n (JSD's form is <= 0 and infoNCE's <= log N by construction; DV is unbounded above).
+MI_FLOOR = {"jsd": -2.0 * math.log(2.0), "dv": 0.0, "nce": 0.0}
+MI_MARGIN = 50.0          # nats beyond those bounds before a run counts as diverged (far outside noise)
+
+
+def mi_bounds(estimator: str, n_train: int) -> tuple[float, float]:
+    """(lowest, highest) InfoMax estimate in nats a run of ``estimator`` can reach before it counts as diverged."""
+    return MI_FLOOR[estimator] - MI_MARGIN, math.log(max(n_train, 2)) + MI_MARGIN
 
 
 def rng_state(gen, device) -> dict:

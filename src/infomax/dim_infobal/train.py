@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from ..data import load_prepared
 from ..estimators import MI_ESTIMATORS
-from ..files import save_torch
-from ..loop import (Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile, resolve_device,
-                    restore_rng, resume_key, resume_path, rng_state)
+from ..files import remove_orphans, save_torch
+from ..loop import (DivergenceGuard, Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile,
+                    mi_bounds, resolve_device, restore_rng, resume_key, resume_path, rng_state)
 from ..probes import probe_accuracy, train_probe
 from .evaluate import encoder_features
 from .model import DIMNet, InfoBalNet
@@ -176,6 +176,27 @@ def step(net, opt, opt_adv, cfg: TrainConfig, x, lam: float, gen=None, forward=f
     return torch.stack([loss.detach(), adv.detach(), mi.detach(), infomin.detach()])
 
 
+def guard_step(guard: DivergenceGuard, terms: torch.Tensor, bounds: tuple[float, float]):
+    """Per-step checks of study B on the device: finite terms, and an InfoMax estimate inside what
+    the estimator can reach (``infomax.loop.mi_bounds``)."""
+    guard.check_finite("finite", terms, "a loss or estimate is not finite")
+    lo, hi = bounds
+    mi = terms[2]
+    guard.check("mi", mi, (mi < lo) | (mi > hi),
+                f"the training MI estimate left [{lo:.4g}, {hi:.4g}] nats, beyond any value its estimator can reach")
+    guard.tick()
+
+
+def guard_curve(guard: DivergenceGuard, epoch: int, point: dict, bounds: tuple[float, float]):
+    """Checks of a curve point (validation MI estimate, probe accuracy), read on the host."""
+    lo, hi = bounds
+    mi = point["mi_estimate"]
+    if not math.isnan(mi) and not lo <= mi <= hi:
+        guard.fail(epoch, f"the validation MI estimate {mi:.4g} nats left [{lo:.4g}, {hi:.4g}]")
+    if not math.isfinite(point["probe_acc"]):
+        guard.fail(epoch, f"the curve probe's accuracy is {point['probe_acc']}")
+
+
 def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
           speed: Speed | None = None) -> dict:
     """Pre-train one study-B model (DIM or InfoBal) and write its checkpoint to ``out_path``.
@@ -212,7 +233,11 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
         return cfg.lam * min(1.0, epoch_float / cfg.lam_warmup_epochs)
 
     resume = resume_path(out_path)
-    state = load_resume(resume, resume_key(cfg), device) if epochs else None
+    remove_orphans(resume)                          # temps of a killed earlier attempt
+    key = resume_key(cfg, data_path, MODEL_FORMAT)
+    guard = DivergenceGuard(out_path.name, device)
+    bounds = mi_bounds(cfg.estimator, n) if epochs else (-math.inf, math.inf)
+    state = load_resume(resume, key, device) if epochs else None
     if state is not None:
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -224,7 +249,8 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
         print(f"resuming {out_path.name} from epoch {start_epoch} ({resume})", flush=True)
 
     def save_resume(epoch, seconds):
-        save_torch({"key": resume_key(cfg), "model": net.state_dict(), "opt": opt.state_dict(),
+        guard.raise_if_diverged(epoch)              # never keep a diverged state
+        save_torch({"key": key, "model": net.state_dict(), "opt": opt.state_dict(),
                     "opt_adv": opt_adv.state_dict() if opt_adv is not None else None, **rng_state(gen, device),
                     "history": history, "curves": curves, "epoch": epoch, "seconds": seconds}, resume)
 
@@ -240,17 +266,19 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             x = x_all[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
-            sums += step(net, opt, opt_adv, cfg, x, lam_at(epoch + i / steps_per_epoch), gen, fwd)
+            terms = step(net, opt, opt_adv, cfg, x, lam_at(epoch + i / steps_per_epoch), gen, fwd)
+            guard_step(guard, terms, bounds)
+            sums += terms
         summed += steps_per_epoch
         if (epoch + 1) % cfg.curve_every == 0 or epoch + 1 == epochs:
             total, adv_m, mi_m, min_m = (sums / summed).tolist()           # the one host sync
             sums.zero_()
             summed = 0
-            if not math.isfinite(total):
-                raise FloatingPointError(f"{out_path.name}: loss became {total} at epoch {epoch + 1}")
+            guard.raise_if_diverged(epoch + 1)
             history.append({"epoch": epoch + 1, "loss": total, "adversary_loss": adv_m,
                             "train_mi": mi_m, "train_infomin": min_m})
             point = {"epoch": epoch + 1, **curve_point(net, cfg, data, probe_idx, lam_at(epoch + 1.0))}
+            guard_curve(guard, epoch + 1, point, bounds)
             curves.append(point)
             bar.set_postfix(loss=f"{total:.3f}", mi=f"{point['mi_estimate']:.3f}", probe=f"{point['probe_acc']:.3f}")
         now = time.perf_counter()

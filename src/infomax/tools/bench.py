@@ -257,7 +257,7 @@ class OursVibVim:
         self.forward = maybe_compile(train_a.forward, used)
         self.batches = device_batches(len(x), cfg.batch_size, device,
                                       torch.Generator(device=device).manual_seed(cfg.seed))
-        self.sums = torch.zeros(3, device=device)
+        self.sums = torch.zeros(4, device=device)
 
     def step(self, eager=False):
         idx = next(self.batches)

@@ -40,15 +40,24 @@ def deterministic_loss(logits, y):
     return ce, ce, torch.zeros_like(ce)
 
 
-def vib_vim_loss(model, x, y, objective: str, beta: float, kernel: str = "imq", scales=(1.0,)):
-    """Forward pass of ``model`` (a StochasticMLP) on x (B, 784) and the objective's loss."""
+def vib_vim_loss(model, x, y, objective: str, beta: float, kernel: str = "imq", scales=(1.0,),
+                 with_accuracy: bool = False):
+    """Forward pass of ``model`` (a StochasticMLP) on x (B, 784) and the objective's loss:
+    (total, ce, regulariser), and with ``with_accuracy`` the batch's accuracy of the decoded sample
+    as a fourth tensor (on the device: the training loop's divergence guard reads it)."""
     mu, sigma = model.encode(x)
     if objective == "deterministic":
-        return deterministic_loss(model.decoder(mu), y)
-    z = model.sample(mu, sigma)[0]
-    logits = model.decoder(z)
-    if objective == "vib":
-        return vib_loss(logits, y, mu, sigma, beta)
-    if objective == "vim":
-        return vim_loss(logits, y, z, torch.randn_like(z), beta, kernel, scales)
-    raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        logits = model.decoder(mu)
+        terms = deterministic_loss(logits, y)
+    else:
+        z = model.sample(mu, sigma)[0]
+        logits = model.decoder(z)
+        if objective == "vib":
+            terms = vib_loss(logits, y, mu, sigma, beta)
+        elif objective == "vim":
+            terms = vim_loss(logits, y, z, torch.randn_like(z), beta, kernel, scales)
+        else:
+            raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    if with_accuracy:
+        return (*terms, (logits.detach().argmax(1) == y).float().mean())
+    return terms

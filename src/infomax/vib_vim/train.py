@@ -17,9 +17,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import flatten, load_prepared, to_signed
-from ..files import save_torch
-from ..loop import (EMA, Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile, resolve_device,
-                    restore_rng, resume_key, resume_path, rng_state)
+from ..files import remove_orphans, save_torch
+from ..loop import (EMA, DivergenceGuard, Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile,
+                    resolve_device, restore_rng, resume_key, resume_path, rng_state)
 from .model import StochasticMLP
 from .objectives import OBJECTIVES, vib_vim_loss
 
@@ -67,20 +67,47 @@ def build(cfg: TrainConfig, in_dim: int, device) -> tuple[StochasticMLP, torch.o
 
 
 def forward(model, cfg: TrainConfig, x, y):
-    """Loss terms (total, ce, regulariser) of one batch: uint8 images x (B, C, H, W), scaled to
-    [-1, 1] on the device; labels y (B,)."""
-    return vib_vim_loss(model, to_signed(flatten(x)), y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales)
+    """Loss terms (total, ce, regulariser) and the training accuracy of one batch: uint8 images
+    x (B, C, H, W), scaled to [-1, 1] on the device; labels y (B,)."""
+    return vib_vim_loss(model, to_signed(flatten(x)), y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales,
+                        with_accuracy=True)
 
 
 def step(model, opt, ema, cfg: TrainConfig, x, y, forward=forward) -> torch.Tensor:
-    """One training step on the batch (x, y); returns (total, ce, regulariser) stacked and detached,
-    on the device (no host sync).  ``forward`` is this module's forward, or its torch.compile'd self."""
-    loss, ce, reg = forward(model, cfg, x, y)
+    """One training step on the batch (x, y); returns (total, ce, regulariser, accuracy) stacked and
+    detached, on the device (no host sync).  ``forward`` is this module's forward, or its torch.compile'd self."""
+    loss, ce, reg, acc = forward(model, cfg, x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     ema.update()
-    return torch.stack([loss.detach(), ce.detach(), reg.detach()])
+    return torch.stack([loss.detach(), ce.detach(), reg.detach(), acc])
+
+
+# --- divergence (infomax.loop.DivergenceGuard); the stacked trainer can call the same two functions
+LOSS_SCALE = 100.0      # a loss this many times its first step's (plus LOSS_SLACK) has diverged
+LOSS_SLACK = 10.0
+CHANCE_CE = 1.5         # chance-level accuracy counts as diverged when the CE is this many times a uniform guess's
+
+
+def guard_step(guard: DivergenceGuard, terms: torch.Tensor):
+    """Per-step checks of study A on the device: finite terms, and a loss far beyond its initial scale."""
+    guard.set_reference("loss", terms[0].abs())
+    guard.check_finite("finite", terms[:3], "the loss is not finite")
+    limit = LOSS_SCALE * guard.reference["loss"] + LOSS_SLACK
+    guard.check("scale", terms[0], terms[0].abs() > limit,
+                f"the loss went beyond its initial scale (over {LOSS_SCALE:g} x the first step's + {LOSS_SLACK:g})")
+    guard.tick()
+
+
+def guard_log(guard: DivergenceGuard, epoch: int, ce: float, acc: float, classes: int = 10):
+    """Checks at a logging point, on the values read there: the device flags, then chance-level
+    training accuracy with a cross-entropy worse than a uniform guess's.  (A collapsed but healthy
+    model, e.g. VIB at a large beta, sits at chance with CE ~ log C: that is a result, not divergence.)"""
+    guard.raise_if_diverged(epoch)
+    if acc <= 1.0 / classes + 0.02 and ce > CHANCE_CE * math.log(classes):
+        guard.fail(epoch, f"training accuracy {acc:.3f} is at chance level (1/{classes}) with cross-entropy "
+                          f"{ce:.4g}, worse than a uniform guess's {math.log(classes):.3f}")
 
 
 def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
@@ -105,23 +132,28 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     history, start_epoch, seconds_before = [], 0, 0.0
 
     resume = resume_path(out_path)
-    state = load_resume(resume, resume_key(cfg), device)
+    remove_orphans(resume)                          # temps of a killed earlier attempt
+    key = resume_key(cfg, data_path, MODEL_FORMAT)
+    guard = DivergenceGuard(out_path.name, device)
+    state = load_resume(resume, key, device)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
+        guard.load_state_dict(state["guard"])
         restore_rng(state, gen, device)
         history, start_epoch, seconds_before = state["history"], state["epoch"], state["seconds"]
         print(f"resuming {out_path.name} from epoch {start_epoch} ({resume})", flush=True)
 
     def save_resume(epoch, seconds):
-        save_torch({"key": resume_key(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
-                    "ema": ema.state_dict(), **rng_state(gen, device),
+        guard.raise_if_diverged(epoch)              # never keep a diverged state
+        save_torch({"key": key, "model": model.state_dict(), "opt": opt.state_dict(),
+                    "ema": ema.state_dict(), "guard": guard.state_dict(), **rng_state(gen, device),
                     "history": history, "epoch": epoch, "seconds": seconds}, resume)
 
     model.train()
     t0 = last_ckpt = time.perf_counter()
-    sums = torch.zeros(3, device=device)            # total, ce, regulariser: summed on the device
+    sums = torch.zeros(4, device=device)            # total, ce, regulariser, accuracy: summed on the device
     summed = 0                                      # steps in `sums` (a host-side count: no sync)
     bar = tqdm(range(start_epoch, cfg.epochs), desc=out_path.stem, disable=not progress,
                mininterval=2.0, initial=start_epoch, total=cfg.epochs)
@@ -132,14 +164,15 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            sums += step(model, opt, ema, cfg, x_all[idx], y_all[idx], fwd)
+            terms = step(model, opt, ema, cfg, x_all[idx], y_all[idx], fwd)
+            guard_step(guard, terms)
+            sums += terms
         summed += steps_per_epoch
         if (epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs:
-            total, ce_m, reg_m = (sums / summed).tolist()                 # the one host sync
+            total, ce_m, reg_m, acc_m = (sums / summed).tolist()          # the one host sync
             sums.zero_()
             summed = 0
-            if not math.isfinite(total):
-                raise FloatingPointError(f"{out_path.name}: loss became {total} at epoch {epoch + 1}")
+            guard_log(guard, epoch + 1, ce_m, acc_m)
             history.append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
             bar.set_postfix(loss=f"{total:.4f}", ce=f"{ce_m:.4f}", reg=f"{reg_m:.4g}")
         now = time.perf_counter()
