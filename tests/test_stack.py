@@ -129,3 +129,13 @@ def test_a_group_refuses_models_that_differ_in_more_than_beta_and_seed(tiny_data
     with pytest.raises(ValueError, match="differs in lr"):
         S.train_group([small("vib", 1e-3, 0), train_a("vib", 1e-2, 0, 4, epochs=1, batch_size=20, lr=1e-3, ema_decay=0.9)], tiny_data,
                       [tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "g.resume", device="cpu", progress=False)
+
+
+def test_a_diverging_group_stops_and_writes_no_model(tiny_data, tmp_path):
+    from infomax.loop import TrainingDiverged
+
+    cfgs = [small("vib", 1e-3, 0, lr=10.0), small("vib", 1e-1, 0, lr=10.0)]
+    outs = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    with pytest.raises(TrainingDiverged, match="training diverged at epoch 1"):
+        S.train_group(cfgs, tiny_data, outs, tmp_path / "g.resume", device="cpu", progress=False)
+    assert not any(o.exists() for o in outs)

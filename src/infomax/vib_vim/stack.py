@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 from ..data import flatten, load_prepared, to_signed
 from ..estimators import gaussian_kl_to_standard, mmd2
 from ..files import save_torch
-from ..loop import EMA, Speed, apply_speed, finish, load_resume, resolve_device, resume_key
+from ..files import remove_orphans
+from ..loop import EMA, DivergenceGuard, Speed, apply_speed, finish, load_resume, resolve_device, resume_key
 from .model import StochasticMLP
-from .train import MODEL_FORMAT, TrainConfig
+from .train import CHANCE_CE, LOSS_SCALE, LOSS_SLACK, MODEL_FORMAT, TrainConfig
 
 GROUP_FORMAT = "infomax-vib_vim-group-resume-v1"
 SHARED = ("objective", "K")       # with every training setting: what a group's models must share
@@ -129,7 +130,7 @@ def build_group(cfgs: list[TrainConfig], in_dim: int, device):
 
 
 def group_loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, noise):
-    """Per-model (total, ce, regulariser), each (M,), for one batch.  x: uint8 images (B, ...) shared
+    """Per-model (total, ce, regulariser, training accuracy), each (M,), for one batch.  x: uint8 images (B, ...) shared
     by every model or (M, B, ...) per model; y: (B,) or (M, B).  ``noise``: the models' generators."""
     M = stack.M
     xs = to_signed(flatten(x) if x.dim() in (2, 4) else x.flatten(2))
@@ -152,21 +153,29 @@ def group_loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, 
         reg = mmd2(z, prior, cfg0.mmd_kernel, cfg0.mmd_scales)
     else:
         raise ValueError(f"unknown objective {cfg0.objective!r}")
-    return ce + betas * reg, ce, reg
+    acc = (logits.detach().argmax(-1) == yy).float().mean(1)
+    return ce + betas * reg, ce, reg, acc
 
 
 def group_step(stack, opt, ema, cfg0, betas, x, y, noise) -> torch.Tensor:
-    """One step of every model; returns (3, M): total, ce, regulariser, detached (no host sync)."""
-    total, ce, reg = group_loss(stack, cfg0, betas, x, y, noise)
+    """One step of every model; returns (4, M): total, ce, regulariser, accuracy, detached (no host sync)."""
+    total, ce, reg, acc = group_loss(stack, cfg0, betas, x, y, noise)
     opt.zero_grad(set_to_none=True)
     total.sum().backward()               # model m's weights only see model m's term
     opt.step()
     ema.update()
-    return torch.stack([total.detach(), ce.detach(), reg.detach()])
+    return torch.stack([total.detach(), ce.detach(), reg.detach(), acc])
 
 
-def _group_key(cfgs) -> list:
-    return [resume_key(c) for c in cfgs]
+def guard_group_step(guard: DivergenceGuard, terms: torch.Tensor):
+    """train.guard_step for every model of the group at once: finite terms, and no model's loss far
+    beyond its own first step's (on the device)."""
+    guard.set_reference("loss", terms[0].abs())
+    guard.check_finite("finite", terms[:3], "a model's loss is not finite")
+    over = terms[0].abs() - (LOSS_SCALE * guard.reference["loss"] + LOSS_SLACK)
+    guard.check("scale", terms[0].max(), (over > 0).any(),
+                f"a model's loss went beyond its initial scale (over {LOSS_SCALE:g} x its first step's + {LOSS_SLACK:g})")
+    guard.tick()
 
 
 def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="auto", progress=True,
@@ -196,7 +205,11 @@ def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, devi
     histories, start_epoch, seconds_before = [[] for _ in cfgs], 0, 0.0
 
     resume_file = Path(resume_file)
-    key = {"format": GROUP_FORMAT, "models": _group_key(cfgs)}
+    remove_orphans(resume_file)                    # temps of a killed earlier attempt
+    keys = [resume_key(c, data_path, MODEL_FORMAT) for c in cfgs]
+    key = {**keys[0], "format": keys[0]["format"], "model_format": GROUP_FORMAT,
+           "config": [k["config"] for k in keys]}
+    guard = DivergenceGuard(resume_file.stem, device)
     state = load_resume(resume_file, key, device)
     if state is not None:
         stack.load_state_dict(state["model"])
@@ -207,16 +220,18 @@ def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, devi
         for s, st in zip(seeds, state["order"]):
             order[s].set_state(st.cpu() if device.type == "cpu" else st)
         histories, start_epoch, seconds_before = state["histories"], state["epoch"], state["seconds"]
+        guard.load_state_dict(state["guard"])
         print(f"resuming group {resume_file.name} from epoch {start_epoch}", flush=True)
 
     def save_resume(epoch, seconds):
         save_torch({"key": key, "model": stack.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
                     "noise": [g.get_state() for g in noise], "order": [order[s].get_state() for s in seeds],
-                    "histories": histories, "epoch": epoch, "seconds": seconds}, resume_file)
+                    "histories": histories, "epoch": epoch, "seconds": seconds, "guard": guard.state_dict()},
+                   resume_file)
 
     stack.train()
     t0 = last_ckpt = time.perf_counter()
-    sums = torch.zeros(3, M, device=device)
+    sums = torch.zeros(4, M, device=device)
     summed = 0
     bar = tqdm(range(start_epoch, c0.epochs), desc=resume_file.stem, disable=not progress, mininterval=2.0,
                initial=start_epoch, total=c0.epochs)
@@ -232,17 +247,21 @@ def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, devi
             else:
                 sel = idx[which]                                                       # (M, B)
                 x, y = x_all[sel], y_all[sel]
-            sums += group_step(stack, opt, ema, c0, betas, x, y, noise)
+            terms = group_step(stack, opt, ema, c0, betas, x, y, noise)
+            guard_group_step(guard, terms)
+            sums += terms
         summed += steps_per_epoch
         if (epoch + 1) % c0.log_every == 0 or epoch + 1 == c0.epochs:
             means = (sums / summed).T.tolist()                                         # the one host sync
             sums.zero_()
             summed = 0
-            for m, (total, ce_m, reg_m) in enumerate(means):
-                if not math.isfinite(total):
-                    raise FloatingPointError(f"{out_paths[m].name}: loss became {total} at epoch {epoch + 1}")
+            guard.raise_if_diverged(epoch + 1)
+            for m, (total, ce_m, reg_m, acc_m) in enumerate(means):
+                if acc_m <= 0.1 + 0.02 and ce_m > CHANCE_CE * math.log(10):
+                    guard.fail(epoch + 1, f"model {out_paths[m].name}: training accuracy {acc_m:.3f} is at chance "
+                                          f"level with cross-entropy {ce_m:.4g}, worse than a uniform guess's")
                 histories[m].append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
-            bar.set_postfix(loss=f"{sum(t for t, _, _ in means) / M:.4f}")
+            bar.set_postfix(loss=f"{sum(t[0] for t in means) / M:.4f}")
         now = time.perf_counter()
         if now - last_ckpt > c0.checkpoint_seconds and epoch + 1 < c0.epochs:
             save_resume(epoch + 1, seconds_before + now - t0)
