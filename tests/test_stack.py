@@ -31,7 +31,7 @@ def one_thread():
 
 
 def small(objective, beta, seed, K=4, epochs=1, **kw):
-    return train_a(objective, beta, seed, K, epochs=epochs, batch_size=20, lr=LR, ema_decay=0.9, **kw)
+    return train_a(objective, beta, seed, K, **{"epochs": epochs, "batch_size": 20, "lr": LR, "ema_decay": 0.9, **kw})
 
 
 def solo(cfg, data, tmp_path):
