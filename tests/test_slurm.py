@@ -45,7 +45,7 @@ def _path():
     return f"{Path(sys.executable).parent}{os.pathsep}/usr/sbin{os.pathsep}/sbin{os.pathsep}{os.environ['PATH']}"
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_missing() is not None, reason=_missing() or "")]
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e, pytest.mark.skipif(_missing() is not None, reason=_missing() or "")]
 
 
 def run(cmd, cwd, env, timeout=900, check=True):
