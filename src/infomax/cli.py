@@ -55,7 +55,28 @@ def evaluation_inputs(a, cfg_cls, load_model):
     cfg = cfg_cls(**settings_of(a.settings, cfg_cls, "evaluate settings"))
     device = resolve_device(a.device)
     model, info = load_model(a.model, device)
+    for name, t in model.state_dict().items():     # a broken model must not become a 90%-error row
+        if t.is_floating_point() and not torch_isfinite(t):
+            raise ValueError(f"model {a.model}: {name} holds NaN or infinite values; the model is broken "
+                             "(delete it and rerun its training job)")
     return cfg, device, model, info, load_prepared(a.data, device)
+
+
+def torch_isfinite(t) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())
+
+
+def require_finite(values: dict, model, allowed=()) -> None:
+    """Every metric of ``values`` ({name: number}) is finite, except the ``allowed`` names (NaN by
+    design, such as the deterministic model's rate); else an error naming the model and metric."""
+    import math
+
+    bad = [k for k, v in values.items() if k not in allowed and not (v is not None and math.isfinite(float(v)))]
+    if bad:
+        raise ValueError(f"model {model}: metric(s) {', '.join(bad)} are NaN or infinite "
+                         f"({', '.join(f'{k}={values[k]}' for k in bad)}); the evaluation was not written")
 
 
 def add_job_args(sp, fn, training: bool):

@@ -26,6 +26,11 @@ def _t(confidence, df):
     return float(t.ppf((1 + confidence) / 2, df))
 
 
+def nonfinite(values: dict) -> list:
+    """The run keys of ``values`` whose value is missing, NaN or infinite (failed runs)."""
+    return [k for k, v in values.items() if v is None or not math.isfinite(float(v))]
+
+
 def _finite(values: dict) -> dict:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
 
@@ -118,6 +123,11 @@ def comparison(name, metric, unit, claimed_label, claimed, other_label, other, r
     """One comparison of a claim: both sides (mean and CI), the difference, the test and the verdict."""
     diff = difference(claimed, other, rc.confidence, higher_is_better)
     verdict, reason = decide(diff, direction, margin, rc.min_seeds)
+    failed = sorted(f"{label}: {k}" for label, side in ((claimed_label, claimed), (other_label, other))
+                    for k in nonfinite(side))
+    if failed:   # a failed model: say so, never decide on the runs that happen to be left
+        verdict, reason = INCONCLUSIVE, (f"failed run(s) without a finite value ({'; '.join(failed)}): "
+                                         "see their evaluation logs")
     relation = "above" if direction == ABOVE else "at or below"
     return {
         "name": name, "metric": metric, "unit": unit, "votes": votes, "note": note,
@@ -127,7 +137,7 @@ def comparison(name, metric, unit, claimed_label, claimed, other_label, other, r
         "hypothesis": f"advantage of {claimed_label} over {other_label} {relation} {fmt(margin)} {unit}"
                       + (" (lower is better)" if not higher_is_better else ""),
         "margin": margin, "direction": direction, "higher_is_better": higher_is_better, "test": diff["test"],
-        "verdict": verdict, "reason": reason,
+        "verdict": verdict, "reason": reason, "failed_runs": failed,
     }
 
 

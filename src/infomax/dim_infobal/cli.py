@@ -3,7 +3,7 @@ rules in workflow/rules/dim_infobal.smk."""
 
 from pathlib import Path
 
-from ..cli import add_job_args, evaluation_inputs, settings_of, speed_of, threads
+from ..cli import add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -27,6 +27,13 @@ def evaluate(a):
     cfg, device, net, info, data = evaluation_inputs(a, EvalConfig, load_model)
     tc = info["config"]
     res = evaluate(net, data, cfg)
+    require_finite({**{f"{p['layer']}/{p['probe']}": p["acc"] for p in res["probes"]},
+                    **{f"{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]},
+                    **{f"curve.epoch{c['epoch']}.probe_acc": c["probe_acc"] for c in info["curves"]},
+                    # the untrained floor has no critic, so no MI estimate: NaN by design
+                    **({} if tc["kind"] == "random" else
+                       {f"curve.epoch{c['epoch']}.mi_estimate": c["mi_estimate"] for c in info["curves"]})},
+                   a.model)
     save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
                "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
                "torch": torch.__version__, **res}, a.out)

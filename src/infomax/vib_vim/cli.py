@@ -3,7 +3,7 @@ rules in workflow/rules/vib_vim.smk."""
 
 from pathlib import Path
 
-from ..cli import add_job_args, evaluation_inputs, settings_of, speed_of, threads
+from ..cli import add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -27,6 +27,11 @@ def evaluate(a):
     tc = info["config"]
     res = evaluate(model, data, cfg, tc["objective"], with_robustness=not a.no_robustness)
     head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
+    metrics = {**{f"test.{k}": v for k, v in res["test"].items()}, **{f"val.{k}": v for k, v in res["val"].items()},
+               "probe_acc": res["probe_acc"], "knn_acc": res["knn_acc"],
+               **{f"robustness.{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]}}
+    # the deterministic model has no noise, so no rate: NaN by design
+    require_finite(metrics, a.model, allowed=("test.rate_bits", "val.rate_bits") if tc["objective"] == "deterministic" else ())
     emb = res.pop("embedding", None)
     if a.embedding:
         if emb is None:
