@@ -97,6 +97,15 @@ def add_job_args(sp, fn, training: bool):
     return sp
 
 
+def add_collect(steps, fn, tables: str):
+    """A study's `collect` step: evaluation JSONs -> its collected tables in --out-dir."""
+    sp = steps.add_parser("collect", help=f"gather evaluations into {tables}")
+    sp.set_defaults(fn=fn)
+    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("evals", nargs="+")
+    return sp
+
+
 def cmd_prepare(a):
     from .data import prepare
 

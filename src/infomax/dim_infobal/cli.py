@@ -3,7 +3,7 @@ rules in workflow/rules/dim_infobal.smk."""
 
 from pathlib import Path
 
-from ..cli import add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
+from ..cli import add_collect, add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -63,10 +63,7 @@ def register(sub):
     add_job_args(steps.add_parser("train", help="pre-train one study-B model (DIM, InfoBal, random)"), train,
                  training=True)
     add_job_args(steps.add_parser("evaluate", help="probe one study-B model"), evaluate, training=False)
-    sp = steps.add_parser("collect", help="gather evaluations into curves.csv, probes.csv, robustness.csv")
-    sp.set_defaults(fn=collect)
-    sp.add_argument("--out-dir", required=True)
-    sp.add_argument("evals", nargs="+")
+    add_collect(steps, collect, "curves.csv, probes.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-B figures (PNG + PDF)")
     sp.set_defaults(fn=figures)
     sp.add_argument("--settings", required=True, help="JSON: {methods: dim_infobal.runs.method_specs, kinds}")

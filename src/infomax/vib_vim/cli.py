@@ -3,7 +3,7 @@ rules in workflow/rules/vib_vim.smk."""
 
 from pathlib import Path
 
-from ..cli import add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
+from ..cli import add_collect, add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -67,10 +67,7 @@ def register(sub):
     sp = add_job_args(steps.add_parser("evaluate", help="evaluate one study-A model"), evaluate, training=False)
     sp.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
     sp.add_argument("--no-robustness", action="store_true")
-    sp = steps.add_parser("collect", help="gather evaluations into metrics.csv, validation.csv, robustness.csv")
-    sp.set_defaults(fn=collect)
-    sp.add_argument("--out-dir", required=True)
-    sp.add_argument("evals", nargs="+")
+    add_collect(steps, collect, "metrics.csv, validation.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-A figures (PNG + PDF)")
     sp.set_defaults(fn=figures)
     for table in ("metrics", "validation", "robustness"):
