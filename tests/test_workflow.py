@@ -157,6 +157,9 @@ def test_smoke_workflow_end_to_end(tmp_path):
     md = (out / "REPLICATION.md").read_text()
     for name in FIGURES:
         assert f"](figures/{name}.png)" in md
+    # the forest plot of the verdicts, at the top: before the verdict table
+    assert (out / "figures/forest.png").stat().st_size > 1000 and (out / "figures/forest.pdf").exists()
+    assert 0 <= md.index("](figures/forest.png)") < md.index("## Verdicts")
 
     # the HTML report: every figure with its caption (workflow/report/<figure>.rst), and the report files
     html = out / "report.html"

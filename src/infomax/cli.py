@@ -141,7 +141,7 @@ def cmd_replication(a):
     from .report import write_report
 
     claims = write_report(settings_of(a.settings), _study_tables(a), a.published, a.captions, a.claims,
-                          a.markdown, a.html)
+                          a.markdown, a.html, a.forest)
     for c in claims["claims"]:
         print(f"{c['id']}: {c['verdict']:<12} {c['statement']}")
     print(f"wrote {a.claims}, {a.markdown}" + (f" and {a.html}" if a.html else ""))
@@ -214,6 +214,7 @@ def main(argv=None):
     sp.add_argument("--claims", required=True, help="output: claims.json")
     sp.add_argument("--markdown", required=True, help="output: REPLICATION.md")
     sp.add_argument("--html", help="output: the report as one HTML page, figures embedded (REPLICATION.html)")
+    sp.add_argument("--forest", help="output: the forest plot of the verdicts (<name>.png, and <name>.pdf beside it)")
 
     sp = add("bench", cmd_bench, "training throughput against this device's matmul ceiling and a conventional "
              "DataLoader loop, and the predicted wall time of an experiment's training")

@@ -26,6 +26,16 @@ def _t(confidence, df):
     return float(t.ppf((1 + confidence) / 2, df))
 
 
+def detectable(diff: dict) -> float | None:
+    """The smallest difference this experiment could have detected: the half-width of the
+    difference's interval (None without a finite interval).  A true difference smaller than this
+    leaves the interval around it, so the comparison could not decide."""
+    lo, hi = diff["ci"]
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return (hi - lo) / 2.0
+
+
 def nonfinite(values: dict) -> list:
     """The run keys of ``values`` whose value is missing, NaN or infinite (failed runs)."""
     return [k for k, v in values.items() if v is None or not math.isfinite(float(v))]
@@ -138,6 +148,7 @@ def comparison(name, metric, unit, claimed_label, claimed, other_label, other, r
                       + (" (lower is better)" if not higher_is_better else ""),
         "margin": margin, "direction": direction, "higher_is_better": higher_is_better, "test": diff["test"],
         "verdict": verdict, "reason": reason, "failed_runs": failed,
+        "detectable": detectable(diff),
     }
 
 

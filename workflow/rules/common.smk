@@ -123,7 +123,8 @@ def replication_settings():
 
 
 def replication_outputs():
-    return [f"{OUT}/claims.json", f"{OUT}/REPLICATION.md", f"{OUT}/REPLICATION.html"]
+    return [f"{OUT}/claims.json", f"{OUT}/REPLICATION.md", f"{OUT}/REPLICATION.html",
+            f"{OUT}/figures/forest.png", f"{OUT}/figures/forest.pdf"]
 
 
 def table_args():

@@ -30,12 +30,14 @@ rule replication:
         **tables("vib_vim"),
         **{f"dim_infobal_{t}": p for t, p in tables("dim_infobal").items()},
         published=PUBLISHED,
-        captions=[f"{CAPTIONS}/{f['name']}.rst" for f in report_figures()],
+        captions=[f"{CAPTIONS}/{f['name']}.rst" for f in report_figures()] + [f"{CAPTIONS}/forest.rst"],
         figures=[f["path"] for f in report_figures()],
     output:
         claims=report(f"{OUT}/claims.json", caption="../report/claims.rst", category="Replication report"),
         markdown=f"{OUT}/REPLICATION.md",
         html=report(f"{OUT}/REPLICATION.html", caption="../report/replication.rst", category="Replication report"),
+        forest=report(f"{OUT}/figures/forest.png", caption="../report/forest.rst", category="Replication report"),
+        forest_pdf=f"{OUT}/figures/forest.pdf",
     params:
         settings=settings(replication_settings()),
         tables=table_args(),
@@ -47,4 +49,5 @@ rule replication:
     shell:
         "python -m infomax replication --settings {params.settings:q} {params.tables} "
         "--published {input.published} --captions {params.captions} "
-        "--claims {output.claims} --markdown {output.markdown} --html {output.html} > {log} 2>&1"
+        "--claims {output.claims} --markdown {output.markdown} --html {output.html} --forest {output.forest} "
+        "> {log} 2>&1"
