@@ -210,3 +210,15 @@ def test_read_table_names_file_column_and_row_of_a_non_numeric_cell(tmp_path):
     with pytest.raises(ValueError, match=r"metrics.csv: column err_1, row 2 \(line 3\): 'oops' is not a number"):
         read_table(p, ["objective", "beta", "err_1"], text=["objective"])
     assert list(read_table(p, ["objective", "beta"], text=["objective"])["beta"]) == [0.001, 0.01]
+
+
+def test_healthy_early_estimates_of_quick_are_not_divergence():
+    """The default run's own healthy values (seen in a fresh-clone quick run): a DV training
+    estimate of -62 nats at step 2 and validation estimates down to -32 (DV) and -25 (JSD) nats.
+    A 50-nat margin stopped quick's DIM(L)-DV and InfoBal-DV jobs as diverged."""
+    from infomax.loop import mi_bounds
+
+    for est, seen in (("dv", -62.07), ("jsd", -25.05), ("nce", -62.07)):
+        lo, hi = mi_bounds(est, 3600)
+        assert lo < seen and hi > 10.0, (est, lo, hi)
+    assert mi_bounds("dv", 3600)[0] > -4.5e24 and mi_bounds("jsd", 3600)[0] > -1.2e11   # lr-10 blow-ups still caught
