@@ -222,3 +222,27 @@ def test_healthy_early_estimates_of_quick_are_not_divergence():
         lo, hi = mi_bounds(est, 3600)
         assert lo < seen and hi > 10.0, (est, lo, hi)
     assert mi_bounds("dv", 3600)[0] > -4.5e24 and mi_bounds("jsd", 3600)[0] > -1.2e11   # lr-10 blow-ups still caught
+
+
+def test_healthy_early_loss_spike_of_quick_is_not_divergence():
+    """quick's K=2 VIB at beta=1 (lr 3e-3): loss ~11 at step 1, 1321 at step 2, then a normal run.
+    A 100x limit stopped the default run; a 1e12 blow-up must still stop."""
+    from infomax.loop import DivergenceGuard, TrainingDiverged
+
+    guard = DivergenceGuard("vib_b1e0_s0.pt")
+    for loss in (11.0, 1321.0, 40.0, 3.0):
+        TA.guard_step(guard, torch.tensor([loss, 2.3, loss - 2.3, 0.5]))
+    guard.raise_if_diverged(1)
+    TA.guard_step(guard, torch.tensor([1e12, 2.3, 1e12, 0.5]))
+    with pytest.raises(TrainingDiverged, match="beyond its initial scale"):
+        guard.raise_if_diverged(1)
+
+
+def test_chance_accuracy_with_a_bad_cross_entropy_stops_from_the_second_logging_point():
+    from infomax.loop import DivergenceGuard, TrainingDiverged
+
+    guard = DivergenceGuard("m.pt")
+    TA.guard_log(guard, 1, ce=9.0, acc=0.1, first=True)          # the first epoch's means: early spikes
+    TA.guard_log(guard, 2, ce=2.3, acc=0.1)                      # collapsed to the prior: a result
+    with pytest.raises(TrainingDiverged, match="at chance level"):
+        TA.guard_log(guard, 3, ce=9.0, acc=0.1)

@@ -257,7 +257,7 @@ def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, devi
             summed = 0
             guard.raise_if_diverged(epoch + 1)
             for m, (total, ce_m, reg_m, acc_m) in enumerate(means):
-                if acc_m <= 0.1 + 0.02 and ce_m > CHANCE_CE * math.log(10):
+                if histories[m] and acc_m <= 0.1 + 0.02 and ce_m > CHANCE_CE * math.log(10):   # train.guard_log
                     guard.fail(epoch + 1, f"model {out_paths[m].name}: training accuracy {acc_m:.3f} is at chance "
                                           f"level with cross-entropy {ce_m:.4g}, worse than a uniform guess's")
                 histories[m].append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
