@@ -56,16 +56,10 @@ def evaluation_inputs(a, cfg_cls, load_model):
     device = resolve_device(a.device)
     model, info = load_model(a.model, device)
     for name, t in model.state_dict().items():     # a broken model must not become a 90%-error row
-        if t.is_floating_point() and not torch_isfinite(t):
+        if t.is_floating_point() and not bool(t.isfinite().all()):
             raise ValueError(f"model {a.model}: {name} holds NaN or infinite values; the model is broken "
                              "(delete it and rerun its training job)")
     return cfg, device, model, info, load_prepared(a.data, device)
-
-
-def torch_isfinite(t) -> bool:
-    import torch
-
-    return bool(torch.isfinite(t).all())
 
 
 def require_finite(values: dict, model, allowed=()) -> None:

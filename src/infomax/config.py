@@ -17,7 +17,6 @@ BASE = "paper"
 # Inside an experiment, mappings that list what runs (not settings): an override replaces them
 # whole instead of merging into paper's (quick's three methods must not inherit paper's six).
 REPLACED = {("data",), ("dim_infobal", "methods")}
-STUDIES = ("vib_vim", "dim_infobal")
 
 
 class ConfigError(ValueError):

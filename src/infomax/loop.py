@@ -104,10 +104,17 @@ def file_digest(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def resume_key(cfg, data_path, model_format: str) -> dict:
+def resume_config(cfg) -> dict:
+    """The part of a job's configuration a resume state must match (bookkeeping fields may change)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_seconds")}
+
+
+def resume_key(config, data_path, model_format: str) -> dict:
     """What must match for a resume state to be reused: the resume format, the model format, the
-    prepared data file's content hash, and the configuration (bookkeeping fields may change)."""
-    config = {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_seconds")}
+    prepared data file's content hash, and the configuration: a step dataclass, or what
+    ``resume_config`` made of one (a list of them for a group of models)."""
+    if not isinstance(config, (dict, list)):
+        config = resume_config(config)
     return {"format": RESUME_FORMAT, "model_format": model_format, "data_sha256": file_digest(data_path),
             "config": config}
 

@@ -30,12 +30,12 @@ from ..data import flatten, load_prepared, to_signed
 from ..estimators import gaussian_kl_to_standard, mmd2
 from ..files import save_torch
 from ..files import remove_orphans
-from ..loop import EMA, DivergenceGuard, Speed, apply_speed, finish, load_resume, resolve_device, resume_key
+from ..loop import (EMA, DivergenceGuard, Speed, apply_speed, finish, load_resume, resolve_device, resume_config,
+                    resume_key)
 from .model import StochasticMLP
 from .train import CHANCE_CE, LOSS_SCALE, LOSS_SLACK, MODEL_FORMAT, TrainConfig
 
 GROUP_FORMAT = "infomax-vib_vim-group-resume-v1"
-SHARED = ("objective", "K")       # with every training setting: what a group's models must share
 
 
 class StackedMLP(nn.Module):
@@ -206,9 +206,7 @@ def train_group(cfgs: list[TrainConfig], data_path, out_paths, resume_file, devi
 
     resume_file = Path(resume_file)
     remove_orphans(resume_file)                    # temps of a killed earlier attempt
-    keys = [resume_key(c, data_path, MODEL_FORMAT) for c in cfgs]
-    key = {**keys[0], "format": keys[0]["format"], "model_format": GROUP_FORMAT,
-           "config": [k["config"] for k in keys]}
+    key = resume_key([resume_config(c) for c in cfgs], data_path, GROUP_FORMAT)   # the data hashed once
     guard = DivergenceGuard(resume_file.stem, device)
     state = load_resume(resume_file, key, device)
     if state is not None:
