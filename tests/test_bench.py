@@ -50,6 +50,19 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     assert r["threads"] == r["torch_threads"] == 1 and r["experiment"] == "smoke"
     assert r["speed"] == {"tf32": False, "compile": False}
     assert r["ceiling"]["float32"]["n"] == 256 and r["ceiling"]["float32"]["flops_per_s"] > 0
+    assert r["ceiling"]["bfloat16"]["dtype"] == "bfloat16" and r["ceiling"]["bfloat16"]["flops_per_s"] > 0
+    # study A stacked against solo, float32 and bfloat16: per model, relative to the float32 solo step
+    st = r["stacking"]
+    assert st["models"] == len(runs_a.groups(load_experiment(DEFAULT_CONFIG, "smoke"))["vib_g0"])
+    assert [(m["kind"], m["precision"]) for m in st["rows"]] == [
+        ("solo", "float32"), ("stacked", "float32"), ("solo", "bfloat16"), ("stacked", "bfloat16")]
+    assert st["rows"][0]["over_float32_solo"] == 1.0
+    for m in st["rows"]:
+        assert m["model_samples_per_s"] == pytest.approx(m["models"] * r["study_a"]["config"]["batch_size"] / m["seconds_per_step"])
+        assert m["flops_per_s"] > 0 and 0 < m["fraction_of_bfloat16"]
+    # a stacked step does each model's matmuls: M times the solo step's FLOPs
+    assert st["rows"][1]["flops_per_step"] == st["models"] * st["rows"][0]["flops_per_step"]
+    assert "study A stacked" in printed
     for study in ("study_a", "study_b"):
         s = r[study]
         for key in ("samples_per_s", "seconds_per_step", "flops_per_step", "forward_flops_per_step", "flops_per_s",
@@ -65,14 +78,18 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     # the prediction: every training job of smoke, each timed by its kind, summed and shared out
     p = r["prediction"]
     exp = load_experiment(DEFAULT_CONFIG, "smoke")
-    assert p["training_jobs"] == len(runs_a.runs(exp)) + len(runs_a.k2_runs(exp)) + len(runs_b.runs(exp))
+    # study A's jobs are its stacked groups, each holding its models
+    assert p["training_jobs"] == len(runs_a.groups(exp)) + len(runs_b.runs(exp))
     assert sum(g["jobs"] for g in p["groups"]) == p["training_jobs"]
+    assert sum(g["models"] for g in p["groups"] if g["study"] == "A") == len(runs_a.runs(exp)) + len(runs_a.k2_runs(exp))
+    assert p["precision"] == {"A": "float32", "B": "float32"}
     assert p["concurrent_jobs"] == os.cpu_count()
     for g in p["groups"]:
         if g["group"] == "random":
             assert g["epochs"] == [0] and g["seconds"] == 0
         else:
             (epochs,) = g["epochs"]
+            assert g["study"] == "B" or g["jobs"] == 1       # smoke: one group per objective and K
             assert g["seconds"] == pytest.approx(g["jobs"] * epochs * p["steps_per_epoch"][g["study"]] * g["seconds_per_step"])
     assert p["training_seconds_total"] == pytest.approx(sum(g["seconds"] for g in p["groups"]))
     assert p["wall_seconds"] == pytest.approx(max(p["training_seconds_total"] / p["concurrent_jobs"],
@@ -149,12 +166,15 @@ def test_paper_prediction_counts_every_training_job():
     n_k2 = sum(len(b) for b in vv["k2"]["betas"].values())
     n_b = len(ib["seeds"]) * (sum(len(m["estimators"]) for m in ib["methods"].values()) + 1)   # + random floor
     assert (n_a, n_k2, n_b) == (75, 6, 45)                            # README: 75 + 6 models, 42 + 3 random
-    assert len(jobs) == n_a + n_k2 + n_b
-    assert len({j["name"] for j in jobs}) == len(jobs)                 # one job per output file
+    a_jobs = [j for j in jobs if j["study"] == "A"]
+    # study A: stacked groups of group_size (7: a seed's beta grid), deterministic's 5 seeds in one
+    assert sum(j["models"] for j in a_jobs) == n_a + n_k2 and max(j["models"] for j in a_jobs) == vv["group_size"] == 7
+    assert len(a_jobs) == 13 and len(jobs) == 13 + n_b
+    assert len({j["name"] for j in jobs}) == len(jobs)                 # one job per output (group folder or file)
     assert {j["epochs"] for j in jobs if j["study"] == "A"} == {200}
     assert [j["epochs"] for j in jobs if j["study"] == "B" and j["group"] == "random"] == [0, 0, 0]
     assert {j["epochs"] for j in jobs if j["study"] == "B" and j["group"] != "random"} == {100}
-    assert sum(j["config"].K == 2 for j in jobs if j["study"] == "A") == n_k2
+    assert sum(j["models"] for j in a_jobs if j["config"].K == 2) == n_k2
 
 
 def test_bad_settings_are_named(tmp_path):

@@ -39,7 +39,7 @@ def test_directory_elsewhere_uses_the_projects_config_and_params(tmp_path):
 @pytest.mark.e2e
 def test_readme_recovery_after_sigkill(tmp_path):
     args = ("--cores", "1", "--config", "experiment=smoke", "--directory", str(tmp_path))
-    log = tmp_path / "results/smoke/logs/vib_vim/train/vib_b1e-3_s0.log"
+    log = tmp_path / "results/smoke/logs/vib_vim/train/vib_g0.log"          # the model's training group
     p = subprocess.Popen(snakemake_cmd(*args, MODEL), cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -55,7 +55,8 @@ def test_readme_recovery_after_sigkill(tmp_path):
     # a temp file a killed writer left (its pid is no longer running)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    orphan = model.with_name(f".{model.name}.{dead.pid}.0badc0de.tmp")
+    resume = tmp_path / "results/smoke/vib_vim/groups/vib_g0.resume"
+    orphan = resume.with_name(f".{resume.name}.{dead.pid}.0badc0de.tmp")
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"half a checkpoint")
 
@@ -67,6 +68,6 @@ def test_readme_recovery_after_sigkill(tmp_path):
     r = snakemake(*args, "--rerun-incomplete", MODEL, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert model.stat().st_size > 0 and not orphan.exists()
-    assert not list(model.parent.glob(".*.tmp"))
+    assert not list(model.parent.glob(".*.tmp")) and not list(resume.parent.glob(".*.tmp"))
     again = snakemake("-n", *args, MODEL, cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -372,6 +372,9 @@ def test_write_report_files(tmp_path):
     dim = next(x for x in claims["anchors"] if x["id"] == "dim_table1_dim_l_jsd_y")
     assert not dim["comparable"] and "100 of the published 1000 epochs" in dim["not_comparable_because"]
     md = md_path.read_text()
+    # which precision trained each study: paper trains both in float32
+    assert strict["facts"]["vib_vim"]["precision"] == strict["facts"]["dim_infobal"]["precision"] == "float32"
+    assert "Training precision: Study A (vib_vim) float32; Study B (dim_infobal) float32." in md
     assert "![Test error against beta.](figures/error_vs_beta.png)" in md
     assert "Made by rule `figures_vib_vim`" in md
     for cid in R.CLAIMS:
@@ -404,6 +407,10 @@ def test_report_settings_state_how_the_experiment_differs():
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])
     paper = report_settings({**CONFIG, "experiment": "paper"}, method_specs(PAPER))
     assert R.deviations(paper["facts"], pub["protocols"])["vib_vim"] == []     # paper is Alemi's protocol
+    # the training precision comes from each study's train block
+    ib = R_experiment(config, "quick")["dim_infobal"]["train"]["precision"]
+    assert quick["facts"]["dim_infobal"]["precision"] == ib and paper["facts"]["vib_vim"]["precision"] == "float32"
+    assert "bfloat16 autocast" in R.PRECISION_TEXT["bfloat16"]
 
 
 def test_cli_names_a_missing_table(tmp_path, capsys):

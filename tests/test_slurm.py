@@ -109,9 +109,11 @@ def test_smoke_on_slurm_equals_local(cluster, tmp_path):
     assert (on_slurm / out / "REPLICATION.md").is_file()
 
 
-# One study-A model, long enough to be cancelled mid-way, with a resume state every second.
+# One study-A model (its group: smoke's two VIM models), long enough to be cancelled mid-way, with
+# a resume state every second.
 MODEL = "results/smoke/vib_vim/models/vim_b1e-1_s0.pt"
-LOG = "results/smoke/logs/vib_vim/train/vim_b1e-1_s0.log"
+RESUME = "results/smoke/vib_vim/groups/vim_g0.resume"
+LOG = "results/smoke/logs/vib_vim/train/vim_g0.log"
 LONGER = {"experiments": {"smoke": {"vib_vim": {"train": {"epochs": 300, "checkpoint_seconds": 1.0}}}}}
 
 
@@ -123,7 +125,7 @@ def test_cancelled_training_job_resumes_to_the_same_weights(cluster, tmp_path):
 
     first = subprocess.Popen(snakemake("--profile", PROFILE, *FAST_POLL, *args), cwd=on_slurm, env=cluster,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    resume = on_slurm / (MODEL + ".resume")
+    resume = on_slurm / RESUME
     deadline = time.monotonic() + 300
     while not resume.exists():
         assert first.poll() is None, f"the workflow ended before a resume state was written:\n{first.stdout.read()[-3000:]}"

@@ -139,3 +139,72 @@ def test_a_diverging_group_stops_and_writes_no_model(tiny_data, tmp_path):
     with pytest.raises(TrainingDiverged, match="training diverged at epoch 1"):
         S.train_group(cfgs, tiny_data, outs, tmp_path / "g.resume", device="cpu", progress=False)
     assert not any(o.exists() for o in outs)
+
+
+# --- groups in the workflow: which models share a job, and the group steps of the CLI
+def test_groups_chunk_each_objective_in_seed_beta_order():
+    from configs import PAPER
+
+    from infomax.vib_vim import runs as R
+
+    exp = {**PAPER, "vib_vim": {**PAPER["vib_vim"], "seeds": [0, 1, 2], "group_size": 5,
+                                "betas": {"vib": [1e-3, 1e-2], "vim": [1.0]}}}
+    g = R.groups(exp)
+    assert list(g) == ["deterministic_g0", "vib_g0", "vib_g1", "vim_g0", "k2_vib_g0", "k2_vim_g0"]
+    assert g["vib_g0"] == [("vib", 1e-3, 0, 256), ("vib", 1e-2, 0, 256), ("vib", 1e-3, 1, 256),
+                           ("vib", 1e-2, 1, 256), ("vib", 1e-3, 2, 256)]
+    assert g["vib_g1"] == [("vib", 1e-2, 2, 256)]
+    assert all(K == 2 for m in (g["k2_vib_g0"], g["k2_vim_g0"]) for *_, K in m)
+    # every run is in exactly one group
+    main = [r for n, m in g.items() if not n.startswith("k2_") for r in m]
+    assert sorted(r[:3] for r in main) == sorted(R.runs(exp))
+    assert R.group_of(exp)["vib_b1e-2_s2"] == "vib_g1"
+    # group_size 1: one model per job, the solo layout
+    one = R.groups({**exp, "vib_vim": {**exp["vib_vim"], "group_size": 1}})
+    assert all(len(m) == 1 for m in one.values()) and len(one) == len(R.runs(exp)) + len(R.k2_runs(exp))
+    with pytest.raises(ValueError, match="'vib_g9' is not one of"):
+        R.group_train_settings(exp, "vib_g9")
+
+
+def test_group_steps_of_the_cli_equal_the_solo_steps(tiny_data, tmp_path):
+    """`train-group` writes each member in the solo format; `evaluate-group` gives each model
+    exactly the numbers of its own `evaluate` step."""
+    import json
+    import subprocess
+    import sys
+
+    from configs import PAPER
+
+    from infomax.vib_vim import runs as R
+
+    cfgs = [small("vib", 1e-3, 0), small("vib", 1e-1, 1)]
+    settings = json.dumps([{**c.__dict__, "adam_betas": list(c.adam_betas), "mmd_scales": list(c.mmd_scales)}
+                           for c in cfgs])
+    cli = [sys.executable, "-m", "infomax", "vib_vim"]
+    common = ["--data", str(tiny_data), "--device", "cpu", "--threads", "1"]
+    models = tmp_path / "g/models"
+    r = subprocess.run([*cli, "train-group", *common, "--out-dir", str(models), "--resume", str(tmp_path / "g.resume"),
+                        "--settings", settings, "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    names = [R.run_name(c.objective, c.beta, c.seed) for c in cfgs]
+    assert sorted(p.name for p in models.iterdir()) == sorted(f"{n}.pt" for n in names)
+    stacked = group(cfgs, tiny_data, tmp_path)
+    for n, ck in zip(names, stacked):
+        got = torch.load(models / f"{n}.pt", weights_only=False)
+        for k in ck["state_dict"]:
+            assert torch.equal(got["state_dict"][k], ck["state_dict"][k]), k
+
+    block = {**PAPER["vib_vim"]["evaluate"], "gaussian": [0.0, 0.5], "saltpepper": [0.0, 0.1], "fgsm": [0.0, 0.1],
+             "probe_max_iter": 20}
+    evals = tmp_path / "g/eval"
+    r = subprocess.run([*cli, "evaluate-group", *common, "--models-dir", str(models), "--runs", *names,
+                        "--out-dir", str(evals), "--settings", json.dumps(block)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for n, c in zip(names, cfgs):
+        solo_out = tmp_path / f"{n}.json"
+        r = subprocess.run([*cli, "evaluate", *common, "--model", str(models / f"{n}.pt"), "--out", str(solo_out),
+                            "--settings", json.dumps({**block, "seed": c.seed})], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        a, b = (json.loads(p.read_text()) for p in (evals / f"{n}.json", solo_out))
+        assert a == b
+        assert a["seed"] == c.seed and a["robustness"]

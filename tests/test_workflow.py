@@ -62,8 +62,12 @@ def test_paper_dry_run_plans_the_full_protocol():
     assert r.returncode == 0, r.stderr
     paper = experiment(CONFIG, "paper")
     counts = job_counts(r.stdout)
-    assert counts["train_vib_vim"] == len(runs_a.runs(paper)) == 75
-    assert counts["train_vib_vim_k2"] == len(runs_a.k2_runs(paper))
+    # study A: 75 main-K and 6 K=2 models in stacked groups of vib_vim.group_size (7: a seed's beta
+    # grid; the 5 deterministic seeds are one group), each trained and evaluated by one job
+    groups = runs_a.groups(paper)
+    assert sum(len(m) for m in groups.values()) == len(runs_a.runs(paper)) + len(runs_a.k2_runs(paper)) == 81
+    assert counts["train_vib_vim"] == counts["evaluate_vib_vim"] == len(groups) == 13
+    assert counts["link_vib_vim"] == 75 and counts["link_vib_vim_k2"] == 6
     assert counts["download"] == 2                                      # MNIST and CIFAR-10
     assert "results/paper/vib_vim/models/vib_b1e-3_s4.pt" in r.stdout
     # study B: the CIFAR-10 grid, >= 3 seeds, every estimator, M in {2, 4}, plus the random floor
@@ -101,7 +105,9 @@ def test_smoke_dry_run_plans_every_job(tmp_path):
     r = snakemake("-n", "--cores", "1", "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert sum(counts.values()) == 32, counts
+    assert sum(counts.values()) == 35, counts
+    assert counts["train_vib_vim"] == counts["evaluate_vib_vim"] == 5                 # 3 objectives, 2 K=2 groups
+    assert counts["link_vib_vim"] == 5 and counts["link_vib_vim_k2"] == 2
     assert counts["train_dim_infobal"] == counts["evaluate_dim_infobal"] == 5
     assert {"collect_dim_infobal", "figures_dim_infobal", "summary", "replication", "all"} <= set(counts)
     assert not any("infobal" in rule and "dim_infobal" not in rule for rule in counts)   # the old rule names
@@ -118,6 +124,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     runs, k2 = runs_a.runs(smoke), runs_a.k2_runs(smoke)
     for run in runs:
         assert (out / f"vib_vim/models/{runs_a.run_name(*run)}.pt").stat().st_size > 0
+    # each model and evaluation is its group's file, linked to its own path (no copy)
+    for name, group in runs_a.group_of(smoke).items():
+        assert (out / f"vib_vim/models/{name}.pt").samefile(out / f"vib_vim/groups/{group}/models/{name}.pt")
+        assert (out / f"vib_vim/eval/{name}.json").samefile(out / f"vib_vim/groups/{group}/eval/{name}.json")
     with open(out / "vib_vim/metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert (out / "vib_vim/metrics.csv").read_text().splitlines()[0] == METRICS_HEADER

@@ -55,11 +55,16 @@ def evaluation_inputs(a, cfg_cls, load_model):
     cfg = cfg_cls(**settings_of(a.settings, cfg_cls, "evaluate settings"))
     device = resolve_device(a.device)
     model, info = load_model(a.model, device)
-    for name, t in model.state_dict().items():     # a broken model must not become a 90%-error row
-        if t.is_floating_point() and not bool(t.isfinite().all()):
-            raise ValueError(f"model {a.model}: {name} holds NaN or infinite values; the model is broken "
-                             "(delete it and rerun its training job)")
+    check_weights(model, a.model)
     return cfg, device, model, info, load_prepared(a.data, device)
+
+
+def check_weights(model, path) -> None:
+    """Every weight of ``model`` is finite: a broken model must not become a 90%-error row."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise ValueError(f"model {path}: {name} holds NaN or infinite values; the model is broken "
+                             "(delete it and rerun its training job)")
 
 
 def require_finite(values: dict, model, allowed=()) -> None:
@@ -73,20 +78,21 @@ def require_finite(values: dict, model, allowed=()) -> None:
                          f"({', '.join(f'{k}={values[k]}' for k in bad)}); the evaluation was not written")
 
 
-def add_job_args(sp, fn, training: bool):
-    """The arguments every train / evaluate step of a study takes."""
+def add_job_args(sp, fn, training: bool | None, out: str = "--out"):
+    """The arguments every train / evaluate step of a study takes (``training``: True for a train
+    step, False for an evaluate step of one --model, None for neither; ``out``: the output's flag)."""
     sp.set_defaults(fn=fn)
     sp.add_argument("--data", required=True, help="prepared data file")
     sp.add_argument("--settings", required=True, help="JSON settings of this step")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    sp.add_argument("--out", required=True)
+    sp.add_argument(out, required=True)
     if training:
         sp.add_argument("--no-progress", action="store_true")
         sp.add_argument("--tf32", default="auto", choices=["auto", "on", "off"],
                         help="TF32 matmuls and convolutions (auto: on for CUDA, off on the CPU)")
         sp.add_argument("--compile", action="store_true", help="torch.compile the forward pass and loss")
-    else:
+    elif training is False:
         sp.add_argument("--model", required=True)
     return sp
 

@@ -266,9 +266,10 @@ def report_settings(config: dict, method_specs: dict) -> dict:
         "kinds": ib["kinds"],
         "facts": {
             "vib_vim": {"dataset": "mnist", "data": _data_kind(exp, "mnist"), "epochs": vv["train"]["epochs"],
-                        "covariance": "diagonal"},
+                        "covariance": "diagonal",
+                        "precision": vv["train"]["precision"]},
             "dim_infobal": {"dataset": ib["dataset"], "data": _data_kind(exp, ib["dataset"]),
-                            "epochs": ib["train"]["epochs"],
+                            "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],
                             **{k: ib["train"][k] for k in ("local_units", "global_hidden")}},
         },
     }

@@ -1,7 +1,8 @@
 """Training-loop helpers shared by both studies: device, speed switches, the EMA of weights,
 resume states, RNG state, and loading a checkpoint with a clear error.
 
-Resume: a state file next to the output (``<model>.pt.resume``) is rewritten atomically every
+Resume: a state file (``<model>.pt.resume`` next to a solo output, ``<group>.resume`` for a stacked
+group) is rewritten atomically every
 ``checkpoint_seconds``; an interrupted job continues from it when its key matches: the resume
 format, the model format, the prepared data file's content hash and the configuration.
 
@@ -50,6 +51,19 @@ def apply_speed(speed: "Speed | None", device: torch.device) -> dict:
 def maybe_compile(fn, used: dict):
     """``fn`` compiled with torch.compile when ``used["compile"]``, else ``fn`` itself."""
     return torch.compile(fn) if used["compile"] else fn
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def autocast(device: torch.device, precision: str):
+    """The training precision as a context: ``float32`` (autocast off) or ``bfloat16`` (autocast
+    of matmuls and convolutions to bfloat16 on the CPU or CUDA; weights, optimiser state,
+    reductions and losses stay float32).  Native on CPUs with AVX-512 BF16 or AMX and on
+    Ampere-or-later GPUs; elsewhere it runs, emulated and slower."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -233,6 +233,10 @@ def _difference_label(p):
 VERDICT_MARK = {SUPPORTED: "**supported**", CONTRADICTED: "**contradicted**", INCONCLUSIVE: "inconclusive"}
 
 
+PRECISION_TEXT = {"float32": "float32",
+                  "bfloat16": "bfloat16 autocast (matmuls and convolutions; weights, optimiser state and losses in float32)"}
+
+
 def render_markdown(claims: dict, figures: list[dict], forest: dict | None = None) -> str:
     """REPLICATION.md from claims.json's content and the figures ({name, caption, rule, path});
     ``forest`` ({path, caption}): the forest plot of the verdicts, shown at the top."""
@@ -244,6 +248,11 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              f"Intervals are {conf} Student-t intervals over seeds (paired across seeds when both sides ran the "
              f"same seeds). A verdict needs at least {claims['min_seeds']} runs per side; otherwise it is "
              "inconclusive. A claim is contradicted if any of its voting comparisons is, supported if all are.", ""]
+    precision = {study: f.get("precision") for study, f in claims.get("facts", {}).items()}
+    if any(precision.values()):
+        lines += ["Training precision: " + "; ".join(
+            f"{STUDY_TITLES[study]} {PRECISION_TEXT.get(p, p)}" for study, p in precision.items() if p)
+            + ". Evaluation runs in float32.", ""]
     dev = claims["deviations"]
     if any(dev.values()):
         lines += ["**This experiment is not the published protocol**, so published numbers are shown for "

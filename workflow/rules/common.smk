@@ -1,5 +1,7 @@
 # Config -> run lists and paths.  No logic beyond that: everything else is in src/infomax.
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -77,7 +79,35 @@ def figure_outputs(study, category):
     return pngs + figure_paths(study, "pdf")
 
 
-# --- study A: one job per (objective, beta, seed); K=2 models for the embedding figure
+# --- study A: one training job and one evaluation job per group of models (runs_a.groups); each
+# model and evaluation linked to its own path; K=2 models for the embedding figure
+GROUP_A = runs_a.group_of(X)             # run name -> its group
+GROUP_K2 = runs_a.group_of(X, k2=True)
+
+
+def link_files(input, output, run, log):
+    """Hard-link run's files of a group's folders (models/<run>.pt, eval/<run>.json and, for K=2
+    groups, eval/<run>.npz) to the rule's outputs, then stamp them: Snakemake dates a folder
+    output by its own timestamp file, and a link keeps its target's older time.  A copy where the
+    file system has no hard links."""
+    sources = {"model": f"{input.models}/{run}.pt", "eval": f"{input.evals}/{run}.json",
+               "embedding": f"{input.evals}/{run}.npz"}
+    lines = []
+    for name, dest in output.items():
+        src = sources[name]
+        if os.path.lexists(dest):
+            os.remove(dest)
+        try:
+            os.link(src, dest)
+            lines.append(f"linked {dest} -> {src}")
+        except OSError as e:
+            shutil.copy2(src, dest)
+            lines.append(f"copied {src} to {dest} (no hard link: {e})")
+        os.utime(dest)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text("\n".join(lines) + "\n")
+
+
 def vib_vim_evals():
     runs = [f"{OUT}/vib_vim/eval/{runs_a.run_name(*r)}.json" for r in runs_a.runs(X)]
     return runs + [f"{OUT}/vib_vim/eval/k2/{runs_a.run_name(*r)}.json" for r in runs_a.k2_runs(X)]

@@ -1,6 +1,9 @@
-# Study A (vib_vim): VIM vs VIB vs deterministic.  One job per (objective, beta, seed): jobs are
-# independent, so Snakemake spreads them over cores, GPUs or cluster nodes, and an interrupted
-# grid keeps every finished model.  The steps: `infomax vib_vim <step>` (src/infomax/vib_vim/cli.py).
+# Study A (vib_vim): VIM vs VIB vs deterministic.  One job trains a group of models (one objective
+# and K, up to vib_vim.group_size of its (seed, beta) runs) as one stacked model, and one job
+# evaluates the group; a local rule links each model and evaluation to its own path, so the output
+# contract stays one file per model.  Groups are independent, so Snakemake spreads them over cores,
+# GPUs or cluster nodes, and an interrupted grid keeps every finished group.  The steps:
+# `infomax vib_vim <step>` (src/infomax/vib_vim/cli.py); the groups: runs_a.groups.
 
 
 rule train_vib_vim:
@@ -9,32 +12,21 @@ rule train_vib_vim:
     input:
         data=f"{OUT}/data/mnist.pt",
     output:
-        f"{OUT}/vib_vim/models/{{objective}}_b{{beta}}_s{{seed}}.pt",
+        directory(f"{OUT}/vib_vim/groups/{{group}}/models"),
     params:
-        settings=lambda wc: settings(runs_a.train_settings(X, wc.objective, wc.beta, wc.seed, VV["K"])),
+        settings=lambda wc: settings(runs_a.group_train_settings(X, wc.group)),
+        resume=lambda wc: f"{OUT}/vib_vim/groups/{wc.group}.resume",
         device=X["device"],
     threads: TORCH_THREADS
     resources:
         gpu=GPU,
     log:
-        f"{OUT}/logs/vib_vim/train/{{objective}}_b{{beta}}_s{{seed}}.log",
+        f"{OUT}/logs/vib_vim/train/{{group}}.log",
     benchmark:
-        f"{OUT}/benchmarks/vib_vim/train/{{objective}}_b{{beta}}_s{{seed}}.tsv"
+        f"{OUT}/benchmarks/vib_vim/train/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim train --data {input.data} --out {output} --settings {params.settings:q} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
-
-
-use rule train_vib_vim as train_vib_vim_k2 with:
-    output:
-        f"{OUT}/vib_vim/models/k2/{{objective}}_b{{beta}}_s{{seed}}.pt",
-    params:
-        settings=lambda wc: settings(runs_a.train_settings(X, wc.objective, wc.beta, wc.seed, 2)),
-        device=X["device"],
-    log:
-        f"{OUT}/logs/vib_vim/train/k2/{{objective}}_b{{beta}}_s{{seed}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/vib_vim/train/k2/{{objective}}_b{{beta}}_s{{seed}}.tsv"
+        "python -m infomax vib_vim train-group --data {input.data} --out-dir {output} --resume {params.resume} "
+        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate_vib_vim:
@@ -42,47 +34,60 @@ rule evaluate_vib_vim:
         ENV
     input:
         data=f"{OUT}/data/mnist.pt",
-        model=f"{OUT}/vib_vim/models/{{objective}}_b{{beta}}_s{{seed}}.pt",
+        models=f"{OUT}/vib_vim/groups/{{group}}/models",
     output:
-        f"{OUT}/vib_vim/eval/{{objective}}_b{{beta}}_s{{seed}}.json",
+        directory(f"{OUT}/vib_vim/groups/{{group}}/eval"),
     params:
-        settings=lambda wc: settings(runs_a.eval_settings(X, wc.seed)),
+        settings=settings(VV["evaluate"]),
+        runs=lambda wc: " ".join(runs_a.run_name(o, b, s) for o, b, s, _ in runs_a.groups(X)[wc.group]),
+        # K=2 groups: the 2-D embedding for the figure, no robustness
+        k2=lambda wc: "--embeddings --no-robustness" if wc.group.startswith("k2_") else "",
         device=X["device"],
     threads: TORCH_THREADS
     resources:
         gpu=GPU,
     log:
-        f"{OUT}/logs/vib_vim/evaluate/{{objective}}_b{{beta}}_s{{seed}}.log",
+        f"{OUT}/logs/vib_vim/evaluate/{{group}}.log",
     benchmark:
-        f"{OUT}/benchmarks/vib_vim/evaluate/{{objective}}_b{{beta}}_s{{seed}}.tsv"
+        f"{OUT}/benchmarks/vib_vim/evaluate/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim evaluate --data {input.data} --model {input.model} --out {output} "
-        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m infomax vib_vim evaluate-group --data {input.data} --models-dir {input.models} --runs {params.runs} "
+        "--out-dir {output} {params.k2} --settings {params.settings:q} --device {params.device} --threads {threads} "
+        "> {log} 2>&1"
 
 
-rule evaluate_vib_vim_k2:
-    conda:
-        ENV
+rule link_vib_vim:
+    """A model and its evaluation at their own paths: hard links into the group's folders."""
+    localrule: True
     input:
-        data=f"{OUT}/data/mnist.pt",
-        model=f"{OUT}/vib_vim/models/k2/{{objective}}_b{{beta}}_s{{seed}}.pt",
+        models=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_A[wc.run]}/models",
+        evals=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_A[wc.run]}/eval",
     output:
-        json=f"{OUT}/vib_vim/eval/k2/{{objective}}_b{{beta}}_s{{seed}}.json",
-        embedding=f"{OUT}/vib_vim/embeddings/{{objective}}_b{{beta}}_s{{seed}}.npz",
-    params:
-        settings=lambda wc: settings(runs_a.eval_settings(X, wc.seed)),
-        device=X["device"],
-    threads: TORCH_THREADS
-    resources:
-        gpu=GPU,
+        model=f"{OUT}/vib_vim/models/{{run}}.pt",
+        eval=f"{OUT}/vib_vim/eval/{{run}}.json",
     log:
-        f"{OUT}/logs/vib_vim/evaluate/k2/{{objective}}_b{{beta}}_s{{seed}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/vib_vim/evaluate/k2/{{objective}}_b{{beta}}_s{{seed}}.tsv"
-    shell:
-        "python -m infomax vib_vim evaluate --data {input.data} --model {input.model} --out {output.json} "
-        "--embedding {output.embedding} --no-robustness --settings {params.settings:q} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        f"{OUT}/logs/vib_vim/link/{{run}}.log",
+    wildcard_constraints:
+        run=r"[^/]+",
+    run:
+        link_files(input, output, wildcards.run, log[0])
+
+
+rule link_vib_vim_k2:
+    localrule: True
+    input:
+        models=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_K2[wc.run]}/models",
+        evals=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_K2[wc.run]}/eval",
+    output:
+        model=f"{OUT}/vib_vim/models/k2/{{run}}.pt",
+        eval=f"{OUT}/vib_vim/eval/k2/{{run}}.json",
+        embedding=f"{OUT}/vib_vim/embeddings/{{run}}.npz",
+    log:
+        f"{OUT}/logs/vib_vim/link/k2/{{run}}.log",
+    wildcard_constraints:
+        run=r"[^/]+",
+    run:
+        link_files(input, output, wildcards.run, log[0])
 
 
 rule collect_vib_vim:

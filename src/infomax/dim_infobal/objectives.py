@@ -18,10 +18,13 @@ def dim_input(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def estimator_fn(name: str):
+    """The estimator ``name`` on critic scores taken to float32 (under bfloat16 autocast the critics'
+    matmuls give bfloat16 scores; the estimators' log-sum-exps and means run in float32)."""
     try:
-        return MI_ESTIMATORS[name]
+        fn = MI_ESTIMATORS[name]
     except KeyError:
         raise ValueError(f"unknown MI estimator {name!r}: expected one of {', '.join(MI_ESTIMATORS)}") from None
+    return lambda scores: fn(scores.float())
 
 
 def dim_losses(net, out: dict, estimator: str, global_weight: float, local_weight: float, prior_weight: float,
@@ -46,9 +49,9 @@ def dim_losses(net, out: dict, estimator: str, global_weight: float, local_weigh
         # non-saturating generator loss against the prior discriminator; the discriminator's own
         # loss is the BCE of "prior sample" vs "sigmoid(y)" on detached codes.
         fake = torch.sigmoid(y)
-        loss = loss + prior_weight * F.softplus(-net.adversary(fake)).mean()
+        loss = loss + prior_weight * F.softplus(-net.adversary(fake).float()).mean()
         prior = torch.rand(y.shape, device=y.device, generator=gen)
-        adv = F.softplus(-net.adversary(prior)).mean() + F.softplus(net.adversary(fake.detach())).mean()
+        adv = F.softplus(-net.adversary(prior).float()).mean() + F.softplus(net.adversary(fake.detach()).float()).mean()
     return loss, adv, mi
 
 
@@ -78,8 +81,8 @@ def infobal_losses(net, out: dict, estimator: str, lam: float, view_weights=None
             infomin.append(est(d(vi, vj)))
             adv = adv - est(d(vi.detach(), vj.detach()))
         else:
-            infomin.append(club_mi(*d(vi), vj))
-            adv = adv - gaussian_log_density(vj.detach(), *d(vi.detach())).mean()
+            infomin.append(club_mi(*(t.float() for t in d(vi)), vj.float()))
+            adv = adv - gaussian_log_density(vj.detach().float(), *(t.float() for t in d(vi.detach()))).mean()
     max_term = sum(w * v for w, v in zip(vw, infomax))
     min_term = sum(w * v for w, v in zip(pw, infomin))
     return -max_term + lam * min_term, adv, torch.stack(infomax).mean(), min_term

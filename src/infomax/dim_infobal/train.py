@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..data import load_prepared
 from ..estimators import MI_ESTIMATORS
 from ..files import remove_orphans, save_torch
-from ..loop import (DivergenceGuard, Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile,
+from ..loop import (PRECISIONS, DivergenceGuard, Speed, apply_speed, autocast, finish, load_checkpoint, load_resume, maybe_compile,
                     mi_bounds, resolve_device, restore_rng, resume_key, resume_path, rng_state)
 from ..probes import probe_accuracy, train_probe
 from .evaluate import encoder_features
@@ -60,6 +60,7 @@ class TrainConfig:
     curve_probe_epochs: int
     curve_probe_lr: float
     checkpoint_seconds: float
+    precision: str                          # float32, or bfloat16 autocast of matmuls and convolutions
     global_weight: float | None = None      # DIM kinds (alpha, beta, gamma of Hjelm et al.)
     local_weight: float | None = None
     prior_weight: float | None = None
@@ -71,6 +72,8 @@ class TrainConfig:
     pair_weights: tuple | None = None
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         if self.kind not in KINDS:
             raise ValueError(f"kind {self.kind!r}: expected one of {', '.join(KINDS)}")
         allowed = ["none"] if self.kind == "random" else list(MI_ESTIMATORS)
@@ -162,8 +165,10 @@ def forward(net, cfg: TrainConfig, x, lam: float, gen=None):
 
 def step(net, opt, opt_adv, cfg: TrainConfig, x, lam: float, gen=None, forward=forward) -> torch.Tensor:
     """One training step on the batch x; returns (encoder loss, adversary loss, InfoMax, InfoMin)
-    stacked and detached, on the device (no host sync)."""
-    loss, adv, mi, infomin = forward(net, cfg, x, lam, gen)
+    stacked and detached, on the device (no host sync).  The forward (encoder, critics, adversary)
+    runs in the config's precision; the backward follows its dtypes."""
+    with autocast(x.device, cfg.precision):
+        loss, adv, mi, infomin = forward(net, cfg, x, lam, gen)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

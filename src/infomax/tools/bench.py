@@ -28,7 +28,7 @@ import struct
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from ..config import experiment, load
 from ..dim_infobal import runs as runs_b
 from ..dim_infobal import train as train_b
-from ..loop import Speed, apply_speed, maybe_compile, resolve_device
+from ..loop import Speed, apply_speed, autocast, maybe_compile, resolve_device
 from ..vib_vim import runs as runs_a
+from ..vib_vim import stack as stack_a
 from ..vib_vim import train as train_a
 from ..vib_vim.model import StochasticMLP
 from ..vib_vim.objectives import vib_vim_loss
@@ -159,10 +160,12 @@ def matmul_rate(n: int, dtype, device, reps: int, warmup: int = 2) -> dict:
 
 
 def ceilings(b: BenchConfig, device) -> dict:
-    """The matmul ceilings of this device: float32 (strict), and on CUDA TF32 and bfloat16."""
+    """The matmul ceilings of this device: float32 (strict) and bfloat16, and on CUDA TF32.  On a
+    CPU, bfloat16 is native with AVX-512 BF16 or AMX (about twice float32) and emulated without."""
     n = b.matmul_size or (4096 if device.type == "cuda" else 2048)
     if device.type != "cuda":
-        return {"float32": matmul_rate(n, torch.float32, device, b.matmul_reps)}
+        return {"float32": matmul_rate(n, torch.float32, device, b.matmul_reps),
+                "bfloat16": matmul_rate(n, torch.bfloat16, device, b.matmul_reps)}
     with _cuda_tf32(False):
         out = {"float32": matmul_rate(n, torch.float32, device, b.matmul_reps)}
     with _cuda_tf32(True):
@@ -268,6 +271,29 @@ class OursVibVim:
         idx = next(self.batches)
         with torch.no_grad():
             train_a.forward(self.model, self.cfg, self.x[idx], self.y[idx])
+
+
+class OursStacked:
+    """A study-A group as train_vib_vim runs it (``vib_vim.stack``): M models of one objective, K
+    and seed (so they share their batches, as a seed's beta grid does), one stacked step per call."""
+
+    def __init__(self, cfgs: list, x, y, device):
+        self.cfgs, self.x, self.y = cfgs, x.to(device), y.to(device)
+        self.stack, self.opt, self.ema, self.noise = stack_a.build_group(cfgs, x[0].numel(), device)
+        self.betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
+        self.batches = device_batches(len(x), cfgs[0].batch_size, device,
+                                      torch.Generator(device=device).manual_seed(cfgs[0].seed))
+        self.sums = torch.zeros(4, len(cfgs), device=device)
+
+    def step(self, eager=True):
+        idx = next(self.batches)
+        self.sums += stack_a.group_step(self.stack, self.opt, self.ema, self.cfgs[0], self.betas, self.x[idx],
+                                        self.y[idx], self.noise)
+
+    def forward_only(self):
+        idx = next(self.batches)
+        with torch.no_grad(), autocast(self.x.device, self.cfgs[0].precision):
+            stack_a.group_loss(self.stack, self.cfgs[0], self.betas, self.x[idx], self.y[idx], self.noise)
 
 
 class OursInfoBal:
@@ -420,19 +446,19 @@ def _timing_key(cfg) -> str:
 
 
 def training_jobs(exp: dict) -> list[dict]:
-    """Every training job the workflow runs for ``exp``: the run lists of workflow/rules/common.smk
-    (study A's K and K=2 models, study B's methods and the untrained floor), with the train config
-    the rules' settings make."""
+    """Every training job the workflow runs for ``exp``: study A's groups (runs_a.groups: each a
+    stacked model of up to vib_vim.group_size models), study B's runs and the untrained floor, with
+    the train configs the rules' settings make."""
     jobs = []
-    for K, runs in ((exp["vib_vim"]["K"], runs_a.runs(exp)), (2, runs_a.k2_runs(exp))):
-        for obj, beta, seed in runs:
-            cfg = train_a.TrainConfig(**runs_a.train_settings(exp, obj, beta, seed, K))
-            jobs.append({"study": "A", "name": ("k2/" if K == 2 else "") + runs_a.run_name(obj, beta, seed),
-                         "group": f"{obj} K={K}", "config": cfg, "epochs": cfg.epochs})
+    for name, members in runs_a.groups(exp).items():
+        cfgs = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, name)]
+        obj, K = members[0][0], members[0][3]
+        jobs.append({"study": "A", "name": name, "group": f"{obj} K={K}", "config": cfgs[0], "configs": cfgs,
+                     "models": len(cfgs), "epochs": cfgs[0].epochs})
     for method, est, seed in runs_b.runs(exp):
         cfg = train_b.TrainConfig(**runs_b.train_settings(exp, method, est, seed))
         jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "config": cfg,
-                     "epochs": 0 if cfg.kind == "random" else cfg.epochs})
+                     "models": 1, "epochs": 0 if cfg.kind == "random" else cfg.epochs})
     return jobs
 
 
@@ -575,33 +601,58 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
                                     "conventional_seconds": spe * c["seconds_per_step"]}}
     res["study_a"], res["study_b"] = studies["A"], studies["B"]
 
-    # prediction: every training job of the experiment, timed once per kind of job
+    # study A stacked: the solo step and a group of the experiment's size (a seed's beta grid of
+    # VIB), in float32 and in bfloat16; per model, against the float32 solo step
+    members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, "vib_g0")]
+    stacking = {"models": len(members), "rows": []}
+    for precision in ("float32", "bfloat16"):
+        solo_cfg = replace(cfg_a, precision=precision)
+        group_cfgs = [replace(c, precision=precision) for c in members]
+        for kind, make, models in (("solo", lambda: OursVibVim(solo_cfg, x28, labels, device, used), 1),
+                                   ("stacked", lambda: OursStacked(group_cfgs, x28, labels, device), len(members))):
+            log(f"study A {kind} step, {precision}, {models} model(s) ...")
+            m = _measure_ours(make(), cfg_a.batch_size * models, steps_a, b, device)
+            m.update(kind=kind, precision=precision, models=models,
+                     model_samples_per_s=m["samples_per_s"], seconds_per_model_step=m["seconds_per_step"] / models,
+                     fraction_of_float32=m["flops_per_s"] / res["ceiling"]["float32"]["flops_per_s"],
+                     fraction_of_bfloat16=m["flops_per_s"] / res["ceiling"]["bfloat16"]["flops_per_s"])
+            stacking["rows"].append(m)
+    base = stacking["rows"][0]["model_samples_per_s"]
+    for m in stacking["rows"]:
+        m["over_float32_solo"] = m["model_samples_per_s"] / base
+    res["stacking"] = stacking
+
+    # prediction: every training job of the experiment (study A: its groups, each one stacked step
+    # of its models), timed once per kind of job and group size, in the precision its config says
     jobs = training_jobs(exp)
     spe = {"A": studies["A"]["epoch"]["steps"], "B": studies["B"]["epoch"]["steps"]}
     groups = {}
     for j in jobs:
         g = groups.setdefault((j["study"], j["group"]), {"study": j["study"], "group": j["group"], "jobs": 0,
-                                                         "epochs": set(), "config": j["config"], "seconds": 0.0})
+                                                         "models": 0, "epochs": set(), "seconds": 0.0, "timed": {}})
         g["jobs"] += 1
+        g["models"] += j["models"]
         g["epochs"].add(j["epochs"])
-    for (study, name), g in groups.items():
-        if max(g["epochs"]) == 0:                   # the untrained floor: no steps
-            g["measured"] = None
+    for j in jobs:
+        g = groups[(j["study"], j["group"])]
+        if j["epochs"] == 0:                        # the untrained floor: no steps
+            j["seconds"] = 0.0
             continue
-        cfg = g["config"]                           # the group's first job stands for all of them
-        key = _timing_key(cfg)
+        cfg = j["config"]
+        key = _timing_key(cfg) + f"|{j['models']}"
         if key not in timed:
-            log(f"prediction: study {study} {name} step ...")
-            if study == "A":
-                ours, steps = OursVibVim(cfg, x28, labels, device, used), steps_a
+            log(f"prediction: study {j['study']} {j['group']} step ({j['models']} model(s), {cfg.precision}) ...")
+            if j["study"] == "A":
+                ours = OursStacked(j["configs"], x28, labels, device) if j["models"] > 1 else \
+                    OursVibVim(cfg, x28, labels, device, used)
+                steps = steps_a
             else:
                 ours, steps = OursInfoBal(cfg, x_b, device, used), steps_b
-            timed[key] = fractions(_measure_ours(ours, cfg.batch_size, steps, b, device))
-        g["measured"] = timed[key]
-    for j in jobs:
-        m = groups[(j["study"], j["group"])]["measured"]
-        j["seconds"] = 0.0 if m is None else j["epochs"] * spe[j["study"]] * m["seconds_per_step"]
-        groups[(j["study"], j["group"])]["seconds"] += j["seconds"]
+            timed[key] = fractions(_measure_ours(ours, cfg.batch_size * j["models"], steps, b, device))
+        m = timed[key]
+        g["timed"][j["models"]] = m
+        j["seconds"] = j["epochs"] * spe[j["study"]] * m["seconds_per_step"]
+        g["seconds"] += j["seconds"]
 
     concurrent, why = (b.jobs, "--jobs") if b.jobs else default_jobs(device, b.threads, b.config)
     total = sum(j["seconds"] for j in jobs)
@@ -615,11 +666,14 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
         "wall_seconds": max(total / concurrent, longest),
         "not_included": NOT_INCLUDED,
         "assumes": f"each of the {concurrent} concurrent jobs steps at the speed measured here for one job alone",
-        "groups": [{"study": g["study"], "group": g["group"], "jobs": g["jobs"], "epochs": sorted(g["epochs"]),
-                    "steps_per_epoch": spe[g["study"]], "seconds": g["seconds"],
-                    "seconds_per_step": g["measured"]["seconds_per_step"] if g["measured"] else None,
-                    "flops_per_s": g["measured"]["flops_per_s"] if g["measured"] else None,
-                    "fraction_of_ceiling": g["measured"]["fraction_of_ceiling"] if g["measured"] else None}
+        "precision": {"A": cfg_a.precision, "B": cfg_b.precision},
+        "groups": [{"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
+                    "epochs": sorted(g["epochs"]), "steps_per_epoch": spe[g["study"]], "seconds": g["seconds"],
+                    # the largest job's step (a group of that many models; study B: one model)
+                    **({"seconds_per_step": m["seconds_per_step"], "flops_per_s": m["flops_per_s"],
+                        "fraction_of_ceiling": m["fraction_of_ceiling"], "step_models": n}
+                       if (n := max(g["timed"], default=None)) is not None and (m := g["timed"][n]) else
+                       {"seconds_per_step": None, "flops_per_s": None, "fraction_of_ceiling": None, "step_models": 0})}
                    for g in groups.values()],
     }
     res["ceiling_used"] = ceiling_name
@@ -662,21 +716,32 @@ def report(res: dict) -> str:
         lines.append(f"{study.upper()} {s['label']:36s} {m['samples_per_s']:10,.0f} {m['seconds_per_step'] * 1e3:9.1f} "
                      f"{m['flops_per_step'] / g:10.2f} {m['flops_per_s'] / g:8.1f} {m['fraction_of_ceiling']:10.0%} "
                      f"{c['samples_per_s']:10,.0f} {s['ours_over_conventional']:8.2f}x")
+    st = res["stacking"]
+    lines += ["", f"study A stacked ({st['models']} models of one seed's grid in one step) against solo, per model",
+              f"{'step':26s} {'models':>6s} {'model-samples/s':>15s} {'ms/model-step':>13s} {'GFLOP/s':>8s} "
+              f"{'of f32 ceil.':>12s} {'of bf16 ceil.':>13s} {'vs f32 solo':>11s}"]
+    for m in st["rows"]:
+        lines.append(f"{m['kind'] + ' ' + m['precision']:26s} {m['models']:6d} {m['model_samples_per_s']:15,.0f} "
+                     f"{m['seconds_per_model_step'] * 1e3:13.2f} {m['flops_per_s'] / g:8.1f} "
+                     f"{m['fraction_of_float32']:12.0%} {m['fraction_of_bfloat16']:13.0%} {m['over_float32_solo']:10.2f}x")
     lines += ["", "one epoch (training steps only)"]
     for study in ("a", "b"):
         e = res[f"study_{study}"]["epoch"]
         lines.append(f"{study.upper()} {e['dataset']}: {e['train_images']:,} train images, {e['steps']} steps: "
                      f"{duration(e['seconds'])} (conventional loop: {duration(e['conventional_seconds'])})")
     p = res["prediction"]
-    lines += ["", f"prediction: the {p['training_jobs']} training jobs of experiment {p['experiment']}",
-              f"{'study':5s} {'group':22s} {'jobs':>5s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
+    lines += ["", f"prediction: the {p['training_jobs']} training jobs of experiment {p['experiment']} "
+                  f"(precision: study A {p['precision']['A']}, study B {p['precision']['B']}; study A's jobs "
+                  f"are stacked groups, ms/step is the largest group's step)",
+              f"{'study':5s} {'group':22s} {'jobs':>5s} {'models':>6s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
               f"{'GFLOP/s':>8s} {'of ceil.':>8s} {'job time':>10s} {'all jobs':>10s}"]
     for gr in p["groups"]:
         if gr["seconds_per_step"] is None:
-            lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {'0':>7s}   (untrained: no steps)")
+            lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {'0':>7s}   "
+                         f"(untrained: no steps)")
             continue
         epochs = "/".join(str(e) for e in gr["epochs"])
-        lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {epochs:>7s} {gr['steps_per_epoch']:8d} "
+        lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {epochs:>7s} {gr['steps_per_epoch']:8d} "
                      f"{gr['seconds_per_step'] * 1e3:9.1f} {gr['flops_per_s'] / g:8.1f} {gr['fraction_of_ceiling']:8.0%} "
                      f"{duration(gr['seconds'] / gr['jobs']):>10s} {duration(gr['seconds']):>10s}")
     lines += [f"all training steps: {duration(p['training_seconds_total'])} of one job's time; "

@@ -1,9 +1,11 @@
 """`infomax vib_vim <step>`: study A's steps (train, evaluate, collect, figures), called by the
 rules in workflow/rules/vib_vim.smk."""
 
+import json
 from pathlib import Path
 
-from ..cli import add_collect, add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
+from ..cli import (add_collect, add_job_args, check_weights, evaluation_inputs, require_finite, settings_of, speed_of,
+                   threads)
 
 
 def train(a):
@@ -15,34 +17,88 @@ def train(a):
     print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}")
 
 
-def evaluate(a):
+def train_group(a):
+    """Train a group of models as one stacked model (``stack.train_group``); model m goes to
+    <out-dir>/<run name>.pt, the solo checkpoint format."""
+    from .runs import run_name
+    from .stack import train_group
+    from .train import TrainConfig
+
+    threads(a.threads)
+    items = json.loads(a.settings)
+    if not isinstance(items, list) or not items:
+        raise SystemExit(f"--settings: expected a JSON list of training settings, one per model; got {a.settings[:80]!r}")
+    cfgs = [TrainConfig(**settings_of(json.dumps(d), TrainConfig, "vib_vim train-group settings")) for d in items]
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{run_name(c.objective, c.beta, c.seed)}.pt" for c in cfgs]
+    summaries = train_group(cfgs, a.data, paths, a.resume, device=a.device, progress=not a.no_progress,
+                            speed=speed_of(a))
+    g = summaries[0]["group"]
+    print(f"wrote {len(paths)} models to {out_dir} in {g['seconds']:.1f} s on {summaries[0]['device']}")
+
+
+def _evaluate_model(model_path, data, cfg, device, out, embedding=None, no_robustness=False):
+    """Evaluate one checkpoint on ``data`` and write its JSON (and its 2-D embedding)."""
     import numpy as np
     import torch
 
     from ..files import atomic_write, save_json
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import evaluate
     from .train import load_model
 
-    cfg, device, model, info, data = evaluation_inputs(a, EvalConfig, load_model)
+    model, info = load_model(model_path, device)
+    check_weights(model, model_path)
     tc = info["config"]
-    res = evaluate(model, data, cfg, tc["objective"], with_robustness=not a.no_robustness)
+    res = evaluate(model, data, cfg, tc["objective"], with_robustness=not no_robustness)
     head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
     metrics = {**{f"test.{k}": v for k, v in res["test"].items()}, **{f"val.{k}": v for k, v in res["val"].items()},
                "probe_acc": res["probe_acc"], "knn_acc": res["knn_acc"],
                **{f"robustness.{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]}}
     # the deterministic model has no noise, so no rate: NaN by design
-    require_finite(metrics, a.model, allowed=("test.rate_bits", "val.rate_bits") if tc["objective"] == "deterministic" else ())
+    require_finite(metrics, model_path, allowed=("test.rate_bits", "val.rate_bits") if tc["objective"] == "deterministic" else ())
     emb = res.pop("embedding", None)
-    if a.embedding:
+    if embedding:
         if emb is None:
-            raise SystemExit(f"--embedding {a.embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
-        atomic_write(a.embedding, lambda f: np.savez(f, **emb, objective=tc["objective"], beta=tc["beta"],
-                                                     err_12=res["test"]["err_S"]))
+            raise SystemExit(f"--embedding {embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
+        atomic_write(embedding, lambda f: np.savez(f, **emb, objective=tc["objective"], beta=tc["beta"],
+                                                   err_12=res["test"]["err_S"]))
     save_json({**head, "train_seconds": info["train_seconds"], "device": str(device),
-               "torch": torch.__version__, **res}, a.out)
+               "torch": torch.__version__, **res}, out)
     t = res["test"]
-    print(f"{Path(a.model).name}: err_1 {t['err_1']:.4f} err_{cfg.samples} {t['err_S']:.4f} "
-          f"rate {t['rate_bits']:.2f} bits  probe {res['probe_acc']:.4f} knn {res['knn_acc']:.4f}")
+    print(f"{Path(model_path).name}: err_1 {t['err_1']:.4f} err_{cfg.samples} {t['err_S']:.4f} "
+          f"rate {t['rate_bits']:.2f} bits  probe {res['probe_acc']:.4f} knn {res['knn_acc']:.4f}", flush=True)
+
+
+def evaluate(a):
+    from .evaluate import EvalConfig
+    from .train import load_model
+
+    cfg, device, _, _, data = evaluation_inputs(a, EvalConfig, load_model)
+    _evaluate_model(a.model, data, cfg, device, a.out, a.embedding, a.no_robustness)
+
+
+def evaluate_group(a):
+    """Evaluate every model of a group in one process (the data loaded once); each model's numbers
+    are those of its own `evaluate` step (the seed of its evaluation is the seed it trained with)."""
+    from ..data import load_prepared
+    from ..loop import load_checkpoint, resolve_device
+    from .evaluate import EvalConfig
+    from .train import MODEL_FORMAT
+
+    threads(a.threads)
+    block = json.loads(a.settings)
+    device = resolve_device(a.device)
+    data = load_prepared(a.data, device)
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for run in a.runs:
+        path = Path(a.models_dir) / f"{run}.pt"
+        seed = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)")["config"]["seed"]
+        cfg = EvalConfig(**settings_of(json.dumps({**block, "seed": seed}), EvalConfig, "vib_vim evaluate settings"))
+        _evaluate_model(path, data, cfg, device, out_dir / f"{run}.json",
+                        out_dir / f"{run}.npz" if a.embeddings else None, a.no_robustness)
+    print(f"wrote {len(a.runs)} evaluations to {out_dir}")
 
 
 def collect(a):
@@ -66,6 +122,15 @@ def register(sub):
     sp = add_job_args(steps.add_parser("train", help="train one study-A model"), train, training=True)
     sp = add_job_args(steps.add_parser("evaluate", help="evaluate one study-A model"), evaluate, training=False)
     sp.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
+    sp.add_argument("--no-robustness", action="store_true")
+    sp = add_job_args(steps.add_parser("train-group", help="train a group of study-A models as one stacked model"),
+                      train_group, training=True, out="--out-dir")
+    sp.add_argument("--resume", required=True, help="the group's resume state (written every checkpoint_seconds)")
+    sp = add_job_args(steps.add_parser("evaluate-group", help="evaluate a group's study-A models in one process"),
+                      evaluate_group, training=None, out="--out-dir")
+    sp.add_argument("--models-dir", required=True, help="the group's trained models (<run>.pt)")
+    sp.add_argument("--runs", nargs="+", required=True, help="the run names to evaluate")
+    sp.add_argument("--embeddings", action="store_true", help="also write <run>.npz, the 2-D embedding (K=2 models)")
     sp.add_argument("--no-robustness", action="store_true")
     add_collect(steps, collect, "metrics.csv, validation.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-A figures (PNG + PDF)")

@@ -45,7 +45,7 @@ def vib_vim_loss(model, x, y, objective: str, beta: float, kernel: str = "imq", 
     """Forward pass of ``model`` (a StochasticMLP) on x (B, 784) and the objective's loss:
     (total, ce, regulariser), and with ``with_accuracy`` the batch's accuracy of the decoded sample
     as a fourth tensor (on the device: the training loop's divergence guard reads it)."""
-    mu, sigma = model.encode(x)
+    mu, sigma = (t.float() for t in model.encode(x))     # float32 even under bfloat16 autocast
     if objective == "deterministic":
         logits = model.decoder(mu)
         terms = deterministic_loss(logits, y)

@@ -37,3 +37,35 @@ def train_settings(exp: dict, objective: str, beta: float, seed: int, K: int) ->
 
 def eval_settings(exp: dict, seed: int) -> dict:
     return {**exp["vib_vim"]["evaluate"], "seed": int(seed)}
+
+
+def groups(exp: dict) -> dict[str, list[tuple[str, float, int, int]]]:
+    """The training groups: {name: [(objective, beta, seed, K), ...]}.  A group holds models of one
+    objective and K (they train as one stacked model, ``vib_vim.stack``): each objective's runs in
+    (seed, beta) order, cut into chunks of ``vib_vim.group_size``.  Names: ``<objective>_g<i>``
+    for the main K, ``k2_<objective>_g<i>`` for the K=2 embedding models."""
+    vv = exp["vib_vim"]
+    size = int(vv["group_size"])
+    out = {}
+    for prefix, K, run_list in (("", int(vv["K"]), runs(exp)), ("k2_", 2, k2_runs(exp))):
+        for obj in vv["objectives"]:
+            mine = sorted((r for r in run_list if r[0] == obj), key=lambda r: (r[2], r[1]))
+            for i in range(0, len(mine), size):
+                out[f"{prefix}{obj}_g{i // size}"] = [(o, b, s, K) for o, b, s in mine[i:i + size]]
+    return out
+
+
+def group_of(exp: dict, k2: bool = False) -> dict[str, str]:
+    """{run name: its group} for the main-K runs, or for the K=2 runs with ``k2``."""
+    return {run_name(o, b, s): g for g, members in groups(exp).items() if g.startswith("k2_") == k2
+            for o, b, s, _ in members}
+
+
+def group_train_settings(exp: dict, group: str) -> list[dict]:
+    """Each member's training settings (``train_settings``), in the group's order."""
+    try:
+        members = groups(exp)[group]
+    except KeyError:
+        raise ValueError(f"vib_vim training group {group!r} is not one of this experiment's "
+                         f"({', '.join(groups(exp))})") from None
+    return [train_settings(exp, o, b, s, K) for o, b, s, K in members]

@@ -30,7 +30,7 @@ from ..data import flatten, load_prepared, to_signed
 from ..estimators import gaussian_kl_to_standard, mmd2
 from ..files import save_torch
 from ..files import remove_orphans
-from ..loop import (EMA, DivergenceGuard, Speed, apply_speed, finish, load_resume, resolve_device, resume_config,
+from ..loop import (EMA, DivergenceGuard, Speed, apply_speed, autocast, finish, load_resume, resolve_device, resume_config,
                     resume_key)
 from .model import StochasticMLP
 from .train import CHANCE_CE, LOSS_SCALE, LOSS_SLACK, MODEL_FORMAT, TrainConfig
@@ -158,8 +158,10 @@ def group_loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, 
 
 
 def group_step(stack, opt, ema, cfg0, betas, x, y, noise) -> torch.Tensor:
-    """One step of every model; returns (4, M): total, ce, regulariser, accuracy, detached (no host sync)."""
-    total, ce, reg, acc = group_loss(stack, cfg0, betas, x, y, noise)
+    """One step of every model; returns (4, M): total, ce, regulariser, accuracy, detached (no host sync).
+    The forward runs in the group's precision, as the solo step's (``train.step``)."""
+    with autocast(x.device, cfg0.precision):
+        total, ce, reg, acc = group_loss(stack, cfg0, betas, x, y, noise)
     opt.zero_grad(set_to_none=True)
     total.sum().backward()               # model m's weights only see model m's term
     opt.step()

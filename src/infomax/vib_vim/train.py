@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from ..data import flatten, load_prepared, to_signed
 from ..files import remove_orphans, save_torch
-from ..loop import (EMA, DivergenceGuard, Speed, apply_speed, finish, load_checkpoint, load_resume, maybe_compile,
-                    resolve_device, restore_rng, resume_key, resume_path, rng_state)
+from ..loop import (EMA, PRECISIONS, DivergenceGuard, Speed, apply_speed, autocast, finish, load_checkpoint,
+                    load_resume, maybe_compile, resolve_device, restore_rng, resume_key, resume_path, rng_state)
 from .model import StochasticMLP
 from .objectives import OBJECTIVES, vib_vim_loss
 
@@ -46,8 +46,11 @@ class TrainConfig:
     mmd_scales: tuple
     log_every: int                          # epochs between loss read-outs (one host sync each)
     checkpoint_seconds: float               # how often the resume state is written
+    precision: str                          # float32, or bfloat16 autocast of the matmuls (infomax.loop.autocast)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
         if self.beta < 0:
@@ -75,8 +78,10 @@ def forward(model, cfg: TrainConfig, x, y):
 
 def step(model, opt, ema, cfg: TrainConfig, x, y, forward=forward) -> torch.Tensor:
     """One training step on the batch (x, y); returns (total, ce, regulariser, accuracy) stacked and
-    detached, on the device (no host sync).  ``forward`` is this module's forward, or its torch.compile'd self."""
-    loss, ce, reg, acc = forward(model, cfg, x, y)
+    detached, on the device (no host sync).  ``forward`` is this module's forward, or its torch.compile'd self;
+    it runs in the config's precision (the backward follows the forward's dtypes)."""
+    with autocast(x.device, cfg.precision):
+        loss, ce, reg, acc = forward(model, cfg, x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
