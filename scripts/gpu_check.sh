@@ -26,7 +26,7 @@
 # Exit code: 0 only if every step that ran passed; 2 when torch sees no CUDA; 1 otherwise.
 #
 # How long: NOT YET RUN ON A GPU, so unknown.  The tests take minutes on a CPU; smoke a few
-# minutes; quick is the long one (on 2 CPU cores it takes hours; on a GPU, expect much less);
+# minutes; quick is the long one (about 20 min on a 2-core CPU; on a GPU, expect less);
 # the bench a few minutes.
 #
 # Helper modes (no GPU needed; used by the steps above and by tests/test_gpu_check.py):
