@@ -375,6 +375,9 @@ def test_write_report_files(tmp_path):
     # which precision trained each study: paper trains both in float32
     assert strict["facts"]["vib_vim"]["precision"] == strict["facts"]["dim_infobal"]["precision"] == "float32"
     assert "Training precision: Study A (vib_vim) float32; Study B (dim_infobal) float32." in md
+    # in study order whatever the order of the facts (the workflow passes them as sorted JSON)
+    flipped = {**strict, "facts": {k: strict["facts"][k] for k in ("dim_infobal", "vib_vim")}}
+    assert "Training precision: Study A (vib_vim) float32; Study B" in R.render_markdown(flipped, [])
     assert "![Test error against beta.](figures/error_vs_beta.png)" in md
     assert "Made by rule `figures_vib_vim`" in md
     for cid in R.CLAIMS:

@@ -248,7 +248,8 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              f"Intervals are {conf} Student-t intervals over seeds (paired across seeds when both sides ran the "
              f"same seeds). A verdict needs at least {claims['min_seeds']} runs per side; otherwise it is "
              "inconclusive. A claim is contradicted if any of its voting comparisons is, supported if all are.", ""]
-    precision = {study: f.get("precision") for study, f in claims.get("facts", {}).items()}
+    facts = claims.get("facts", {})
+    precision = {study: facts.get(study, {}).get("precision") for study in STUDY_TITLES}   # study A first
     if any(precision.values()):
         lines += ["Training precision: " + "; ".join(
             f"{STUDY_TITLES[study]} {PRECISION_TEXT.get(p, p)}" for study, p in precision.items() if p)
