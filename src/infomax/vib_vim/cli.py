@@ -38,17 +38,15 @@ def train_group(a):
     print(f"wrote {len(paths)} models to {out_dir} in {g['seconds']:.1f} s on {summaries[0]['device']}")
 
 
-def _evaluate_model(model_path, data, cfg, device, out, embedding=None, no_robustness=False):
-    """Evaluate one checkpoint on ``data`` and write its JSON (and its 2-D embedding)."""
+def _evaluate_model(model, info, model_path, data, cfg, device, out, embedding=None, no_robustness=False):
+    """Evaluate one loaded checkpoint (``model``, its summary ``info``) on ``data`` and write its
+    JSON (and its 2-D embedding)."""
     import numpy as np
     import torch
 
     from ..files import atomic_write, save_json
     from .evaluate import evaluate
-    from .train import load_model
 
-    model, info = load_model(model_path, device)
-    check_weights(model, model_path)
     tc = info["config"]
     res = evaluate(model, data, cfg, tc["objective"], with_robustness=not no_robustness)
     head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
@@ -74,17 +72,17 @@ def evaluate(a):
     from .evaluate import EvalConfig
     from .train import load_model
 
-    cfg, device, _, _, data = evaluation_inputs(a, EvalConfig, load_model)
-    _evaluate_model(a.model, data, cfg, device, a.out, a.embedding, a.no_robustness)
+    cfg, device, model, info, data = evaluation_inputs(a, EvalConfig, load_model)
+    _evaluate_model(model, info, a.model, data, cfg, device, a.out, a.embedding, a.no_robustness)
 
 
 def evaluate_group(a):
     """Evaluate every model of a group in one process (the data loaded once); each model's numbers
     are those of its own `evaluate` step (the seed of its evaluation is the seed it trained with)."""
     from ..data import load_prepared
-    from ..loop import load_checkpoint, resolve_device
+    from ..loop import resolve_device
     from .evaluate import EvalConfig
-    from .train import MODEL_FORMAT
+    from .train import load_model
 
     threads(a.threads)
     block = json.loads(a.settings)
@@ -94,9 +92,11 @@ def evaluate_group(a):
     out_dir.mkdir(parents=True, exist_ok=True)
     for run in a.runs:
         path = Path(a.models_dir) / f"{run}.pt"
-        seed = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)")["config"]["seed"]
+        model, info = load_model(path, device)
+        check_weights(model, path)
+        seed = info["config"]["seed"]
         cfg = EvalConfig(**settings_of(json.dumps({**block, "seed": seed}), EvalConfig, "vib_vim evaluate settings"))
-        _evaluate_model(path, data, cfg, device, out_dir / f"{run}.json",
+        _evaluate_model(model, info, path, data, cfg, device, out_dir / f"{run}.json",
                         out_dir / f"{run}.npz" if a.embeddings else None, a.no_robustness)
     print(f"wrote {len(a.runs)} evaluations to {out_dir}")
 
