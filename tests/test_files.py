@@ -51,3 +51,26 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         atomic_write(out, boom, mode="w")
     assert out.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+
+
+def test_link_or_copy_links_and_stamps_and_falls_back_to_a_copy(tmp_path, monkeypatch):
+    import os
+
+    from infomax.files import link_or_copy
+
+    src = tmp_path / "group/a.pt"
+    src.parent.mkdir()
+    src.write_bytes(b"weights")
+    os.utime(src, (1_000_000, 1_000_000))                   # an old file, as a group's model is
+    dest = tmp_path / "models/a.pt"
+    assert link_or_copy(src, dest).startswith("linked")
+    assert dest.samefile(src) and dest.stat().st_mtime > 1_000_000      # stamped now
+    assert link_or_copy(src, dest).startswith("linked")                 # a rerun replaces it
+
+    def no_links(*a):
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    other = tmp_path / "copy/a.pt"
+    assert "no hard link: cross-device link" in link_or_copy(src, other)
+    assert other.read_bytes() == b"weights" and not other.samefile(src)

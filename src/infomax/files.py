@@ -80,3 +80,24 @@ def save_csv(rows: list[dict], columns: list[str], path) -> Path:
         w.writerows(rows)
 
     return atomic_write(path, write, mode="w")
+
+
+def link_or_copy(src, dest) -> str:
+    """Make ``dest`` the file ``src``: a hard link (a copy where the file system has none), then
+    stamp ``dest`` with the current time.  The stamp matters to Snakemake, which dates a folder
+    output by its own timestamp file: a link keeps its target's older time and would look stale.
+    Returns what was done, in words (for the job's log)."""
+    src, dest = Path(src), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(dest):
+        dest.unlink()
+    try:
+        os.link(src, dest)
+        done = f"linked {dest} -> {src}"
+    except OSError as e:
+        import shutil
+
+        shutil.copy2(src, dest)
+        done = f"copied {src} to {dest} (no hard link: {e})"
+    os.utime(dest)
+    return done

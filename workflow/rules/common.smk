@@ -1,7 +1,5 @@
 # Config -> run lists and paths.  No logic beyond that: everything else is in src/infomax.
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}};
 ENV = "../../environment.yml"
 
 from infomax.config import ConfigError, report_settings, select, validate_config
+from infomax.files import link_or_copy
 from infomax.dim_infobal import runs as runs_b
 from infomax.vib_vim import runs as runs_a
 
@@ -86,25 +85,11 @@ GROUP_K2 = runs_a.group_of(X, k2=True)
 
 
 def link_files(input, output, run, log):
-    """Hard-link run's files of a group's folders (models/<run>.pt, eval/<run>.json and, for K=2
-    groups, eval/<run>.npz) to the rule's outputs, then stamp them: Snakemake dates a folder
-    output by its own timestamp file, and a link keeps its target's older time.  A copy where the
-    file system has no hard links."""
+    """Each output of a link rule is the run's file in its group's folders (models/<run>.pt,
+    eval/<run>.json and, for K=2 groups, eval/<run>.npz): infomax.files.link_or_copy."""
     sources = {"model": f"{input.models}/{run}.pt", "eval": f"{input.evals}/{run}.json",
                "embedding": f"{input.evals}/{run}.npz"}
-    lines = []
-    for name, dest in output.items():
-        src = sources[name]
-        if os.path.lexists(dest):
-            os.remove(dest)
-        try:
-            os.link(src, dest)
-            lines.append(f"linked {dest} -> {src}")
-        except OSError as e:
-            shutil.copy2(src, dest)
-            lines.append(f"copied {src} to {dest} (no hard link: {e})")
-        os.utime(dest)
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    lines = [link_or_copy(sources[name], dest) for name, dest in output.items()]
     Path(log).write_text("\n".join(lines) + "\n")
 
 
