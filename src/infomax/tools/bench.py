@@ -610,8 +610,11 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
         group_cfgs = [replace(c, precision=precision) for c in members]
         for kind, make, models in (("solo", lambda: OursVibVim(solo_cfg, x28, labels, device, used), 1),
                                    ("stacked", lambda: OursStacked(group_cfgs, x28, labels, device), len(members))):
-            log(f"study A {kind} step, {precision}, {models} model(s) ...")
-            m = _measure_ours(make(), cfg_a.batch_size * models, steps_a, b, device)
+            if kind == "solo" and precision == cfg_a.precision:
+                m = dict(studies["A"]["ours"])         # the headline step: the same step, measured once
+            else:
+                log(f"study A {kind} step, {precision}, {models} model(s) ...")
+                m = _measure_ours(make(), cfg_a.batch_size * models, steps_a, b, device)
             m.update(kind=kind, precision=precision, models=models,
                      model_samples_per_s=m["samples_per_s"], seconds_per_model_step=m["seconds_per_step"] / models,
                      fraction_of_float32=m["flops_per_s"] / res["ceiling"]["float32"]["flops_per_s"],
@@ -667,17 +670,20 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
         "not_included": NOT_INCLUDED,
         "assumes": f"each of the {concurrent} concurrent jobs steps at the speed measured here for one job alone",
         "precision": {"A": cfg_a.precision, "B": cfg_b.precision},
-        "groups": [{"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
-                    "epochs": sorted(g["epochs"]), "steps_per_epoch": spe[g["study"]], "seconds": g["seconds"],
-                    # the largest job's step (a group of that many models; study B: one model)
-                    **({"seconds_per_step": m["seconds_per_step"], "flops_per_s": m["flops_per_s"],
-                        "fraction_of_ceiling": m["fraction_of_ceiling"], "step_models": n}
-                       if (n := max(g["timed"], default=None)) is not None and (m := g["timed"][n]) else
-                       {"seconds_per_step": None, "flops_per_s": None, "fraction_of_ceiling": None, "step_models": 0})}
-                   for g in groups.values()],
+        "groups": [_group_row(g, spe[g["study"]]) for g in groups.values()],
     }
     res["ceiling_used"] = ceiling_name
     return res
+
+
+def _group_row(g: dict, steps_per_epoch: int) -> dict:
+    """A prediction row of one kind of job; its step is the largest job's (a study-A group of that
+    many models; study B: one model); None where nothing was timed (the untrained floor)."""
+    n = max(g["timed"], default=0)
+    m = g["timed"].get(n, {})
+    return {"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
+            "epochs": sorted(g["epochs"]), "steps_per_epoch": steps_per_epoch, "seconds": g["seconds"],
+            "step_models": n, **{k: m.get(k) for k in ("seconds_per_step", "flops_per_s", "fraction_of_ceiling")}}
 
 
 # -----------------------------------------------------------------------------
