@@ -4,7 +4,6 @@ import copy
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +65,17 @@ def test_yaml_1e3_string_gets_a_hint():
 def test_source_specific_keys():
     msg = broken(lambda c: c["experiments"]["paper"]["data"]["mnist"].pop("val_size"))
     assert "experiments.paper.data.mnist: 'val_size' is a required property" in msg
+
+
+def test_wheel_source_keys():
+    msg = broken(lambda c: c["experiments"]["quick"]["data"]["mnist"].update(train_size=56000))
+    assert "experiments.quick.data.mnist.train_size: 56000 is more than the 55000 train images left" in msg
+    msg = broken(lambda c: c["experiments"]["paper"]["data"]["cifar10"].update(source="wheel"))
+    assert "experiments.paper.data.cifar10.source: 'wheel' is MNIST only" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["data"]["mnist"].update(n_images=100))
+    assert "experiments.quick.data.mnist.n_images: not used when source is 'wheel'" in msg
+    msg = broken(lambda c: c["experiments"]["paper"]["data"]["mnist"].pop("train_size"))
+    assert "experiments.paper.data.mnist: 'train_size' is a required property" in msg
 
 
 def test_paper_plans_the_full_grid():
@@ -183,7 +193,7 @@ def test_deleting_any_paper_key_is_an_error_that_names_it(path):
         (full, str(e.value))
 
 
-def test_snakemake_names_a_deleted_key_within_seconds(tmp_path):
+def test_snakemake_names_a_deleted_key_before_planning(tmp_path):
     for name in ("Snakefile", "params.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     for name in ("workflow", "src", "config"):
@@ -195,12 +205,10 @@ def test_snakemake_names_a_deleted_key_within_seconds(tmp_path):
     cfg.write_text(text.replace(line, ""))
     assert "epochs" not in yaml.safe_load(cfg.read_text())["experiments"]["paper"]["vib_vim"]["train"]
 
-    t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "experiment=paper"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - t0
+                       capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert "experiments.paper.vib_vim.train: 'epochs' is a required property" in out, out
     assert "Traceback" not in out
-    assert elapsed < 5, f"snakemake took {elapsed:.1f} s to report the missing key"
+    assert "Job stats" not in out and "Building DAG" not in out        # stopped before planning any job

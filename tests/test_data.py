@@ -390,3 +390,17 @@ def test_to_signed_and_unit():
     assert to_signed(x).dtype == torch.float32
     assert torch.allclose(to_unit(x), torch.tensor([0.0, 128 / 255, 1.0]))
     assert torch.allclose(to_signed(torch.tensor([0.0, 0.5, 1.0])), torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_stratified_part_is_fixed_stratified_and_ordered():
+    from infomax.data import stratified_part
+
+    y = torch.arange(300) % 10
+    x = torch.arange(300)
+    xa, ya = stratified_part(x, y, 50)
+    xb, yb = stratified_part(x, y, 50)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)                      # the same part every time
+    assert torch.bincount(ya, minlength=10).tolist() == [5] * 10            # stratified
+    assert torch.equal(xa, torch.sort(xa).values) and torch.equal(y[xa], ya)  # the split's order, pairs kept
+    for n in (None, 300, 400):
+        assert stratified_part(x, y, n)[0] is x                             # the whole split

@@ -103,3 +103,28 @@ def test_evaluate_vib_vim_end_to_end_on_real_digits(tiny_data):
     assert len(clean) == 3 and len(set(clean)) == 1         # in fact one clean score, shared by every attack
     assert r["embedding"]["mu"].shape == (len(data.splits["test"][1]), 2)
     assert 0 <= r["probe_acc"] <= 1 and 0 <= r["knn_acc"] <= 1
+
+
+def test_robustness_on_a_fixed_part_of_the_test_set(tiny_data):
+    """robustness_images=n: every attack is scored on data.stratified_part's n test images (the
+    clean level equals the deterministic model's accuracy on exactly those); the rest of the
+    evaluation keeps the whole test set."""
+    from infomax.data import flatten, load_prepared, stratified_part, to_signed
+
+    data = load_prepared(tiny_data)
+    torch.manual_seed(0)
+    model = StochasticMLP(K=4).eval()
+    whole = evaluate(model, data, eval_a(gaussian=(0.0,), saltpepper=(0.0,), fgsm=(0.0,), probe_max_iter=5,
+                                         robustness_images=None), "deterministic")
+    part = evaluate(model, data, eval_a(gaussian=(0.0,), saltpepper=(0.0,), fgsm=(0.0,), probe_max_iter=5,
+                                        robustness_images=20), "deterministic")
+    x, y = stratified_part(*data.splits["test"], 20)
+    assert len(y) == 20 and torch.bincount(y, minlength=10).tolist() == [2] * 10
+    with torch.no_grad():
+        acc = (model.decoder(model.encode(to_signed(flatten(x)))[0]).argmax(-1) == y).float().mean().item()
+    assert part["robustness"][0]["acc"] == pytest.approx(acc)
+    assert part["test"] == whole["test"] and part["knn_acc"] == whole["knn_acc"]
+    xt, yt = data.splits["test"]
+    with torch.no_grad():
+        acc_all = (model.decoder(model.encode(to_signed(flatten(xt)))[0]).argmax(-1) == yt).float().mean().item()
+    assert whole["robustness"][0]["acc"] == pytest.approx(acc_all)

