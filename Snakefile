@@ -2,15 +2,25 @@
 #   snakemake --cores all                              the experiment named in params.yaml (quick)
 #   snakemake --cores all --config experiment=paper    another one (paper: the full protocol)
 # Both files are found next to this Snakefile, so `--directory OTHER` runs with the project's config.
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from infomax.config import ConfigError, read_yaml
+
+CONFIG_FILES = [Path(workflow.basedir) / "config/config.yaml", Path(workflow.basedir) / "params.yaml"]
+for _file in CONFIG_FILES:  # a syntax error named with its file, line and column
+    try:
+        read_yaml(_file)
+    except ConfigError as e:
+        raise WorkflowError(str(e)) from None
 
 
-configfile: str(Path(workflow.basedir) / "config/config.yaml")
-configfile: str(Path(workflow.basedir) / "params.yaml")  # `experiment`: the one switch, shared with DVC
+configfile: str(CONFIG_FILES[0])
+configfile: str(CONFIG_FILES[1])  # `experiment`: the one switch, shared with DVC
 
 
 # `snakemake --report results/<experiment>/report.html`: this text, then the figures with captions

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 
+from infomax.files import save_torch
 from infomax.data import (
     DataError,
     Prepared,
@@ -370,16 +371,16 @@ def test_load_prepared_truncated(embedded, tmp_path):
 def test_load_prepared_wrong_format_and_dtype(embedded, tmp_path):
     obj = torch.load(embedded, weights_only=True)
     wrong = tmp_path / "wrong.pt"
-    torch.save(dict(obj, format="something-else"), wrong)
+    save_torch(dict(obj, format="something-else"), wrong)
     with pytest.raises(DataError, match="wrong.pt.*'something-else'"):
         load_prepared(wrong)
     obj["splits"]["val"]["x"] = obj["splits"]["val"]["x"].float()
-    torch.save(obj, wrong)
+    save_torch(obj, wrong)
     with pytest.raises(DataError, match="split 'val' x is torch.float32"):
         load_prepared(wrong)
     obj["splits"]["val"]["x"] = obj["splits"]["val"]["x"].to(torch.uint8)
     del obj["splits"]["test"]
-    torch.save(obj, wrong)
+    save_torch(obj, wrong)
     with pytest.raises(DataError, match="split 'test' is missing"):
         load_prepared(wrong)
 

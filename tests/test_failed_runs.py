@@ -9,6 +9,7 @@ import pytest
 import torch
 from configs import eval_a, report_config, train_a
 
+from infomax.files import save_torch
 from infomax import stats
 from infomax.cli import main, require_finite
 
@@ -23,7 +24,7 @@ def test_evaluation_refuses_a_model_with_nan_weights(tiny_data, tmp_path, capsys
                  "--settings", js(train_a("vib", 1e-3, 0, K=4, epochs=1, batch_size=20))]) == 0
     ck = torch.load(model, weights_only=False)
     ck["state_dict"]["encoder.2.weight"][3, 5] = math.nan
-    torch.save(ck, model)
+    save_torch(ck, model)
     out = tmp_path / "e.json"
     rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(out),
                "--settings", js(eval_a(gaussian=(0.0,), saltpepper=(0.0,), fgsm=(0.0,), probe_max_iter=5))])

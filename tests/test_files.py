@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from infomax.files import atomic_write, save_csv, save_json, save_torch
+from infomax.files import (DIGEST, DamagedFile, WriteError, atomic_write, content_digest, load_torch,
+                           rebuild_command, save_csv, save_json, save_torch)
 
 
 def test_writes_over_a_read_only_output(tmp_path):
@@ -14,9 +15,7 @@ def test_writes_over_a_read_only_output(tmp_path):
     out.write_bytes(b"old")
     out.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)      # as DVC leaves a linked output
     save_torch({"w": 1}, out)
-    import torch
-
-    assert torch.load(out, weights_only=False) == {"w": 1}
+    assert load_torch(out, "rebuild") == {"w": 1}
 
 
 @pytest.mark.parametrize("save", [
@@ -74,3 +73,93 @@ def test_link_or_copy_links_and_stamps_and_falls_back_to_a_copy(tmp_path, monkey
     other = tmp_path / "copy/a.pt"
     assert "no hard link: cross-device link" in link_or_copy(src, other)
     assert other.read_bytes() == b"weights" and not other.samefile(src)
+
+
+# --- content digests -------------------------------------------------------------------------
+
+def _checkpoint():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return {"format": "x", "state_dict": {"w": torch.randn(64, 64, generator=g), "b": torch.zeros(64, dtype=torch.bfloat16)},
+            "history": [{"epoch": 1, "loss": 0.5}], "config": {"beta": 1e-3}}
+
+
+def test_a_flipped_byte_in_a_weight_is_refused_naming_the_file_and_the_command(tmp_path):
+    """torch.load reads a file whose tensor bytes changed without complaint: the digest does not."""
+    import torch
+
+    path = tmp_path / "models" / "vib_b1e-3_s0.pt"
+    save_torch(_checkpoint(), path)
+    blob = bytearray(path.read_bytes())
+    i = bytes(blob).find(_checkpoint()["state_dict"]["w"].numpy().tobytes()[:64])
+    assert i > 0
+    blob[i + 40] ^= 0x10                                   # one bit of one weight
+    path.write_bytes(bytes(blob))
+    torch.load(path, weights_only=False)                   # torch notices nothing
+    rebuild = rebuild_command(path)
+    with pytest.raises(DamagedFile) as e:
+        load_torch(path, rebuild)
+    assert str(path) in str(e.value) and "is damaged" in str(e.value) and rebuild in str(e.value)
+
+
+def test_digest_round_trip_and_sensitivity(tmp_path):
+    ck = _checkpoint()
+    save_torch(ck, tmp_path / "a.pt")
+    got = load_torch(tmp_path / "a.pt", "")
+    assert DIGEST not in got and content_digest(got) == content_digest(ck)
+    save_torch(load_torch(tmp_path / "a.pt", ""), tmp_path / "b.pt")       # load, save again: same content
+    assert load_torch(tmp_path / "b.pt", "").keys() == ck.keys()
+    for change in (lambda c: c["config"].update(beta=1e-2), lambda c: c["history"].append(1),
+                   lambda c: c["state_dict"]["b"].__setitem__(0, 1.0), lambda c: c.update(format="y")):
+        other = _checkpoint()
+        change(other)
+        assert content_digest(other) != content_digest(ck)
+
+
+def test_a_file_without_a_digest_or_truncated_is_refused(tmp_path):
+    import torch
+
+    torch.save({"w": 1}, tmp_path / "old.pt")
+    with pytest.raises(DamagedFile, match="old.pt carries no content digest.*; make it"):
+        load_torch(tmp_path / "old.pt", "make it")
+    save_torch(_checkpoint(), tmp_path / "t.pt")
+    (tmp_path / "t.pt").write_bytes((tmp_path / "t.pt").read_bytes()[:-100])
+    with pytest.raises(DamagedFile, match="t.pt is corrupt or truncated"):
+        load_torch(tmp_path / "t.pt", "make it")
+
+
+# --- write failures name the path and the cause --------------------------------------------------
+
+@pytest.mark.parametrize("err,cause", [(28, "no space left on the device"), (30, "the file system is read-only"),
+                                       (13, "permission denied")])
+def test_write_failures_name_path_and_cause(tmp_path, monkeypatch, err, cause):
+    out = tmp_path / "claims.json"
+    save_json({"old": 1}, out)
+
+    def failing(f):
+        raise OSError(err, os.strerror(err))
+
+    with pytest.raises(WriteError) as e:
+        atomic_write(out, failing, mode="w")
+    assert str(out) in str(e.value) and cause in str(e.value)
+    assert out.read_text() == '{\n "old": 1\n}' and os.listdir(tmp_path) == ["claims.json"]   # old kept, no temp
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_names_the_file_for_torch_files_too(tmp_path, monkeypatch):
+    """A torch file is serialised in memory first, so a full disk is the file write's ENOSPC (torch's
+    own writer would say 'unexpected pos ...')."""
+    import builtins
+
+    real_open = builtins.open
+
+    def full_disk(path, mode="r", *a, **k):
+        if "w" in mode and str(path).startswith(str(tmp_path)):
+            return real_open("/dev/full", mode, *a, **k)
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    with pytest.raises(WriteError, match=r"cannot write .*m\.pt: no space left on the device"):
+        save_torch(_checkpoint(), tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()

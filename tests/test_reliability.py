@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from infomax.files import save_torch
 from infomax import loop
 from infomax.config import ConfigError, validate_config
 from infomax.data import prepare_embedded
@@ -119,7 +120,7 @@ def test_resume_state_of_another_format_is_ignored(tiny_data, tmp_path, monkeypa
     _interrupted_resume(tiny_data, out, monkeypatch)
     state = torch.load(loop.resume_path(out), weights_only=False)
     state["key"]["format"] = "infomax-resume-v0"
-    torch.save(state, loop.resume_path(out))
+    save_torch(state, loop.resume_path(out))
     capsys.readouterr()
     TA.train(cfg_a(epochs=4), tiny_data, out, device="cpu", progress=False)
     text = capsys.readouterr().out

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from infomax.files import save_torch
 from infomax.loop import EMA
 from infomax.vib_vim import train as T
 from infomax.vib_vim.train import load_model as load_vib_vim_model
@@ -89,7 +90,7 @@ def test_resume_state_of_another_config_is_ignored(tiny_data, tmp_path, capsys):
     out = tmp_path / "m.pt"
     train_vib_vim(cfg(epochs=1), tiny_data, out, device="cpu", progress=False)
     from infomax.loop import resume_key
-    torch.save({"key": resume_key(cfg(epochs=1, lr=1e-3), tiny_data, T.MODEL_FORMAT)}, tmp_path / "m.pt.resume")
+    save_torch({"key": resume_key(cfg(epochs=1, lr=1e-3), tiny_data, T.MODEL_FORMAT)}, tmp_path / "m.pt.resume")
     train_vib_vim(cfg(epochs=1), tiny_data, out, device="cpu", progress=False)
     assert "another configuration (differs in: lr)" in capsys.readouterr().out
 
@@ -111,7 +112,9 @@ def test_bad_inputs_are_named(tiny_data, tmp_path):
 def test_unreadable_resume_state_is_ignored(tiny_data, tmp_path, capsys):
     (tmp_path / "m.pt.resume").write_bytes(b"\x00garbage")
     s = train_vib_vim(cfg(epochs=1), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
-    assert "cannot be read" in capsys.readouterr().out and s["history"][0]["epoch"] == 1
+    out = capsys.readouterr().out
+    assert "m.pt.resume is corrupt or truncated" in out and "training starts afresh" in out
+    assert s["history"][0]["epoch"] == 1
 
 
 def test_loss_is_averaged_over_the_logged_epochs(tiny_data, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from infomax.files import save_torch
 from infomax.data import load_prepared
 from infomax.dim_infobal import train as T
 from infomax.dim_infobal.evaluate import encoder_features
@@ -100,7 +101,7 @@ def test_bad_settings_are_named(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="batch_size 1000 is larger than the train split"):
         train_infobal(cfg(batch_size=1000), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
     with pytest.raises(RuntimeError, match=r"not a study-B \(dim_infobal\) checkpoint"):
-        torch.save({"format": "infomax-vib_vim-model-v1"}, tmp_path / "a.pt")
+        save_torch({"format": "infomax-vib_vim-model-v1"}, tmp_path / "a.pt")
         load_infobal_model(tmp_path / "a.pt")
 
 

@@ -115,11 +115,25 @@ def test_smoke_dry_run_plans_every_job(tmp_path):
     assert not any("infobal" in rule and "dim_infobal" not in rule for rule in counts)   # the old rule names
 
 
+@pytest.fixture(scope="module")
+def smoke_project(tmp_path_factory):
+    """A copy of the project in a folder whose path has a space and a non-ASCII character, with
+    smoke run in it end to end: (the project, snakemake's result)."""
+    project = tmp_path_factory.mktemp("smoke") / "my runs" / "ñ test"
+    project.mkdir(parents=True)
+    project_copy(project)
+    r = snakemake("--cores", "2", "--config", "experiment=smoke", cwd=project, project=project)
+    return project, r
+
+
 @pytest.mark.e2e
-def test_smoke_workflow_end_to_end(tmp_path):
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    r = snakemake("--cores", "2", "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
+def test_smoke_workflow_end_to_end(smoke_project):
+    tmp_path, r = smoke_project
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # the jobs ran this copy's code (its PYTHONPATH, quoted), not the checkout the environment points to
+    for module in ("cli", "vib_vim/stack", "dim_infobal/train", "report"):
+        folder, name = (tmp_path / "src/infomax" / module).parent, Path(module).name
+        assert list((folder / "__pycache__").glob(f"{name}.*.pyc")), f"no job imported {module} from {tmp_path}"
 
     out = tmp_path / "results/smoke"
     smoke = experiment(CONFIG, "smoke")
@@ -175,7 +189,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     # the HTML report: every figure with its caption (workflow/report/<figure>.rst), and the report files
     html = out / "report.html"
-    r = snakemake("--report", str(html), "--config", "experiment=smoke", "--directory", str(tmp_path), cwd=tmp_path)
+    r = snakemake("--report", str(html), "--config", "experiment=smoke", cwd=tmp_path, project=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     page = html.read_text()
     for name in FIGURES + ["claims.json", "REPLICATION.html"]:
@@ -184,6 +198,79 @@ def test_smoke_workflow_end_to_end(tmp_path):
         if caption.stem != "workflow":
             assert " ".join(caption.read_text().split())[:60] in page, caption.name
 
-    again = snakemake("-n", "--cores", "2", "--config", "experiment=smoke", "--directory", str(tmp_path),
-                      cwd=tmp_path)
+    again = snakemake("-n", "--cores", "2", "--config", "experiment=smoke", cwd=tmp_path, project=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def _advice(text: str) -> str:
+    """The command after "rebuild it: " in an error message."""
+    assert "rebuild it: " in text, text[-3000:]
+    return text.split("rebuild it: ", 1)[1].splitlines()[0].strip()
+
+
+def _follow(command: str, project: Path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bash", "-c", command + " --config experiment=smoke"], cwd=project, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, command + "\n" + r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def _same_tables(clean: Path, project: Path):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/compare_results.py"), str(clean),
+                        str(project / "results/smoke")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+@pytest.mark.e2e
+def test_a_moved_project_reruns_nothing_and_every_rebuild_advice_works(smoke_project, tmp_path):
+    """The project moved elsewhere (another spaced path) has nothing to do; then, one damage at a
+    time, the error's advice followed as printed rebuilds what was damaged and ends with the
+    tables of the clean run."""
+    first, r = smoke_project
+    assert r.returncode == 0
+    project = tmp_path / "moved here" / "ü"
+    shutil.copytree(first, project, symlinks=True)
+    shutil.rmtree(first / "results/smoke/data", ignore_errors=True)   # the copy must not read the original
+    clean = tmp_path / "clean"
+    shutil.copytree(project / "results/smoke", clean)
+    env_args = ("--cores", "2", "--config", "experiment=smoke")
+    again = snakemake("-n", *env_args, cwd=project, project=project)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
+    res = project / "results/smoke"
+    # 1. a truncated member of a study-A group, found by its evaluation
+    member = res / "vib_vim/groups/vib_g0/models/vib_b1e-3_s0.pt"
+    member.write_bytes(member.read_bytes()[:1000])
+    bad = snakemake(*env_args, "--forcerun", "evaluate_vib_vim", cwd=project, project=project)
+    assert bad.returncode != 0
+    log = (res / "logs/vib_vim/evaluate/vib_g0.log").read_text()
+    assert str(member.relative_to(project)) in log
+    _follow(_advice(log), project)
+    _same_tables(clean, project)
+
+    # 2. one flipped bit in a study-B checkpoint (torch.load reads it without complaint)
+    model = res / "dim_infobal/models/dim_g_jsd_s0.pt"
+    import torch
+
+    blob = bytearray(model.read_bytes())
+    weights = max(torch.load(model, weights_only=False)["state_dict"].values(), key=lambda t: t.numel())
+    i = bytes(blob).find(weights.numpy().tobytes()[:256])
+    assert i > 0
+    blob[i + 100] ^= 0x01                                   # one bit of the largest weight tensor
+    model.write_bytes(bytes(blob))
+    bad = snakemake(*env_args, "--forcerun", "evaluate_dim_infobal", cwd=project, project=project)
+    assert bad.returncode != 0
+    log = (res / "logs/dim_infobal/evaluate/dim_g_jsd_s0.log").read_text()
+    assert str(model.relative_to(project)) in log and ("is damaged" in log or "corrupt" in log), log
+    _follow(_advice(log), project)
+    _same_tables(clean, project)
+
+    # 3. a corrupt prepared data file
+    data = res / "data/mnist.pt"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    bad = snakemake(*env_args, "--forcerun", "evaluate_dim_infobal", cwd=project, project=project)
+    assert bad.returncode != 0
+    log = (res / "logs/dim_infobal/evaluate/dim_g_jsd_s0.log").read_text()
+    assert "data/mnist.pt" in log
+    _follow(_advice(log), project)
+    _same_tables(clean, project)

@@ -256,7 +256,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         a.fn(a)
-    except (ValueError, FileNotFoundError, RuntimeError, ArithmeticError) as e:
+    except (ValueError, OSError, RuntimeError, ArithmeticError) as e:
         # Known failure modes (bad data file, bad value, missing checkpoint) end with one clear line.
         name = a.cmd + (f" {a.step}" if getattr(a, "step", None) else "")
         print(f"infomax {name}: error: {e}", file=sys.stderr)

@@ -236,13 +236,28 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
     return problems
 
 
+def read_yaml(path) -> dict:
+    """A YAML file's content; a syntax error is a ConfigError naming the file, line and column."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(e, "problem", None) or str(e)
+        ctx, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if ctx and cmark is not None:
+            what += f" ({ctx} at line {cmark.line + 1}, column {cmark.column + 1})"
+        raise ConfigError(f"{where}: not valid YAML: {what}") from None
+
+
 def load(path=ROOT / "config" / "config.yaml", experiment_name=None) -> dict:
     """config/config.yaml with ``experiment`` from params.yaml next to it (or ``experiment_name``),
     validated: what the Snakefile sees, for tools outside the workflow (bench, tests)."""
     path = Path(path)
-    config = yaml.safe_load(path.read_text())
+    config = read_yaml(path)
     params = path.parent.parent / "params.yaml"
-    config["experiment"] = experiment_name or yaml.safe_load(params.read_text())["experiment"]
+    config["experiment"] = experiment_name or read_yaml(params)["experiment"]
     return validate_config(config)
 
 

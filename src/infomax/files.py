@@ -1,16 +1,42 @@
-"""Atomic file writes: a crash or an interrupt never leaves a half-written output behind.
+"""File writes and torch files: a crash or an interrupt never leaves a half-written output behind,
+a write that fails names the file and why, and a torch file whose contents changed is refused.
 
 Everything is written to a temporary file in the target's folder and renamed over the target
 (os.replace is atomic on one file system).  Renaming also replaces a read-only file that DVC's
-link cache may have left, instead of writing into it.
+link cache may have left, instead of writing into it.  Every writer goes through ``atomic_write``,
+so every failed write (no space left, a read-only file system, no permission) is one
+``WriteError`` naming the path and the cause.
+
+Every torch file the project writes (checkpoints, resume states, prepared data) is a dict that
+carries the SHA-256 of its contents (``content_digest``) under ``DIGEST``; ``load_torch`` checks
+it on every load.  ``torch.load`` checks neither the zip's CRCs nor the values, so without it a
+flipped byte in a weight tensor would pass as a model.
 """
 
 import csv
+import errno
+import hashlib
+import io
 import json
 import os
 import re
 import uuid
 from pathlib import Path
+
+DIGEST = "content_sha256"          # the key of a torch file's content digest
+
+
+class WriteError(RuntimeError):
+    """A file could not be written; the message names the path and the cause."""
+
+
+class DamagedFile(RuntimeError):
+    """A file that exists cannot be read, or its contents are not what was written."""
+
+
+_CAUSES = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "operation not permitted"}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -57,15 +83,93 @@ def atomic_write(path, write, mode="wb") -> Path:
         with open(tmp, mode) as f:
             write(f)
         os.replace(tmp, path)
+    except OSError as e:
+        cause = _CAUSES.get(e.errno, e.strerror or str(e))
+        raise WriteError(f"cannot write {path}: {cause} (errno {e.errno}); nothing was written there, "
+                         f"and what was there before is unchanged") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return path
 
 
-def save_torch(obj, path) -> Path:
+def content_digest(obj) -> str:
+    """SHA-256 of a nested structure of dicts, lists, tensors, arrays and plain values: tensors by
+    dtype, shape and bytes; dict keys in sorted order; everything else by its repr."""
+    import numpy as np
     import torch
 
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    h = hashlib.sha256()
+
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"tensor {t.dtype} {tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, np.ndarray):
+            a = np.ascontiguousarray(o)
+            h.update(f"array {a.dtype} {a.shape};".encode())
+            h.update(a.tobytes())
+        elif isinstance(o, dict):
+            h.update(f"dict {len(o)};".encode())
+            for k in sorted(o, key=repr):
+                h.update(f"{k!r}:".encode())
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(f"{type(o).__name__} {len(o)};".encode())
+            for v in o:
+                walk(v)
+        else:
+            h.update(f"{o!r};".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
+def save_torch(obj: dict, path) -> Path:
+    """``obj`` (a dict) with its content digest, written atomically.  It is serialised in memory
+    first, so a full disk fails in the file write (a WriteError naming the path and the cause)
+    rather than inside torch's zip writer."""
+    import torch
+
+    body = {k: v for k, v in obj.items() if k != DIGEST}     # a loaded file's old digest is not content
+    buf = io.BytesIO()
+    torch.save({**body, DIGEST: content_digest(body)}, buf)
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
+
+
+def load_torch(path, rebuild: str, weights_only=False, map_location="cpu") -> dict:
+    """The dict a ``save_torch`` wrote at ``path``, its digest checked and removed.  ``rebuild`` says
+    what to do about a damaged file (usually "rebuild it: <command>"); every error names the file
+    and ends with it."""
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # zip and pickle errors come in many types; all mean the same here
+        raise DamagedFile(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); {rebuild}") from e
+    if not isinstance(obj, dict) or DIGEST not in obj:
+        raise DamagedFile(f"{path} carries no content digest (not written by this version of infomax); "
+                          f"{rebuild}")
+    want = obj.pop(DIGEST)
+    got = content_digest(obj)
+    if got != want:
+        raise DamagedFile(f"{path} is damaged: its contents hash to {got[:16]}…, but it was written with "
+                          f"{want[:16]}… (a bad disk, copy or download changed it); {rebuild}")
+    return obj
+
+
+def rebuild_command(target) -> str:
+    """"rebuild it: <the command that rebuilds one output of the workflow (a file or a directory
+    output) and then what depends on it>"."""
+    import shlex
+
+    return f"rebuild it: snakemake --cores all --force {shlex.quote(str(target))} && snakemake --cores all"
 
 
 def save_json(obj, path) -> Path:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .files import DamagedFile, load_torch, rebuild_command
+
 # Version of the resume state's layout: bump it when a loop saves something new, so that an older
 # state is ignored (with a message) instead of half-loaded.
 RESUME_FORMAT = "infomax-resume-v2"
@@ -155,9 +157,9 @@ def load_resume(resume: Path, key: dict, device) -> dict | None:
     if not resume.exists():
         return None
     try:
-        state = torch.load(resume, map_location=device, weights_only=False)
-    except Exception as e:  # written atomically, so this is outside damage: start afresh
-        print(f"ignoring {resume}: cannot be read ({e})", flush=True)
+        state = load_torch(resume, "training starts afresh", map_location=device)
+    except DamagedFile as e:  # written atomically, so this is outside damage: start afresh
+        print(f"ignoring {e}", flush=True)
         return None
     why = _key_mismatch(state.get("key") if isinstance(state, dict) else None, key)
     if why:
@@ -273,15 +275,15 @@ def finish(bar, device, seconds_before: float, t0: float) -> float:
 
 
 
-def load_checkpoint(path, model_format: str, what: str, device="cpu") -> dict:
-    """The checkpoint dict at ``path``; errors name the file and what was expected."""
+def load_checkpoint(path, model_format: str, what: str, device="cpu", output=None) -> dict:
+    """The checkpoint dict at ``path``, its content digest checked; errors name the file, what was
+    expected and the command that rebuilds ``output`` (the workflow output holding it; default
+    ``path`` itself)."""
     path = Path(path)
+    rebuild = rebuild_command(output or path)
     if not path.exists():
-        raise FileNotFoundError(f"model checkpoint {path} does not exist: run its training job first")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:  # truncated or not a torch file
-        raise RuntimeError(f"model checkpoint {path} is corrupt or truncated ({e}); delete it and rerun") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != model_format:
-        raise RuntimeError(f"{path} is not a {what} checkpoint (expected format {model_format!r})")
+        raise FileNotFoundError(f"model checkpoint {path} does not exist; {rebuild}")
+    ckpt = load_torch(path, rebuild, map_location=device)
+    if ckpt.get("format") != model_format:
+        raise RuntimeError(f"{path} is not a {what} checkpoint (expected format {model_format!r}); {rebuild}")
     return ckpt

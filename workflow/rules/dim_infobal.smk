@@ -22,8 +22,8 @@ rule train_dim_infobal:
     benchmark:
         f"{OUT}/benchmarks/dim_infobal/train/{{method}}_{{estimator}}_s{{seed}}.tsv"
     shell:
-        "python -m infomax dim_infobal train --data {input.data} --out {output} --settings {params.settings:q} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m infomax dim_infobal train --data {input.data:q} --out {output:q} --settings {params.settings:q} "
+        "--device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate_dim_infobal:
@@ -45,8 +45,8 @@ rule evaluate_dim_infobal:
     benchmark:
         f"{OUT}/benchmarks/dim_infobal/evaluate/{{method}}_{{estimator}}_s{{seed}}.tsv"
     shell:
-        "python -m infomax dim_infobal evaluate --data {input.data} --model {input.model} --out {output} "
-        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m infomax dim_infobal evaluate --data {input.data:q} --model {input.model:q} --out {output:q} "
+        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule collect_dim_infobal:
@@ -63,7 +63,7 @@ rule collect_dim_infobal:
     benchmark:
         f"{OUT}/benchmarks/dim_infobal/collect.tsv"
     shell:
-        "python -m infomax dim_infobal collect --out-dir {params.out_dir} {input} > {log} 2>&1"
+        "python -m infomax dim_infobal collect --out-dir {params.out_dir:q} {input:q} > {log:q} 2>&1"
 
 
 rule figures_dim_infobal:
@@ -81,5 +81,5 @@ rule figures_dim_infobal:
     benchmark:
         f"{OUT}/benchmarks/figures_dim_infobal.tsv"
     shell:
-        "python -m infomax dim_infobal figures --settings {params.settings:q} --curves {input.curves} "
-        "--probes {input.probes} --robustness {input.robustness} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m infomax dim_infobal figures --settings {params.settings:q} --curves {input.curves:q} "
+        "--probes {input.probes:q} --robustness {input.robustness:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ rule summary:
     benchmark:
         f"{OUT}/benchmarks/summary.tsv"
     shell:
-        "python -m infomax summarize {params.tables} --out {output.summary} --plots-dir {params.plots_dir} "
-        "> {log} 2>&1"
+        "python -m infomax summarize {params.tables} --out {output.summary:q} --plots-dir {params.plots_dir:q} "
+        "> {log:q} 2>&1"
 
 
 rule replication:
@@ -48,6 +48,6 @@ rule replication:
         f"{OUT}/benchmarks/replication.tsv"
     shell:
         "python -m infomax replication --settings {params.settings:q} {params.tables} "
-        "--published {input.published} --captions {params.captions} "
-        "--claims {output.claims} --markdown {output.markdown} --html {output.html} --forest {output.forest} "
-        "> {log} 2>&1"
+        "--published {input.published:q} --captions {params.captions:q} "
+        "--claims {output.claims:q} --markdown {output.markdown:q} --html {output.html:q} --forest {output.forest:q} "
+        "> {log:q} 2>&1"

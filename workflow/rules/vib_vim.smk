@@ -25,8 +25,8 @@ rule train_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/vib_vim/train/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim train-group --data {input.data} --out-dir {output} --resume {params.resume} "
-        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m infomax vib_vim train-group --data {input.data:q} --out-dir {output:q} --resume {params.resume:q} "
+        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate_vib_vim:
@@ -51,9 +51,9 @@ rule evaluate_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/vib_vim/evaluate/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim evaluate-group --data {input.data} --models-dir {input.models} --runs {params.runs} "
-        "--out-dir {output} {params.k2} --settings {params.settings:q} --device {params.device} --threads {threads} "
-        "> {log} 2>&1"
+        "python -m infomax vib_vim evaluate-group --data {input.data:q} --models-dir {input.models:q} --runs {params.runs} "
+        "--out-dir {output:q} {params.k2} --settings {params.settings:q} --device {params.device} --threads {threads} "
+        "> {log:q} 2>&1"
 
 
 rule link_vib_vim:
@@ -104,7 +104,7 @@ rule collect_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/vib_vim/collect.tsv"
     shell:
-        "python -m infomax vib_vim collect --out-dir {params.out_dir} {input} > {log} 2>&1"
+        "python -m infomax vib_vim collect --out-dir {params.out_dir:q} {input:q} > {log:q} 2>&1"
 
 
 rule figures_vib_vim:
@@ -122,6 +122,6 @@ rule figures_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/figures_vib_vim.tsv"
     shell:
-        "python -m infomax vib_vim figures --metrics {input.metrics} --validation {input.validation} "
-        "--robustness {input.robustness} --embeddings {input.embeddings} --out-dir {params.out_dir} "
-        "> {log} 2>&1"
+        "python -m infomax vib_vim figures --metrics {input.metrics:q} --validation {input.validation:q} "
+        "--robustness {input.robustness:q} --embeddings {input.embeddings:q} --out-dir {params.out_dir:q} "
+        "> {log:q} 2>&1"

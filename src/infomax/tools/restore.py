@@ -11,7 +11,9 @@ What it does, in this order, and stops with a list (changing nothing) at the fir
    commands and file contents.  A missing output is fine (Snakemake rebuilds it, and what
    depends on it); a modified one, a changed dependency or a changed command is not.
 2. Every file of the Snakemake DAG that exists must lie inside an output of ``dvc.lock``
-   (``snakemake --summary`` lists them), so nothing DVC did not check is marked as done.
+   (``snakemake --summary`` lists them), so nothing DVC did not check is marked as done; and
+   every checkpoint and prepared data file among them must match the content digest it was
+   written with (infomax.files), so a file damaged before it was pushed is not marked as done.
 3. ``snakemake --touch --forceall``: Snakemake's own way to "pretend the rules were executed".
    It touches the outputs job after job in DAG order (inputs older than outputs) and records
    each job's metadata (params, code, inputs).  That record is true, because step 1 confirmed
@@ -128,6 +130,23 @@ def unverified_outputs(outputs, root, verified) -> list[str]:
     return [o for o in outputs if (Path(root) / o).exists() and not _inside(o, verified)]
 
 
+def damaged_torch_files(outputs, root) -> list[str]:
+    """Each torch file (``*.pt``, in an output or inside a folder output) whose content digest does
+    not match, with why: DVC checks that a file is what it pushed, not that it was right then."""
+    from ..files import DamagedFile, load_torch, rebuild_command
+
+    problems = []
+    for o in outputs:
+        path = Path(root) / o
+        files = sorted(path.rglob("*.pt")) if path.is_dir() else [path] if path.suffix == ".pt" and path.exists() else []
+        for f in files:
+            try:
+                load_torch(f, rebuild_command(o))
+            except DamagedFile as e:
+                problems.append(str(e))
+    return problems
+
+
 def touch_in_dag_order(workdir, snakemake_args=()):
     """``snakemake --touch --forceall``: touch every existing output, upstream first, and record
     each job's metadata as if it had just run.  Outputs that do not exist stay missing."""
@@ -173,13 +192,19 @@ def restore_mtimes(repo=".", experiment: str | None = None, snakemake_args=(), l
     log("dvc status: the workspace matches dvc.lock"
         + (f", except missing {', '.join(missing)} (snakemake rebuilds them)" if missing else ""))
     args = [*snakemake_args, "--config", f"experiment={experiment}"]
-    outside = unverified_outputs(dag_outputs(repo, args), repo, verified)
+    outputs = dag_outputs(repo, args)
+    outside = unverified_outputs(outputs, repo, verified)
     if outside:
         raise RestoreError(f"{len(outside)} Snakemake outputs of experiment {experiment} exist but no output "
                            "of dvc.lock covers them, so DVC cannot vouch for them and nothing was changed:\n  "
                            + "\n  ".join(outside[:10]) + ("\n  ..." if len(outside) > 10 else "")
                            + "\n(add their folder to a stage of dvc.yaml, or delete them so that snakemake "
                              "rebuilds them)")
+    damaged = damaged_torch_files(outputs, repo)
+    if damaged:
+        raise RestoreError(f"{len(damaged)} checkpoint or data files are damaged, so nothing was changed:\n  "
+                           + "\n  ".join(damaged))
+    log("content digests: every checkpoint and prepared data file is as it was written")
     touch_in_dag_order(repo, args)
     log(f"snakemake --touch: outputs of experiment {experiment} marked as done, in DAG order")
     pending = pending_jobs(repo, args)

@@ -202,7 +202,10 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
 
 def load_model(path, device="cpu") -> tuple[StochasticMLP, dict]:
     """The EMA-weight model from a study-A checkpoint, in eval mode, and the checkpoint's summary."""
-    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)", device)
+    path = Path(path)
+    # a model of a group lives in the group's folder output (groups/<group>/models): rebuild that
+    in_group = path.parent.name == "models" and path.parent.parent.parent.name == "groups"
+    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)", device, output=path.parent if in_group else path)
     cfg = ckpt["config"]
     in_dim = ckpt["state_dict"]["encoder.0.weight"].shape[1]
     model = StochasticMLP(in_dim=in_dim, K=cfg["K"], classes=ckpt["state_dict"]["decoder.weight"].shape[0])
