@@ -212,3 +212,24 @@ def test_snakemake_names_a_deleted_key_before_planning(tmp_path):
     assert "experiments.paper.vib_vim.train: 'epochs' is a required property" in out, out
     assert "Traceback" not in out
     assert "Job stats" not in out and "Building DAG" not in out        # stopped before planning any job
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    from infomax.config import read_yaml
+
+    bad = tmp_path / "config.yaml"
+    bad.write_text("experiments:\n  quick: [\n    a: 1\n")
+    with pytest.raises(ConfigError, match=r"config.yaml:4:1: not valid YAML: .*flow sequence at line 2, column 10"):
+        read_yaml(bad)
+
+
+def test_snakemake_names_a_yaml_syntax_error_without_verbose(tmp_path):
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("workflow", "src", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "params.yaml").write_text("experiment: quick\n  other: [1\n")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and f"{tmp_path / 'params.yaml'}:2:" in out and "not valid YAML" in out, out
