@@ -166,10 +166,14 @@ def load_torch(path, rebuild: str, weights_only=False, map_location="cpu") -> di
 
 def rebuild_command(target) -> str:
     """"rebuild it: <the command that rebuilds one output of the workflow (a file or a directory
-    output) and then what depends on it>"."""
+    output) and then what depends on it>".  An output under results/<experiment>/ names its
+    experiment, so the command works whatever params.yaml selects."""
     import shlex
 
-    return f"rebuild it: snakemake --cores all --force {shlex.quote(str(target))} && snakemake --cores all"
+    parts = Path(target).parts
+    exp = parts[parts.index("results") + 1] if "results" in parts[:-1] else None
+    run = "snakemake --cores all" + (f" --config experiment={shlex.quote(exp)}" if exp else "")
+    return f"rebuild it: {run} --force {shlex.quote(str(target))} && {run}"
 
 
 def save_json(obj, path) -> Path:
