@@ -10,7 +10,6 @@ import io
 import os
 import pickle
 import struct
-import sys
 import zipfile
 from dataclasses import replace
 from pathlib import Path
