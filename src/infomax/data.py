@@ -502,7 +502,7 @@ def load_prepared(path, device="cpu") -> Prepared:
     path = Path(path)
     rebuild = rebuild_command(path)
     if not path.is_file():
-        raise DataError(f"prepared data file {path} does not exist; make it: snakemake --cores all {path}")
+        raise DataError(f"prepared data file {path} does not exist; {rebuild.replace('rebuild it', 'make it', 1)}")
     try:
         obj = load_torch(path, rebuild, weights_only=True)
     except DamagedFile as e:
