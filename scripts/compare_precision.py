@@ -1,11 +1,16 @@
 """Side-by-side of two runs of one experiment that differ in training precision (float32 and
-bfloat16): for each study-B run kind (method, estimator), the mean over seeds of each headline
-metric in both runs, their difference, and the seed-to-seed standard deviation of each run.  A
-metric agrees when the difference of the means is within the larger of the two standard
-deviations (the spread seeds give anyway).  Prints a markdown table; exits 1 if any metric
-disagrees.
+bfloat16): are they equivalent?  For each run kind (study B: method and estimator; study A:
+objective and beta) and each headline metric, the paired differences bfloat16 - float32 over the
+seeds both runs trained (a seed starts both from the same weights and data order), their mean and
+Student-t interval.  A metric is **equivalent** when the whole interval lies inside +-margin:
+1 point for accuracies, 0.1 nats for MI estimates (``--margin-points``, ``--margin-nats``).  An
+interval that crosses the margin is not shown to be equivalent, whatever its mean: with few seeds
+or noisy metrics the test says so instead of passing by chance (the old rule, |difference of
+means| <= the larger seed-to-seed sd, let about one metric in ten fail by chance and passed
+differences of several points when seeds vary a lot).  Prints a markdown table; exits 1 unless
+every metric is equivalent.
 
-    python scripts/compare_precision.py FLOAT32_RESULTS/quick BFLOAT16_RESULTS/quick [--study dim_infobal]
+    python scripts/compare_precision.py FLOAT32_RESULTS/quick BFLOAT16_RESULTS/quick [--study vib_vim]
 
 The inputs are the collected tables of each run (dim_infobal/{probes,curves,robustness}.csv, or
 vib_vim/{metrics,robustness}.csv with --study vib_vim); accuracies are shown in points (%).
@@ -43,15 +48,23 @@ def study_a(d: Path) -> pd.DataFrame:
     return pd.concat(rows)[["method", "estimator", "seed", "metric", "value"]]
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+def compare(a: pd.DataFrame, b: pd.DataFrame, margin_points: float, margin_nats: float,
+            confidence: float) -> pd.DataFrame:
+    """One row per (method, estimator, metric): both runs' means, the paired difference b - a
+    over the shared seeds with its interval, the margin and whether the interval lies inside it."""
+    from infomax.stats import mean_ci
+
     keys = ["method", "estimator", "metric"]
-    sa = a.groupby(keys)["value"].agg(["mean", "std", "count"])
-    sb = b.groupby(keys)["value"].agg(["mean", "std", "count"])
-    t = sa.add_suffix("_a").join(sb.add_suffix("_b"), how="inner")
-    t["difference"] = t["mean_b"] - t["mean_a"]
-    t["spread"] = t[["std_a", "std_b"]].max(axis=1)
-    t["agrees"] = t["difference"].abs() <= t["spread"]
-    return t.reset_index()
+    joined = a.merge(b, on=[*keys, "seed"], suffixes=("_a", "_b"))
+    rows = []
+    for key, g in joined.groupby(keys, sort=True):
+        d = mean_ci({s: vb - va for s, va, vb in zip(g["seed"], g["value_a"], g["value_b"])}, confidence)
+        lo, hi = d["ci"]
+        margin = margin_nats if "(nats)" in key[2] else margin_points
+        rows.append({**dict(zip(keys, key)), "mean_a": g["value_a"].mean(), "mean_b": g["value_b"].mean(),
+                     "difference": d["mean"], "lo": lo, "hi": hi, "seeds": d["n"], "margin": margin,
+                     "equivalent": bool(d["n"] >= 2 and -margin <= lo and hi <= margin)})
+    return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
@@ -59,20 +72,25 @@ def main(argv=None) -> int:
     p.add_argument("float32", type=Path, help="results/<experiment> of the float32 run")
     p.add_argument("bfloat16", type=Path, help="results/<experiment> of the bfloat16 run")
     p.add_argument("--study", choices=["dim_infobal", "vib_vim"], default="dim_infobal")
+    p.add_argument("--margin-points", type=float, default=1.0, help="equivalence margin of accuracies (points)")
+    p.add_argument("--margin-nats", type=float, default=0.1, help="equivalence margin of MI estimates (nats)")
+    p.add_argument("--confidence", type=float, default=0.95)
     a = p.parse_args(argv)
     read = study_b if a.study == "dim_infobal" else study_a
-    t = compare(read(a.float32), read(a.bfloat16))
+    t = compare(read(a.float32), read(a.bfloat16), a.margin_points, a.margin_nats, a.confidence)
     if t.empty:
-        print("no run kind appears in both results", file=sys.stderr)
+        print("no run kind and seed appear in both results", file=sys.stderr)
         return 1
-    print("| run | metric | float32 mean (sd) | bfloat16 mean (sd) | difference | seeds | within the spread |")
-    print("|---|---|---|---|---|---|---|")
+    conf = f"{a.confidence:.0%}"
+    print(f"| run | metric | float32 mean | bfloat16 mean | paired difference [{conf} interval] | seeds | margin | equivalent |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in t.itertuples():
-        print(f"| {r.method} {r.estimator} | {r.metric} | {r.mean_a:.2f} ({r.std_a:.2f}) | {r.mean_b:.2f} ({r.std_b:.2f}) "
-              f"| {r.difference:+.2f} | {int(r.count_a)}/{int(r.count_b)} | {'yes' if r.agrees else '**no**'} |")
-    n_bad = int((~t["agrees"]).sum())
-    print(f"\n{len(t) - n_bad} of {len(t)} metrics agree within the seed-to-seed spread "
-          f"(|difference of means| <= the larger standard deviation over seeds)")
+        print(f"| {r.method} {r.estimator} | {r.metric} | {r.mean_a:.2f} | {r.mean_b:.2f} "
+              f"| {r.difference:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}] | {r.seeds} | ±{r.margin:g} "
+              f"| {'yes' if r.equivalent else '**no**'} |")
+    n_bad = int((~t["equivalent"]).sum())
+    print(f"\n{len(t) - n_bad} of {len(t)} metrics equivalent: the {conf} interval of the paired bfloat16 - float32 "
+          f"difference lies inside ±{a.margin_points:g} points (accuracies) or ±{a.margin_nats:g} nats (MI estimates)")
     return 1 if n_bad else 0
 
 

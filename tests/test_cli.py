@@ -3,6 +3,7 @@
 import csv
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from infomax.cli import main
 
@@ -63,15 +64,22 @@ def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
 def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     train = {"epochs": 1, "batch_size": 16, "fc_units": 32, "local_units": 8, "prior_hidden": [8],
              "curve_probe_images": 40, "curve_probe_epochs": 1}
-    evals = []
+    models = []
     for method, kind, est in [("dim_l", "dim_l", "jsd"), ("random", "random", "none")]:
-        model, ev = tmp_path / f"{method}_{est}_s0.pt", tmp_path / f"{method}.json"
+        model = tmp_path / f"{method}_{est}_s0.pt"
         settings = train_b(kind, est, seed=0, method=method, **train)
         assert main(["dim_infobal", "train", "--data", str(tiny_data), "--out", str(model), "--no-progress",
                      "--settings", js(settings)]) == 0
-        assert main(["dim_infobal", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
-                     "--settings", js(eval_b(mlp_epochs=1, gaussian=[0.0, 0.3]))]) == 0
-        evals.append(str(ev))
+        models.append(str(model))
+    ev = js(eval_b(mlp_epochs=1, gaussian=[0.0, 0.3]))
+    # one process evaluates a seed's models; each gets the JSON its own evaluation would give
+    assert main(["dim_infobal", "evaluate", "--data", str(tiny_data), "--models", *models,
+                 "--out-dir", str(tmp_path / "eval"), "--settings", ev]) == 0
+    evals = [str(tmp_path / "eval" / f"{Path(m).stem}.json") for m in models]
+    assert main(["dim_infobal", "evaluate", "--data", str(tiny_data), "--models", models[1],
+                 "--out-dir", str(tmp_path / "solo"), "--settings", ev]) == 0
+    solo, grouped = (json.loads((tmp_path / d / "random_none_s0.json").read_text()) for d in ("solo", "eval"))
+    assert solo == grouped
     assert main(["dim_infobal", "collect", "--out-dir", str(tmp_path / "out"), *evals]) == 0
     curves = list(csv.DictReader(open(tmp_path / "out/curves.csv")))
     assert ",".join(curves[0]) == "method,estimator,seed,epoch,mi_estimate,probe_acc"

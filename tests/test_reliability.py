@@ -188,6 +188,8 @@ def smoke_edit(path, value):
      "experiments.paper.data.mnist.val_size"),
     (lambda c: c["experiments"]["paper"]["vib_vim"]["train"].update(batch_size=60000),
      "experiments.paper.vib_vim.train.batch_size"),
+    (smoke_edit(("dim_infobal", "evaluate", "layers"), ["fc", "conv"]), "experiments.smoke.dim_infobal.evaluate.layers"),
+    (smoke_edit(("dim_infobal", "evaluate", "layers"), ["y", "pool"]), "experiments.smoke.dim_infobal.evaluate.layers"),
 ])
 def test_cross_key_bounds_name_the_key(edit, needle):
     c = copy.deepcopy(CONFIG)

@@ -148,6 +148,11 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     assert a1["sides"][0]["label"] == "VIM (beta=1)" and a1["sides"][1]["label"] == "VIB (beta=1e-3)"
     assert a1["sides"][0]["mean"] == pytest.approx(1.1) and a1["unit"] == "%"        # percent of 0.011
     assert a1["difference"]["mean"] == pytest.approx(1.0)                            # VIB minus VIM error
+    # where each best beta lies in its grid (an end of the grid may not be the best beta at all)
+    assert "VIM (beta=1) is the only point of its grid" in a1["note"]
+    assert "VIB (beta=1e-3) is the lowest of its grid 0.001 .. 0.1 (2 points)" in a1["note"]
+    assert claims_a.grid_position(claims_a.read_tables(win)["metrics"], "vib", 0.1).startswith(
+        "VIB (beta=1e-1) is the highest")
 
     loss = write_study_a(tmp_path, vim_err=[0.020, 0.022, 0.021], vib_err=[0.010, 0.011, 0.012],
                          det_err=[0.005, 0.006, 0.004], vim_noise=[0.5, 0.52, 0.51], vib_noise=[0.9, 0.91, 0.92])
@@ -164,13 +169,13 @@ def test_study_a_overlap_is_inconclusive(tmp_path):
     assert verdicts(claims_a.claims(claims_a.read_tables(t), RC))["A1"] == S.INCONCLUSIVE
 
 
-def write_study_b(d: Path, y: dict, curves: dict):
+def write_study_b(d: Path, y: dict, curves: dict, layers=("y", "fc", "conv")):
     """probes: y[(method, estimator)] = per-seed linear/mlp Y accuracy; curves[(m, e)] = per seed
     [(mi, acc) per epoch 0..E]."""
     probes, rows = [], []
     for (m, e), accs in y.items():
         for seed, acc in enumerate(accs):
-            for layer in ("y", "fc", "conv"):
+            for layer in layers:
                 for probe in ("linear", "mlp"):
                     probes.append({"method": m, "estimator": e, "seed": seed, "layer": layer, "probe": probe,
                                    "acc": acc if layer == "y" else 0.95})
@@ -227,6 +232,14 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
     # the probe keeps climbing (no plateau): B2 contradicted
     climbing = {k: [[(e, 0.2 + 0.15 * e + s / 100) for e in range(5)] for s in range(3)] for k in curves}
     assert verdicts(b_claims(write_study_b(tmp_path, y, climbing)))["B2"] == S.CONTRADICTED
+
+    # probes on Y / R only (quick): the same verdicts; B3's additional fc and conv rows are left out,
+    # not reported as missing runs
+    only_y = b_claims(write_study_b(tmp_path, y, curves, layers=("y",)))
+    assert verdicts(only_y) == v
+    assert [p["name"] for p in only_y["B3"]] == [p["name"] for p in parts["B3"] if " fc" not in p["name"]
+                                                  and "conv" not in p["name"]]
+    assert len(only_y["B3"]) == 2 and len(parts["B3"]) == 4
 
 
 def test_study_b_without_the_needed_runs_is_inconclusive(tmp_path):
@@ -410,6 +423,12 @@ def test_report_settings_state_how_the_experiment_differs():
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])
     paper = report_settings({**CONFIG, "experiment": "paper"}, method_specs(PAPER))
     assert R.deviations(paper["facts"], pub["protocols"])["vib_vim"] == []     # paper is Alemi's protocol
+    # what quick evaluates less of than paper is listed too: noise levels, probed layers
+    a, b = "; ".join(dev["vib_vim"]), "; ".join(dev["dim_infobal"])
+    assert "Gaussian noise at 0.1, 0.3, 0.5, 1 only (paper: 0.1, 0.2, 0.3, 0.5, 0.75, 1)" in a
+    assert "salt-and-pepper noise at 0.1, 0.3 only" in a and "FGSM at 0.1, 0.3 only" in a
+    assert "probes on layer(s) y only (paper: y, fc, conv)" in b
+    assert "only (paper" not in paper["facts"]["dim_infobal"]["data"] + paper["facts"]["vib_vim"]["data"]
     # the training precision comes from each study's train block
     ib = R_experiment(config, "quick")["dim_infobal"]["train"]["precision"]
     assert quick["facts"]["dim_infobal"]["precision"] == ib and paper["facts"]["vib_vim"]["precision"] == "float32"

@@ -132,6 +132,12 @@ def test_evaluation_has_every_layer_and_probe_and_a_shared_clean_level(tiny_data
     clean = next(p["acc"] for p in res["probes"] if (p["layer"], p["probe"]) == ("y", "linear"))
     assert [r["level"] for r in res["robustness"]] == [0.0, 0.5, 1.0]
     assert res["robustness"][0]["acc"] == clean
+    # probes on Y / R only (quick): the same numbers for that layer, none for the others
+    only_y = evaluate_infobal(net, load_prepared(tiny_data), eval_b(mlp_epochs=2, gaussian=(0.0, 0.5, 1.0), layers=["y"]))
+    assert only_y["probes"] == [p for p in res["probes"] if p["layer"] == "y"]
+    assert only_y["robustness"] == res["robustness"]
+    with pytest.raises(ValueError, match="y included"):
+        eval_b(layers=["fc"])
 
 
 def test_evaluation_on_a_fixed_part_of_the_test_set_is_evaluation_on_that_part(tiny_data, tmp_path):

@@ -208,6 +208,9 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
     if "mnist" not in exp["data"]:
         problems.append(f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)")
     ib = exp["dim_infobal"]
+    if "y" not in ib["evaluate"]["layers"]:
+        problems.append(f"{at}.dim_infobal.evaluate.layers: {ib['evaluate']['layers']} lacks y (every claim of study B "
+                        "reads the probes on Y / R)")
     if ib["dataset"] not in exp["data"]:
         problems.append(f"{at}.dim_infobal.dataset: {ib['dataset']!r} has no data.{ib['dataset']} block")
     option_schema = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
@@ -270,20 +273,39 @@ def beta_tag(beta: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None) -> str:
+def _data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:
     """'full' for a whole official data set, else a description of the part that was used
     (``fixed_parts``: {what: (images, split)} evaluated on a fixed stratified part of a split only,
-    such as {"noise and FGSM": (2000, "test")}; None images: the whole split)."""
+    such as {"noise and FGSM": (2000, "test")}; None images: the whole split; ``reduced``: what
+    else this experiment evaluates less of than ``paper``, ``_reduced``)."""
     ds = exp["data"][dataset]
     if ds["source"] == "embedded":
-        return "the embedded 5,000-image MNIST subset"
+        return "; ".join(["the embedded 5,000-image MNIST subset", *reduced])
     parts = []
     if ds["train_size"] is not None:
         parts.append(f"a {ds['train_size']:,}-image training subset (validation {ds['val_size']:,} images, "
                      f"the official test set)")
     parts += [f"{what} on a fixed stratified {n:,} of the {split} images"
               for what, (n, split) in (fixed_parts or {}).items() if n is not None]
+    parts += list(reduced)
     return "; ".join(parts) or "full"
+
+
+def _levels(values) -> str:
+    return ", ".join(f"{v:g}" for v in values if v != 0)
+
+
+def _reduced(exp: dict, paper: dict, study: str) -> list[str]:
+    """What ``exp`` evaluates less of than the ``paper`` experiment: noise levels, probed layers."""
+    out = []
+    ev, full = exp[study]["evaluate"], paper[study]["evaluate"]
+    names = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}
+    for key, name in names.items():
+        if key in ev and set(ev[key]) < set(full[key]):
+            out.append(f"{name} at {_levels(ev[key])} only (paper: {_levels(full[key])})")
+    if "layers" in ev and set(ev["layers"]) < set(full["layers"]):
+        out.append(f"probes on layer(s) {', '.join(ev['layers'])} only (paper: {', '.join(full['layers'])})")
+    return out
 
 
 def report_settings(config: dict, method_specs: dict) -> dict:
@@ -291,6 +313,7 @@ def report_settings(config: dict, method_specs: dict) -> dict:
     tables: the facts compared with the published protocols (config/published.yaml), the
     study-B methods (``method_specs``) and kinds, and the report's statistics."""
     name, exp = select(config)
+    paper = experiment(config, "paper")
     vv, ib = exp["vib_vim"], exp["dim_infobal"]
     return {
         "experiment": name,
@@ -299,12 +322,14 @@ def report_settings(config: dict, method_specs: dict) -> dict:
         "kinds": ib["kinds"],
         "facts": {
             "vib_vim": {"dataset": "mnist", "epochs": vv["train"]["epochs"],
-                        "data": _data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")}),
+                        "data": _data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
+                                              _reduced(exp, paper, "vib_vim")),
                         "covariance": "diagonal",
                         "precision": vv["train"]["precision"]},
             "dim_infobal": {"dataset": ib["dataset"],
                             "data": _data_kind(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
-                                                                   "curves": (ib["train"]["curve_val_images"], "validation")}),
+                                                                   "curves": (ib["train"]["curve_val_images"], "validation")},
+                                              _reduced(exp, paper, "dim_infobal")),
                             "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],
                             **{k: ib["train"][k] for k in ("local_units", "global_hidden")}},
         },

@@ -20,7 +20,7 @@ from .dim_infobal import claims as claims_b
 from .dim_infobal import summary as summary_b
 from .dim_infobal.tables import Methods
 from .files import atomic_write, save_json
-from .stats import CONTRADICTED, INCONCLUSIVE, SUPPORTED, combine, fmt, mean_ci
+from .stats import ABOVE, BELOW, CONTRADICTED, INCONCLUSIVE, SUPPORTED, combine, fmt, mean_ci
 from .vib_vim import claims as claims_a
 from .vib_vim import summary as summary_a
 
@@ -368,50 +368,102 @@ def render_html(markdown: str, figure_files: dict) -> str:
 VERDICT_COLORS = {SUPPORTED: "#1a9641", CONTRADICTED: "#d7191c", INCONCLUSIVE: "0.55"}
 
 
+FOREST_CLIP = 6.0                 # the forest plot's x range: +-this many half-widths from the margin
+
+
 def forest_rows(claims: dict) -> list[dict]:
-    """The voting comparisons that have a difference: one row each for the forest plot."""
+    """The voting comparisons that have a difference: one row each for the forest plot.
+
+    Each row is also oriented so that larger favours the claim ("at most m" claims are mirrored:
+    the difference and the margin change sign) and scaled by the interval's half-width (the
+    detectable difference): ``z`` = (oriented difference - oriented margin) / half-width, so the
+    interval is [z - 1, z + 1], the claim's margin is at 0 and the verdict reads off the picture
+    (supported: the interval lies right of 0; contradicted: left of it).  ``zero`` is where no
+    difference at all lies on that scale.  Rows without an interval have z = None."""
     rows = []
     for c in claims["claims"]:
         for p in c["comparisons"]:
             if p.get("votes", True) and p.get("difference") and p["difference"].get("mean") is not None:
                 d = p["difference"]
-                rows.append({"label": f"{c['id']}: {p['name']}", "unit": p["unit"], "mean": d["mean"],
-                             "ci": d["ci"], "margin": p["margin"], "verdict": p["verdict"]})
+                sign = -1.0 if p.get("direction", ABOVE) == BELOW else 1.0
+                half = p.get("detectable")
+                z = zero = None
+                if half is not None and half > 0:
+                    z = sign * (d["mean"] - p["margin"]) / half
+                    zero = sign * (0.0 - p["margin"]) / half
+                rows.append({"label": f"{c['id']}: {p['name']}", "study": c.get("study", ""), "unit": p["unit"],
+                             "mean": d["mean"], "ci": d["ci"], "margin": p["margin"],
+                             "direction": p.get("direction", ABOVE), "verdict": p["verdict"],
+                             "half": half, "z": z, "zero": zero, "n": d.get("n")})
     return rows
 
 
+def _forest_text(r) -> str:
+    """The row's numbers in its own unit: difference [interval] and the claim's condition."""
+    unit = r["unit"]
+    cond = ("> " if r["direction"] == ABOVE else "\u2264 ") + _show(r["margin"], unit)
+    lo, hi = r["ci"]
+    if r["z"] is None:
+        return f"{r['mean']:+.2f} {unit}, no interval ({r['n']} run(s)); claim {cond}"
+    return f"{r['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] {unit}; claim {cond}"
+
+
 def forest_figure(claims: dict, stem) -> list[Path]:
-    """Every voting comparison as a row: its difference (positive favours the claim) with its
-    interval, the claim's margin as a tick, coloured by verdict; one panel per unit."""
+    """The verdicts at a glance: one row per voting comparison, one panel per study.
+
+    Every row is drawn on its own scale (``forest_rows``): x is the distance of the difference from
+    the claim's margin in half-widths of its interval, oriented so that right favours the claim,
+    "at most" claims included.  So the margin is the line at 0, every interval spans 2 units, a
+    row is supported when its interval lies right of 0 and contradicted when left; a grey tick
+    marks where no difference would lie.  The row's own numbers (difference, interval, unit, the
+    claim's condition) stand beside it.  Rows beyond the range end in an arrow at its edge."""
     from matplotlib.lines import Line2D
 
     from .figures import plt, save_figure
 
     rows = forest_rows(claims)
-    units = sorted({r["unit"] for r in rows}, key=lambda u: (u != "%", u)) or ["%"]
-    n = max(1, max((sum(r["unit"] == u for r in rows) for u in units), default=1))
-    widths = [3.0] + [1.6] * (len(units) - 1)          # % rows first and widest; other units beside
-    fig, axes = plt.subplots(1, len(units), figsize=(4.0 * sum(widths) / 1.6 + 4, 0.42 * n + 1.9), squeeze=False,
-                             constrained_layout=True, gridspec_kw={"width_ratios": widths})
-    for ax, unit in zip(axes[0], units):
-        mine = [r for r in rows if r["unit"] == unit]
+    studies = list(dict.fromkeys(r["study"] for r in rows)) or [""]
+    counts = [max(1, sum(r["study"] == s for r in rows)) for s in studies]
+    height = 0.3 * sum(counts) + 0.45 * len(studies) + 1.3
+    fig, axes = plt.subplots(len(studies), 2, figsize=(9.6, height), squeeze=False, constrained_layout=True,
+                             gridspec_kw={"height_ratios": counts, "width_ratios": [1.0, 0.55]}, sharex="col")
+    clip = FOREST_CLIP
+    for (ax, tax), study in zip(axes, studies):
+        mine = [r for r in rows if r["study"] == study]
         for i, r in enumerate(mine):
             color = VERDICT_COLORS[r["verdict"]]
-            lo, hi = r["ci"]
-            if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-                ax.plot([lo, hi], [i, i], color=color, lw=2.2, solid_capstyle="butt")
-            ax.plot([r["mean"]], [i], "o", color=color, ms=6, gid=f"row:{r['label']}")
-            ax.plot([r["margin"]] * 2, [i - 0.35, i + 0.35], color="k", lw=1.2)
+            if r["z"] is not None:
+                z = r["z"]
+                lo, hi = max(z - 1, -clip), min(z + 1, clip)
+                if lo < hi:
+                    ax.plot([lo, hi], [i, i], color=color, lw=2.4, solid_capstyle="butt")
+                if -clip <= z <= clip:
+                    ax.plot([z], [i], "o", color=color, ms=6, gid=f"row:{r['label']}")
+                else:      # beyond the range: an arrow at the edge, pointing on
+                    ax.plot([clip if z > 0 else -clip], [i], ">" if z > 0 else "<", color=color, ms=8,
+                            gid=f"row:{r['label']}")
+                if -clip <= r["zero"] <= clip and r["margin"] != 0:
+                    ax.plot([r["zero"]] * 2, [i - 0.3, i + 0.3], color="0.45", lw=1.2)
+            tax.text(0.0, i, _forest_text(r), va="center", ha="left", fontsize=7.5, color=color)
         ax.set_yticks(range(len(mine)), [r["label"] for r in mine], fontsize=8)
-        ax.set_ylim(n - 0.5, -0.5)                      # rows of every panel the same height
-        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
-        ax.set_xlabel(f"difference, positive favours the claim ({unit})")
-        ax.grid(True, axis="x", alpha=0.3)
-    handles = [Line2D([], [], color=c, lw=2.2, marker="o", label=v) for v, c in VERDICT_COLORS.items()]
-    handles.append(Line2D([], [], color="k", lw=1.2, label="the claim's margin"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    fig.suptitle(f"Verdicts of experiment `{claims['experiment']}`: each voting comparison's difference "
-                 f"with its {claims['confidence']:.0%} interval over seeds", fontsize=10)
+        ax.set_ylim(len(mine) - 0.5, -0.5)
+        ax.axvline(0, color="k", lw=1.2, zorder=0)
+        for x in (-1, 1):
+            ax.axvline(x, color="0.85", lw=0.8, ls=":", zorder=0)
+        ax.set_xlim(-clip - 0.3, clip + 0.3)
+        ax.grid(True, axis="x", alpha=0.25)
+        ax.set_title(STUDY_TITLES.get(study, study), fontsize=9, loc="left")
+        tax.set_xlim(0, 1)
+        tax.set_ylim(len(mine) - 0.5, -0.5)
+        tax.axis("off")
+    axes[-1][0].set_xlabel("difference minus the claim's margin, in half-widths of its interval "
+                           "(right favours the claim)", fontsize=8)
+    handles = [Line2D([], [], color=c, lw=2.4, marker="o", label=v) for v, c in VERDICT_COLORS.items()]
+    handles += [Line2D([], [], color="k", lw=1.2, label="the claim's margin"),
+                Line2D([], [], color="0.45", lw=1.2, label="no difference")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(f"Verdicts of experiment `{claims['experiment']}`: each voting comparison against its margin, "
+                 f"{claims['confidence']:.0%} intervals over seeds", fontsize=10)
     return save_figure(fig, stem)
 
 

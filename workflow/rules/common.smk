@@ -123,7 +123,14 @@ def vib_vim_outputs():
     return [*tables("vib_vim").values(), *figure_paths("vib_vim"), *figure_paths("vib_vim", "pdf")]
 
 
-# --- study B: one job per (method, estimator, seed), plus the untrained floor per seed
+# --- study B: one training job per (method, estimator, seed), plus the untrained floor per seed;
+# one evaluation job per seed
+def dim_infobal_seed_files(folder, ext):
+    """Every run's file of one seed in ``folder``, with the {seed} wildcard left in."""
+    pairs = dict.fromkeys((m, e) for m, e, _ in runs_b.runs(X))
+    return [f"{OUT}/dim_infobal/{folder}/{m}_{e}_s{{seed}}.{ext}" for m, e in pairs]
+
+
 def dim_infobal_evals():
     return [f"{OUT}/dim_infobal/eval/{runs_b.run_name(*r)}.json" for r in runs_b.runs(X)]
 

@@ -1,6 +1,7 @@
-# Study B (dim_infobal): Deep InfoMax vs InfoBal.  One job per (method, estimator, seed), plus the
-# untrained `random` encoder per seed (the floor of every probe).  Pre-training writes the
-# per-epoch curve into the checkpoint; evaluation probes the frozen encoder.  The steps:
+# Study B (dim_infobal): Deep InfoMax vs InfoBal.  One training job per (method, estimator, seed),
+# plus the untrained `random` encoder per seed (the floor of every probe); one evaluation job per
+# seed.  Pre-training writes the per-epoch curve into the checkpoint; evaluation probes the frozen
+# encoders.  The steps:
 # `infomax dim_infobal <step>` (src/infomax/dim_infobal/cli.py).
 
 
@@ -27,26 +28,29 @@ rule train_dim_infobal:
 
 
 rule evaluate_dim_infobal:
+    # one job per seed: its models are probed in one process (data and torch loaded once)
     conda:
         ENV
     input:
         data=IB_DATA,
-        model=f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
+        models=dim_infobal_seed_files("models", "pt"),
     output:
-        f"{OUT}/dim_infobal/eval/{{method}}_{{estimator}}_s{{seed}}.json",
+        dim_infobal_seed_files("eval", "json"),
     params:
         settings=lambda wc: settings(runs_b.eval_settings(X, wc.seed)),
         device=X["device"],
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: TORCH_THREADS
     resources:
         gpu=GPU,
     log:
-        f"{OUT}/logs/dim_infobal/evaluate/{{method}}_{{estimator}}_s{{seed}}.log",
+        f"{OUT}/logs/dim_infobal/evaluate/s{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/dim_infobal/evaluate/{{method}}_{{estimator}}_s{{seed}}.tsv"
+        f"{OUT}/benchmarks/dim_infobal/evaluate/s{{seed}}.tsv"
     shell:
-        "python -m infomax dim_infobal evaluate --data {input.data:q} --model {input.model:q} --out {output:q} "
-        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
+        "python -m infomax dim_infobal evaluate --data {input.data:q} --models {input.models:q} "
+        "--out-dir {params.out_dir:q} --settings {params.settings:q} --device {params.device} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule collect_dim_infobal:

@@ -3,7 +3,7 @@ rules in workflow/rules/dim_infobal.smk."""
 
 from pathlib import Path
 
-from ..cli import add_collect, add_job_args, evaluation_inputs, require_finite, settings_of, speed_of, threads
+from ..cli import add_collect, add_job_args, check_weights, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -18,26 +18,43 @@ def train(a):
 
 
 def evaluate(a):
+    """Evaluate models in one process (the data and torch loaded once; the rules pass one seed's
+    models): each gets <out-dir>/<model name>.json, probed with the seed it trained with."""
+    import json
+
     import torch
 
+    from ..data import load_prepared
     from ..files import save_json
+    from ..loop import resolve_device
     from .evaluate import EvalConfig, evaluate
     from .train import load_model
 
-    cfg, device, net, info, data = evaluation_inputs(a, EvalConfig, load_model)
-    tc = info["config"]
-    res = evaluate(net, data, cfg)
-    require_finite({**{f"{p['layer']}/{p['probe']}": p["acc"] for p in res["probes"]},
-                    **{f"{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]},
-                    **{f"curve.epoch{c['epoch']}.probe_acc": c["probe_acc"] for c in info["curves"]},
-                    # the untrained floor has no critic, so no MI estimate: NaN by design
-                    **({} if tc["kind"] == "random" else
-                       {f"curve.epoch{c['epoch']}.mi_estimate": c["mi_estimate"] for c in info["curves"]})},
-                   a.model)
-    save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
-               "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
-               "torch": torch.__version__, **res}, a.out)
-    print(f"{Path(a.model).name}: " + "  ".join(f"{p['layer']}/{p['probe']} {p['acc']:.4f}" for p in res["probes"]))
+    threads(a.threads)
+    block = json.loads(a.settings)
+    device = resolve_device(a.device)
+    data = load_prepared(a.data, device)
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, a.models):
+        net, info = load_model(path, device)
+        check_weights(net, path)
+        tc = info["config"]
+        cfg = EvalConfig(**settings_of(json.dumps({**block, "seed": tc["seed"]}), EvalConfig,
+                                       "dim_infobal evaluate settings"))
+        res = evaluate(net, data, cfg)
+        require_finite({**{f"{p['layer']}/{p['probe']}": p["acc"] for p in res["probes"]},
+                        **{f"{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]},
+                        **{f"curve.epoch{c['epoch']}.probe_acc": c["probe_acc"] for c in info["curves"]},
+                        # the untrained floor has no critic, so no MI estimate: NaN by design
+                        **({} if tc["kind"] == "random" else
+                           {f"curve.epoch{c['epoch']}.mi_estimate": c["mi_estimate"] for c in info["curves"]})},
+                       path)
+        save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
+                   "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
+                   "torch": torch.__version__, **res}, out_dir / f"{path.stem}.json")
+        print(f"{path.name}: " + "  ".join(f"{p['layer']}/{p['probe']} {p['acc']:.4f}" for p in res["probes"]),
+              flush=True)
 
 
 def collect(a):
@@ -62,7 +79,9 @@ def register(sub):
     steps = study.add_subparsers(dest="step", required=True)
     add_job_args(steps.add_parser("train", help="pre-train one study-B model (DIM, InfoBal, random)"), train,
                  training=True)
-    add_job_args(steps.add_parser("evaluate", help="probe one study-B model"), evaluate, training=False)
+    sp = add_job_args(steps.add_parser("evaluate", help="probe study-B models (one process; <out-dir>/<model>.json each)"),
+                      evaluate, training=None, out="--out-dir")
+    sp.add_argument("--models", nargs="+", required=True, help="trained study-B checkpoints (<run>.pt)")
     add_collect(steps, collect, "curves.csv, probes.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-B figures (PNG + PDF)")
     sp.set_defaults(fn=figures)

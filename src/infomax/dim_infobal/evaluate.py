@@ -16,6 +16,7 @@ CHUNK = 1000                              # images per forward pass
 class EvalConfig:
     """dim_infobal.evaluate of the config, and the run's seed: no defaults here."""
 
+    layers: tuple                         # the layers probed, of LAYERS ("y" always: every claim reads it)
     linear_epochs: int                    # the post's probe: one linear layer
     linear_lr: float
     mlp_epochs: int                       # DIM's probe: hidden units, dropout
@@ -26,6 +27,12 @@ class EvalConfig:
     gaussian: tuple
     test_images: int | None               # a fixed stratified part of the test set (None: all of it)
     seed: int
+
+    def __post_init__(self):
+        self.layers = tuple(self.layers)
+        unknown = [k for k in self.layers if k not in LAYERS]
+        if unknown or "y" not in self.layers:
+            raise ValueError(f"layers {list(self.layers)}: expected some of {', '.join(LAYERS)}, y included")
 
 
 @torch.no_grad()
@@ -47,15 +54,15 @@ def encoder_features(net, x, chunk: int = CHUNK, layers=LAYERS) -> dict[str, tor
 
 
 def evaluate(net, data, cfg: EvalConfig) -> dict:
-    """Probes on every layer (linear and MLP, trained on the train split, scored on test, or on
-    its fixed stratified part of ``cfg.test_images``) and
+    """Probes on each layer of ``cfg.layers`` (linear and MLP, trained on the train split, scored
+    on test, or on its fixed stratified part of ``cfg.test_images``) and
     the linear probe on y under Gaussian input noise (clean probe, noisy test images in [0, 1]
     pixel units, clipped).  Returns {"probes": [{layer, probe, acc}], "robustness": [...]}."""
     device = next(net.parameters()).device
     (xtr, ytr), (xte, yte) = data.splits["train"], stratified_part(*data.splits["test"], cfg.test_images)
-    f_tr, f_te = encoder_features(net, xtr, CHUNK), encoder_features(net, xte, CHUNK)
+    f_tr, f_te = encoder_features(net, xtr, CHUNK, cfg.layers), encoder_features(net, xte, CHUNK, cfg.layers)
     probes, linear_y = [], None
-    for layer in LAYERS:
+    for layer in cfg.layers:
         for kind in PROBES:
             epochs, lr = (cfg.linear_epochs, cfg.linear_lr) if kind == "linear" else (cfg.mlp_epochs, cfg.mlp_lr)
             predict = train_probe(f_tr[layer], ytr, kind, epochs, lr, cfg.batch_size, cfg.seed,

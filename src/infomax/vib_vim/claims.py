@@ -39,6 +39,17 @@ def read_tables(paths: dict) -> dict:
             "best": best_betas(paths["validation"])}
 
 
+def grid_position(m, objective: str, beta: float) -> str:
+    """Where the validation-best ``beta`` lies in the objective's grid (its betas in ``m``): a
+    best beta at an end of the grid may not be the best beta at all."""
+    grid = sorted(m[m["objective"] == objective]["beta"].unique())
+    if len(grid) == 1:
+        return f"{label(objective, beta)} is the only point of its grid"
+    where = ("inside its grid" if grid[0] < beta < grid[-1]
+             else "the lowest of its grid" if beta == grid[0] else "the highest of its grid")
+    return f"{label(objective, beta)} is {where} {fmt(grid[0])} .. {fmt(grid[-1])} ({len(grid)} points)"
+
+
 def claims(a: dict, rc) -> dict:
     """Claims A1-A4 from study A's tables (``read_tables``): the main K, best beta from validation.
     ``rc``: the report's settings (confidence, min_seeds)."""
@@ -52,6 +63,8 @@ def claims(a: dict, rc) -> dict:
     why = "this experiment has no {} runs".format(" and ".join(o for o in ("vib", "vim") if not have[o]))
     best_note = ("each objective at its validation-best beta (lowest mean validation 12-sample error; "
                  "the test set picks nothing)")
+    if both:
+        best_note += "; " + ", ".join(grid_position(m, o, best[o]) for o in ("vim", "vib"))
     out = {}
 
     def vs(metric, label_text, unit, scale, higher, votes=True, df=None, note=best_note):
