@@ -427,7 +427,7 @@ def test_report_settings_state_how_the_experiment_differs():
     a, b = "; ".join(dev["vib_vim"]), "; ".join(dev["dim_infobal"])
     assert "Gaussian noise at 0.1, 0.3, 0.5, 1 only (paper: 0.1, 0.2, 0.3, 0.5, 0.75, 1)" in a
     assert "salt-and-pepper noise at 0.1, 0.3 only" in a and "FGSM at 0.1, 0.3 only" in a
-    assert "probes on layer(s) y only (paper: y, fc, conv)" in b
+    assert "probes on layer(s) y only (paper: y, fc, conv)" in b and "Gaussian noise at 0.3, 1 only" in b
     assert "only (paper" not in paper["facts"]["dim_infobal"]["data"] + paper["facts"]["vib_vim"]["data"]
     # the training precision comes from each study's train block
     ib = R_experiment(config, "quick")["dim_infobal"]["train"]["precision"]
