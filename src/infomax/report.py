@@ -401,7 +401,7 @@ def forest_rows(claims: dict) -> list[dict]:
 def _forest_text(r) -> str:
     """The row's numbers in its own unit: difference [interval] and the claim's condition."""
     unit = r["unit"]
-    cond = ("> " if r["direction"] == ABOVE else "\u2264 ") + _show(r["margin"], unit)
+    cond = ("> " if r["direction"] == ABOVE else "\u2264 ") + fmt(r["margin"])
     lo, hi = r["ci"]
     if r["z"] is None:
         return f"{r['mean']:+.2f} {unit}, no interval ({r['n']} run(s)); claim {cond}"
@@ -417,6 +417,8 @@ def forest_figure(claims: dict, stem) -> list[Path]:
     row is supported when its interval lies right of 0 and contradicted when left; a grey tick
     marks where no difference would lie.  The row's own numbers (difference, interval, unit, the
     claim's condition) stand beside it.  Rows beyond the range end in an arrow at its edge."""
+    import textwrap
+
     from matplotlib.lines import Line2D
 
     from .figures import plt, save_figure
@@ -424,11 +426,15 @@ def forest_figure(claims: dict, stem) -> list[Path]:
     rows = forest_rows(claims)
     studies = list(dict.fromkeys(r["study"] for r in rows)) or [""]
     counts = [max(1, sum(r["study"] == s for r in rows)) for s in studies]
-    height = 0.3 * sum(counts) + 0.45 * len(studies) + 1.3
-    fig, axes = plt.subplots(len(studies), 2, figsize=(9.6, height), squeeze=False, constrained_layout=True,
-                             gridspec_kw={"height_ratios": counts, "width_ratios": [1.0, 0.55]}, sharex="col")
+    labels = {r["label"]: "\n".join(textwrap.wrap(r["label"], 56)) for r in rows}
+    longest = max((len(line) for text in labels.values() for line in text.splitlines()), default=10)
+    lab = min(1.25, max(0.3, 0.0235 * longest))         # the label column, as wide as its longest line
+    height = 0.36 * sum(counts) + 0.35 * len(studies) + 1.2
+    fig, axes = plt.subplots(len(studies), 3, figsize=(3.2 * (lab + 1.85), height), squeeze=False,
+                             constrained_layout=True, sharex="col",
+                             gridspec_kw={"height_ratios": counts, "width_ratios": [lab, 1.0, 0.85]})
     clip = FOREST_CLIP
-    for (ax, tax), study in zip(axes, studies):
+    for (lax, ax, tax), study in zip(axes, studies):
         mine = [r for r in rows if r["study"] == study]
         for i, r in enumerate(mine):
             color = VERDICT_COLORS[r["verdict"]]
@@ -444,19 +450,21 @@ def forest_figure(claims: dict, stem) -> list[Path]:
                             gid=f"row:{r['label']}")
                 if -clip <= r["zero"] <= clip and r["margin"] != 0:
                     ax.plot([r["zero"]] * 2, [i - 0.3, i + 0.3], color="0.45", lw=1.2)
+            lax.text(1.0, i, labels[r["label"]], va="center", ha="right", fontsize=7.5)
             tax.text(0.0, i, _forest_text(r), va="center", ha="left", fontsize=7.5, color=color)
-        ax.set_yticks(range(len(mine)), [r["label"] for r in mine], fontsize=8)
-        ax.set_ylim(len(mine) - 0.5, -0.5)
+        for a in (lax, ax, tax):
+            a.set_ylim(len(mine) - 0.5, -0.5)
+        for a in (lax, tax):
+            a.set_xlim(0, 1)
+            a.axis("off")
+        ax.set_yticks([])
         ax.axvline(0, color="k", lw=1.2, zorder=0)
         for x in (-1, 1):
             ax.axvline(x, color="0.85", lw=0.8, ls=":", zorder=0)
         ax.set_xlim(-clip - 0.3, clip + 0.3)
         ax.grid(True, axis="x", alpha=0.25)
-        ax.set_title(STUDY_TITLES.get(study, study), fontsize=9, loc="left")
-        tax.set_xlim(0, 1)
-        tax.set_ylim(len(mine) - 0.5, -0.5)
-        tax.axis("off")
-    axes[-1][0].set_xlabel("difference minus the claim's margin, in half-widths of its interval "
+        ax.set_title(STUDY_TITLES.get(study, study), fontsize=9)
+    axes[-1][1].set_xlabel("difference minus the claim's margin,\nin half-widths of its interval "
                            "(right favours the claim)", fontsize=8)
     handles = [Line2D([], [], color=c, lw=2.4, marker="o", label=v) for v, c in VERDICT_COLORS.items()]
     handles += [Line2D([], [], color="k", lw=1.2, label="the claim's margin"),
