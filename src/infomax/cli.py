@@ -59,6 +59,26 @@ def evaluation_inputs(a, cfg_cls, load_model):
     return cfg, device, model, info, load_prepared(a.data, device)
 
 
+def evaluate_each(a, paths, cfg_cls, load_model, what: str):
+    """The models of a group evaluation, one process for all of them (data and torch loaded once):
+    yields (path, model, checkpoint summary, settings, device, data, out_dir) per model.  Each
+    model's settings are the step's --settings with the seed it trained with."""
+    from .data import load_prepared
+    from .loop import resolve_device
+
+    threads(a.threads)
+    block = json.loads(a.settings)
+    device = resolve_device(a.device)
+    data = load_prepared(a.data, device)
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, paths):
+        model, info = load_model(path, device)
+        check_weights(model, path)
+        cfg = cfg_cls(**settings_of(json.dumps({**block, "seed": info["config"]["seed"]}), cfg_cls, what))
+        yield path, model, info, cfg, device, data, out_dir
+
+
 def check_weights(model, path) -> None:
     """Every weight of ``model`` is finite: a broken model must not become a 90%-error row."""
     for name, t in model.state_dict().items():

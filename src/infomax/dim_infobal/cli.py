@@ -3,7 +3,7 @@ rules in workflow/rules/dim_infobal.smk."""
 
 from pathlib import Path
 
-from ..cli import add_collect, add_job_args, check_weights, require_finite, settings_of, speed_of, threads
+from ..cli import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -20,28 +20,15 @@ def train(a):
 def evaluate(a):
     """Evaluate models in one process (the data and torch loaded once; the rules pass one seed's
     models): each gets <out-dir>/<model name>.json, probed with the seed it trained with."""
-    import json
-
     import torch
 
-    from ..data import load_prepared
     from ..files import save_json
-    from ..loop import resolve_device
     from .evaluate import EvalConfig, evaluate
     from .train import load_model
 
-    threads(a.threads)
-    block = json.loads(a.settings)
-    device = resolve_device(a.device)
-    data = load_prepared(a.data, device)
-    out_dir = Path(a.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, a.models):
-        net, info = load_model(path, device)
-        check_weights(net, path)
+    for path, net, info, cfg, device, data, out_dir in evaluate_each(a, a.models, EvalConfig, load_model,
+                                                                      "dim_infobal evaluate settings"):
         tc = info["config"]
-        cfg = EvalConfig(**settings_of(json.dumps({**block, "seed": tc["seed"]}), EvalConfig,
-                                       "dim_infobal evaluate settings"))
         res = evaluate(net, data, cfg)
         require_finite({**{f"{p['layer']}/{p['probe']}": p["acc"] for p in res["probes"]},
                         **{f"{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]},

@@ -4,7 +4,7 @@ rules in workflow/rules/vib_vim.smk."""
 import json
 from pathlib import Path
 
-from ..cli import (add_collect, add_job_args, check_weights, evaluation_inputs, require_finite, settings_of, speed_of,
+from ..cli import (add_collect, add_job_args, evaluate_each, evaluation_inputs, require_finite, settings_of, speed_of,
                    threads)
 
 
@@ -79,26 +79,15 @@ def evaluate(a):
 def evaluate_group(a):
     """Evaluate every model of a group in one process (the data loaded once); each model's numbers
     are those of its own `evaluate` step (the seed of its evaluation is the seed it trained with)."""
-    from ..data import load_prepared
-    from ..loop import resolve_device
     from .evaluate import EvalConfig
     from .train import load_model
 
-    threads(a.threads)
-    block = json.loads(a.settings)
-    device = resolve_device(a.device)
-    data = load_prepared(a.data, device)
-    out_dir = Path(a.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for run in a.runs:
-        path = Path(a.models_dir) / f"{run}.pt"
-        model, info = load_model(path, device)
-        check_weights(model, path)
-        seed = info["config"]["seed"]
-        cfg = EvalConfig(**settings_of(json.dumps({**block, "seed": seed}), EvalConfig, "vib_vim evaluate settings"))
-        _evaluate_model(model, info, path, data, cfg, device, out_dir / f"{run}.json",
-                        out_dir / f"{run}.npz" if a.embeddings else None, a.no_robustness)
-    print(f"wrote {len(a.runs)} evaluations to {out_dir}")
+    paths = [Path(a.models_dir) / f"{run}.pt" for run in a.runs]
+    for path, model, info, cfg, device, data, out_dir in evaluate_each(a, paths, EvalConfig, load_model,
+                                                                        "vib_vim evaluate settings"):
+        _evaluate_model(model, info, path, data, cfg, device, out_dir / f"{path.stem}.json",
+                        out_dir / f"{path.stem}.npz" if a.embeddings else None, a.no_robustness)
+    print(f"wrote {len(a.runs)} evaluations to {a.out_dir}")
 
 
 def collect(a):
