@@ -128,7 +128,7 @@ def vib_vim_outputs():
 def dim_infobal_seed_files(folder, ext):
     """Every run's file of one seed in ``folder``, with the {seed} wildcard left in."""
     pairs = dict.fromkeys((m, e) for m, e, _ in runs_b.runs(X))
-    return [f"{OUT}/dim_infobal/{folder}/{m}_{e}_s{{seed}}.{ext}" for m, e in pairs]
+    return [f"{OUT}/dim_infobal/{folder}/{runs_b.run_name(m, e, '{seed}')}.{ext}" for m, e in pairs]
 
 
 def dim_infobal_evals():

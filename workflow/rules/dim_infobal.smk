@@ -37,7 +37,7 @@ rule evaluate_dim_infobal:
     output:
         dim_infobal_seed_files("eval", "json"),
     params:
-        settings=lambda wc: settings(runs_b.eval_settings(X, wc.seed)),
+        settings=settings(IB["evaluate"]),  # each model is evaluated with the seed it trained with
         device=X["device"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: TORCH_THREADS
