@@ -443,11 +443,9 @@ def forest_figure(claims: dict, stem) -> list[Path]:
                 lo, hi = max(z - 1, -clip), min(z + 1, clip)
                 if lo < hi:
                     ax.plot([lo, hi], [i, i], color=color, lw=2.4, solid_capstyle="butt")
-                if -clip <= z <= clip:
-                    ax.plot([z], [i], "o", color=color, ms=6, gid=f"row:{r['label']}")
-                else:      # beyond the range: an arrow at the edge, pointing on
-                    ax.plot([clip if z > 0 else -clip], [i], ">" if z > 0 else "<", color=color, ms=8,
-                            gid=f"row:{r['label']}")
+                inside = -clip <= z <= clip          # beyond the range: an arrow at the edge, pointing on
+                x, marker = (z, "o") if inside else (math.copysign(clip, z), ">" if z > 0 else "<")
+                ax.plot([x], [i], marker, color=color, ms=6 if inside else 8, gid=f"row:{r['label']}")
                 if -clip <= r["zero"] <= clip and r["margin"] != 0:
                     ax.plot([r["zero"]] * 2, [i - 0.3, i + 0.3], color="0.45", lw=1.2)
             lax.text(1.0, i, labels[r["label"]], va="center", ha="right", fontsize=7.5)
