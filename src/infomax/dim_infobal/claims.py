@@ -111,8 +111,8 @@ def claims(b: dict, methods: Methods, rc) -> dict:
 
     # B3: DIM(L) against DIM(G) with the same estimator; DIM's probe on Y votes
     b3 = []
+    probed = set(probes["layer"])               # fc and conv only where the experiment probes them
     for dg, dl, est in same_estimator("dim_g", "dim_l"):
-        probed = set(probes["layer"])           # fc and conv only where the experiment probes them
         for layer, probe, votes in (("y", "mlp", True), ("y", "linear", False),
                                     ("fc", "mlp", False), ("conv", "mlp", False)):
             if layer != "y" and layer not in probed:
