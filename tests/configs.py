@@ -40,3 +40,12 @@ def eval_b(**kw) -> EvalConfigB:
 
 def report_config(**kw) -> ReportConfig:
     return ReportConfig(**{**CONFIG["report"], **kw})
+
+
+def train_one(cfg: TrainConfigA, data, out, **kw) -> dict:
+    """One study-A model trained alone: a group of one (its resume state <out>.resume)."""
+    from infomax.loop import resume_path
+    from infomax.vib_vim.train import train
+
+    out = Path(out)
+    return train([cfg], data, [out], resume_path(out), **{"device": "cpu", "progress": False, **kw})[0]

@@ -15,19 +15,24 @@ def js(cfg) -> str:
     return json.dumps(asdict(cfg))
 
 
+def js_list(*cfgs) -> str:
+    """A study-A train step's --settings: one complete settings object per model of the group."""
+    return json.dumps([asdict(c) for c in cfgs])
+
+
 def test_missing_model_is_one_clear_error(tiny_data, tmp_path, capsys):
-    rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(tmp_path / "gone.pt"),
-               "--settings", js(eval_a()), "--out", str(tmp_path / "e.json")])
+    rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--models-dir", str(tmp_path), "--runs", "gone",
+               "--settings", js(eval_a()), "--out-dir", str(tmp_path / "e")])
     err = capsys.readouterr().err
     assert rc == 1 and "gone.pt does not exist" in err and "Traceback" not in err
-    assert not (tmp_path / "e.json").exists()
+    assert not (tmp_path / "e/gone.json").exists()
 
 
 def test_corrupt_data_file_is_named(tmp_path, capsys):
     bad = tmp_path / "mnist.pt"
     bad.write_bytes(b"not a torch file")
-    rc = main(["vib_vim", "train", "--data", str(bad), "--out", str(tmp_path / "m.pt"), "--no-progress",
-               "--settings", js(train_a("vib", 0.001, 0, epochs=1))])
+    rc = main(["vib_vim", "train", "--data", str(bad), "--out-dir", str(tmp_path / "m"), "--resume",
+               str(tmp_path / "m.resume"), "--no-progress", "--settings", js_list(train_a("vib", 0.001, 0, epochs=1))])
     assert rc == 1 and f"{bad} is corrupt or truncated" in capsys.readouterr().err
 
 
@@ -35,8 +40,8 @@ def test_unknown_settings_key_is_named(tiny_data, tmp_path):
     try:
         settings = asdict(train_a("vib", 0.001, 0))
         settings["epoch"] = settings.pop("epochs")
-        main(["vib_vim", "train", "--data", str(tiny_data), "--out", str(tmp_path / "m.pt"),
-              "--settings", json.dumps(settings)])
+        main(["vib_vim", "train", "--data", str(tiny_data), "--out-dir", str(tmp_path / "m"), "--resume",
+              str(tmp_path / "m.resume"), "--settings", json.dumps([settings])])
     except SystemExit as e:
         assert "unknown key(s) ['epoch']" in str(e)
     else:
@@ -44,13 +49,15 @@ def test_unknown_settings_key_is_named(tiny_data, tmp_path):
 
 
 def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
-    model, ev = tmp_path / "vib_b1e-3_s0.pt", tmp_path / "eval.json"
+    models, evals = tmp_path / "models", tmp_path / "eval"
     settings = train_a("vib", 0.001, 0, epochs=1, batch_size=20, K=2)
-    assert main(["vib_vim", "train", "--data", str(tiny_data), "--out", str(model), "--no-progress",
-                 "--settings", js(settings)]) == 0
-    assert main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(ev),
-                 "--embedding", str(tmp_path / "emb.npz"),
+    assert main(["vib_vim", "train", "--data", str(tiny_data), "--out-dir", str(models), "--resume",
+                 str(tmp_path / "g.resume"), "--no-progress", "--settings", js_list(settings)]) == 0
+    assert main(["vib_vim", "evaluate", "--data", str(tiny_data), "--models-dir", str(models), "--runs", "vib_b1e-3_s0",
+                 "--out-dir", str(evals), "--embeddings",
                  "--settings", js(eval_a(gaussian=[0.0], saltpepper=[0.1], fgsm=[0.1]))]) == 0
+    ev = evals / "vib_b1e-3_s0.json"
+    assert (evals / "vib_b1e-3_s0.npz").exists()
     assert main(["vib_vim", "collect", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "out/metrics.csv")))
     assert ",".join(rows[0]) == ("objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,"
@@ -58,7 +65,7 @@ def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     assert rows[0]["objective"] == "vib" and rows[0]["K"] == "2"
     rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
     assert [(r["attack"], float(r["level"])) for r in rob] == [("gaussian", 0.0), ("saltpepper", 0.1), ("fgsm", 0.1)]
-    assert (tmp_path / "emb.npz").stat().st_size > 0
+    assert (evals / "vib_b1e-3_s0.npz").stat().st_size > 0
 
 
 def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):

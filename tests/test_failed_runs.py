@@ -11,7 +11,8 @@ from configs import eval_a, report_config, train_a
 
 from infomax.files import save_torch
 from infomax import stats
-from infomax.cli import main, require_finite
+from infomax.cli import main
+from infomax.steps import require_finite
 
 
 def js(cfg) -> str:
@@ -20,13 +21,15 @@ def js(cfg) -> str:
 
 def test_evaluation_refuses_a_model_with_nan_weights(tiny_data, tmp_path, capsys):
     model = tmp_path / "vib_b1e-3_s0.pt"
-    assert main(["vib_vim", "train", "--data", str(tiny_data), "--out", str(model), "--no-progress",
-                 "--settings", js(train_a("vib", 1e-3, 0, K=4, epochs=1, batch_size=20))]) == 0
+    assert main(["vib_vim", "train", "--data", str(tiny_data), "--out-dir", str(tmp_path), "--resume",
+                 str(tmp_path / "g.resume"), "--no-progress",
+                 "--settings", json.dumps([asdict(train_a("vib", 1e-3, 0, K=4, epochs=1, batch_size=20))])]) == 0
     ck = torch.load(model, weights_only=False)
     ck["state_dict"]["encoder.2.weight"][3, 5] = math.nan
     save_torch(ck, model)
-    out = tmp_path / "e.json"
-    rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--model", str(model), "--out", str(out),
+    out = tmp_path / "e/vib_b1e-3_s0.json"
+    rc = main(["vib_vim", "evaluate", "--data", str(tiny_data), "--models-dir", str(tmp_path), "--runs", "vib_b1e-3_s0",
+               "--out-dir", str(tmp_path / "e"),
                "--settings", js(eval_a(gaussian=(0.0,), saltpepper=(0.0,), fgsm=(0.0,), probe_max_iter=5))])
     err = capsys.readouterr().err
     assert rc == 1 and str(model) in err and "encoder.2.weight holds NaN" in err

@@ -18,7 +18,7 @@ from infomax.dim_infobal import train as TB
 from infomax.tables import read_table
 from infomax.vib_vim import train as TA
 
-from configs import ROOT, train_a, train_b
+from configs import ROOT, train_a, train_b, train_one
 
 
 def cfg_a(**kw):
@@ -37,22 +37,22 @@ def cfg_b(**kw):
 def test_study_a_run_at_lr_10_stops_with_a_divergence_error(tiny_data, tmp_path):
     out = tmp_path / "vib_b1e-3_s0.pt"
     with pytest.raises(FloatingPointError, match=r"vib_b1e-3_s0.pt: training diverged") as e:
-        TA.train(cfg_a(lr=10.0, epochs=3), tiny_data, out, device="cpu", progress=False)
+        train_one(cfg_a(lr=10.0, epochs=3), tiny_data, out)
     assert "lr" in str(e.value)
     assert not out.exists()
 
 
 def test_study_a_finite_loss_blow_up_is_caught(tiny_data, tmp_path, monkeypatch):
-    real = TA.vib_vim_loss
+    real = TA.loss
 
     def blowing(*a, **k):                   # a finite loss 1e12 times its initial scale from the 3rd step
         terms = real(*a, **k)
         blowing.n += 1
         return (terms[0] * 1e12, *terms[1:]) if blowing.n >= 3 else terms
     blowing.n = 0
-    monkeypatch.setattr(TA, "vib_vim_loss", blowing)
+    monkeypatch.setattr(TA, "loss", blowing)
     with pytest.raises(FloatingPointError, match="beyond its initial scale"):
-        TA.train(cfg_a(epochs=2), tiny_data, tmp_path / "m.pt", device="cpu", progress=False)
+        train_one(cfg_a(epochs=2), tiny_data, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -91,17 +91,17 @@ def test_guard_makes_no_host_sync_between_reads():
 
 def _interrupted_resume(data, out, monkeypatch):
     """Train until the middle of epoch 3, leaving a resume state of epoch 2."""
-    real, calls = TA.vib_vim_loss, {"n": 0}
+    real, calls = TA.loss, {"n": 0}
 
     def dying(*a, **k):
         calls["n"] += 1
         if calls["n"] == 15:
             raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(TA, "vib_vim_loss", dying)
+    monkeypatch.setattr(TA, "loss", dying)
     with pytest.raises(KeyboardInterrupt):
-        TA.train(cfg_a(epochs=4, checkpoint_seconds=-1), data, out, device="cpu", progress=False)
-    monkeypatch.setattr(TA, "vib_vim_loss", real)
+        train_one(cfg_a(epochs=4, checkpoint_seconds=-1), data, out)
+    monkeypatch.setattr(TA, "loss", real)
     assert loop.resume_path(out).exists()
 
 
@@ -110,7 +110,7 @@ def test_resume_state_of_other_data_is_ignored(tiny_data, tmp_path, monkeypatch,
     _interrupted_resume(tiny_data, out, monkeypatch)
     other = prepare_embedded(tmp_path / "other.pt", n_images=200, test_fraction=0.25, val_fraction=0.1, seed=1)
     capsys.readouterr()
-    TA.train(cfg_a(epochs=4), other, out, device="cpu", progress=False)
+    train_one(cfg_a(epochs=4), other, out)
     text = capsys.readouterr().out
     assert "ignoring" in text and "prepared data" in text and "resuming" not in text
 
@@ -122,7 +122,7 @@ def test_resume_state_of_another_format_is_ignored(tiny_data, tmp_path, monkeypa
     state["key"]["format"] = "infomax-resume-v0"
     save_torch(state, loop.resume_path(out))
     capsys.readouterr()
-    TA.train(cfg_a(epochs=4), tiny_data, out, device="cpu", progress=False)
+    train_one(cfg_a(epochs=4), tiny_data, out)
     text = capsys.readouterr().out
     assert "ignoring" in text and "format" in text and "resuming" not in text
 
@@ -153,7 +153,7 @@ def test_next_run_removes_orphaned_temps_of_its_own_outputs(tiny_data, tmp_path)
             tmp_path / "other.pt"]                           # a finished output
     for p in orphans + kept:
         p.write_bytes(b"x")
-    TA.train(cfg_a(epochs=1), tiny_data, out, device="cpu", progress=False)
+    train_one(cfg_a(epochs=1), tiny_data, out)
     assert out.exists()
     assert not any(p.exists() for p in orphans)
     assert all(p.exists() for p in kept)
@@ -219,7 +219,7 @@ def test_healthy_early_estimates_of_quick_are_not_divergence():
     """The default run's own healthy values (seen in a fresh-clone quick run): a DV training
     estimate of -62 nats at step 2 and validation estimates down to -32 (DV) and -25 (JSD) nats.
     A 50-nat margin stopped quick's DIM(L)-DV and InfoBal-DV jobs as diverged."""
-    from infomax.loop import mi_bounds
+    from infomax.dim_infobal.train import mi_bounds
 
     for est, seen in (("dv", -62.07), ("jsd", -25.05), ("nce", -62.07)):
         lo, hi = mi_bounds(est, 3600)
@@ -245,7 +245,9 @@ def test_chance_accuracy_with_a_bad_cross_entropy_stops_from_the_second_logging_
     from infomax.loop import DivergenceGuard, TrainingDiverged
 
     guard = DivergenceGuard("m.pt")
-    TA.guard_log(guard, 1, ce=9.0, acc=0.1, first=True)          # the first epoch's means: early spikes
-    TA.guard_log(guard, 2, ce=2.3, acc=0.1)                      # collapsed to the prior: a result
-    with pytest.raises(TrainingDiverged, match="at chance level"):
-        TA.guard_log(guard, 3, ce=9.0, acc=0.1)
+    names = ["a.pt", "b.pt"]
+    healthy = (2.4, 0.4, 2.0, 0.9)
+    TA.guard_log(guard, 1, names, [healthy, (9.0, 9.0, 0.0, 0.1)], first=True)   # the first epoch's means: early spikes
+    TA.guard_log(guard, 2, names, [healthy, (2.3, 2.3, 0.0, 0.1)], first=False)  # collapsed to the prior: a result
+    with pytest.raises(TrainingDiverged, match="model b.pt: training accuracy 0.100 is at chance level"):
+        TA.guard_log(guard, 3, names, [healthy, (9.0, 9.0, 0.0, 0.1)], first=False)

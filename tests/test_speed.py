@@ -8,12 +8,9 @@ import torch
 
 from infomax.data import load_prepared
 from infomax.loop import Speed, apply_speed
-from infomax.vib_vim.train import build as build_vib_vim
-from infomax.vib_vim.train import forward as vib_vim_forward
-from infomax.vib_vim.train import step as vib_vim_step
-from infomax.vib_vim.train import train as train_vib_vim
+from infomax.vib_vim import train as T
 
-from configs import train_a
+from configs import train_a, train_one
 
 CUDA = torch.cuda.is_available()
 
@@ -25,12 +22,12 @@ def test_defaults_keep_the_cpu_on_plain_float32():
         apply_speed(Speed(tf32=True), torch.device("cpu"))
 
 
-def _steps(forward, batch, cfg, device, n=3):
-    """The losses of n training steps from cfg's initialisation on one fixed batch."""
-    model, opt, ema = build_vib_vim(cfg, 784, device)
+def _steps(loss, batch, cfg, device, n=3):
+    """The losses of n training steps of the trainer (a group of one) from cfg's initialisation on one fixed batch."""
+    stack, opt, ema, noise = T.build([cfg], 784, device)
+    betas = torch.tensor([cfg.beta], device=device)
     x, y = batch
-    torch.manual_seed(1)                                   # the same z samples for every path
-    return torch.stack([vib_vim_step(model, opt, ema, cfg, x, y, forward) for _ in range(n)]).cpu()
+    return torch.stack([T.step(stack, opt, ema, cfg, betas, x, y, noise, loss) for _ in range(n)]).cpu()
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
@@ -45,8 +42,8 @@ def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
     cfg = train_a(objective="vib", beta=1e-3, seed=0, K=8, batch_size=20)
     x, y = load_prepared(tiny_data).splits["train"]
     batch = (x[:20], y[:20])
-    eager = _steps(vib_vim_forward, batch, cfg, torch.device("cpu"))
-    compiled = _steps(torch.compile(vib_vim_forward), batch, cfg, torch.device("cpu"))
+    eager = _steps(T.loss, batch, cfg, torch.device("cpu"))
+    compiled = _steps(torch.compile(T.loss), batch, cfg, torch.device("cpu"))
     assert torch.allclose(eager, compiled, rtol=1e-5, atol=1e-6), (eager, compiled)
     assert eager[-1, 0] < eager[0, 0]                      # the steps did train (the comparison is not of constants)
 
@@ -55,9 +52,9 @@ def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
                     reason="torch.compile's CPU backend (inductor) needs a C++ compiler; none on PATH")
 def test_training_job_with_compile_records_it(tiny_data, tmp_path):
     cfg = train_a(objective="vib", beta=1e-3, seed=0, K=8, epochs=1, batch_size=20)
-    s = train_vib_vim(cfg, tiny_data, tmp_path / "m.pt", device="cpu", progress=False, speed=Speed(compile=True))
+    s = train_one(cfg, tiny_data, tmp_path / "m.pt", speed=Speed(compile=True))
     assert s["speed"] == {"tf32": False, "compile": True}
-    plain = train_vib_vim(cfg, tiny_data, tmp_path / "p.pt", device="cpu", progress=False)
+    plain = train_one(cfg, tiny_data, tmp_path / "p.pt")
     assert plain["speed"] == {"tf32": False, "compile": False}
     # inductor samples z its own way here, so only the scale of the loss can be compared
     assert s["history"][0]["ce"] == pytest.approx(plain["history"][0]["ce"], rel=0.05)
@@ -73,9 +70,9 @@ def test_tf32_loss_is_close_to_float32(tiny_data):
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
         assert apply_speed(Speed(tf32=False), device)["tf32"] is False
-        fp32 = _steps(vib_vim_forward, (x[:20], y[:20]), cfg, device)
+        fp32 = _steps(T.loss, (x[:20], y[:20]), cfg, device)
         assert apply_speed(None, device)["tf32"] is True          # the CUDA default
-        tf32 = _steps(vib_vim_forward, (x[:20], y[:20]), cfg, device)
+        tf32 = _steps(T.loss, (x[:20], y[:20]), cfg, device)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     assert torch.allclose(fp32[:, 0], tf32[:, 0], rtol=5e-3), (fp32, tf32)

@@ -5,6 +5,7 @@ name says bits; divide by ln 2 (``NATS_PER_BIT``) to report bits, as the officia
 """
 
 import math
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -133,7 +134,20 @@ def infonce_mi(scores: torch.Tensor) -> torch.Tensor:
     return (pos - torch.logaddexp(pos, neg_lse)).mean() + math.log(1 + n_neg // b)
 
 
-MI_ESTIMATORS = {"jsd": jsd_mi, "dv": dv_mi, "nce": infonce_mi}
+class MIEstimator(NamedTuple):
+    """An InfoMax estimator: everything the project knows about it, in one place."""
+
+    estimate: Callable[[torch.Tensor], torch.Tensor]   # scores (B, B) or (B, B, L) -> a scalar in nats
+    floor: float      # the least value of the quantity it targets, in nats: a constant critic attains it
+    label: str        # its name in tables and figures
+
+
+# The estimators, in plotting order.  A new one needs its function above, an entry here (tested
+# against a closed form in tests/base/test_estimators.py) and its name in the schema's estimator_list.
+# Floors: JSD -softplus(0) - softplus(0) = -2 log 2; DV T - log e^T = 0; infoNCE log N - log N = 0.
+MI_ESTIMATORS = {"jsd": MIEstimator(jsd_mi, -2.0 * math.log(2.0), "JSD"),
+                 "dv": MIEstimator(dv_mi, 0.0, "DV"),
+                 "nce": MIEstimator(infonce_mi, 0.0, "infoNCE")}
 
 
 def gaussian_log_density(y: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -12,18 +12,18 @@ first offending step instead of writing a model.
 """
 
 import hashlib
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from .files import DamagedFile, load_torch, rebuild_command
+from .files import DamagedFile, load_torch, rebuild_command, remove_orphans, save_torch
 
 # Version of the resume state's layout: bump it when a loop saves something new, so that an older
 # state is ignored (with a message) instead of half-loaded.
-RESUME_FORMAT = "infomax-resume-v2"
+RESUME_FORMAT = "infomax-resume-v3"
 
 @dataclass
 class Speed:
@@ -146,6 +146,12 @@ def _key_mismatch(found, key: dict) -> str:
         return "it was written for other prepared data (the data file's content hash differs)"
     if found.get("config") != key["config"]:
         a, b = found.get("config") or {}, key["config"]
+        if isinstance(b, list):                    # a group: its models' configurations
+            if not isinstance(a, list) or len(a) != len(b):
+                return f"it was written for another group (not these {len(b)} models)"
+            pairs = [(x, y) for x, y in zip(a, b) if x != y]
+            a, b = pairs[0] if pairs else ({}, {})
+        a = a if isinstance(a, dict) else {}
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         return f"it was written for another configuration (differs in: {', '.join(diff)})"
     return ""
@@ -236,24 +242,6 @@ class TrainingDiverged(FloatingPointError):
     """A training run's loss or estimate left every value a working run can have."""
 
 
-# Study B's InfoMax estimates, in nats: the least value of the quantity each estimator targets.
-# A constant critic attains it exactly (JSD: -softplus(0) - softplus(0) = -2 log 2; DV: T - log e^T
-# = 0; infoNCE: log N - log N = 0), and the critic maximises the estimate, so a working run never
-# lands far below it.  The most: the MI of an image X drawn from n training images and any Y is at
-# most H(X) = log n (JSD's form is <= 0 and infoNCE's <= log N by construction; DV is unbounded above).
-MI_FLOOR = {"jsd": -2.0 * math.log(2.0), "dv": 0.0, "nce": 0.0}
-# Nats beyond those bounds before a run counts as diverged.  An untrained critic's scores are large
-# (dot products of wide features), so a healthy estimate starts far below the floor: on quick, DV
-# training estimates of -62 nats at step 2 and validation estimates down to -32 nats (JSD -25) are
-# normal.  A diverged run leaves by orders of magnitude (lr 10: -1e11 to -4.5e24 nats).
-MI_MARGIN = 1000.0
-
-
-def mi_bounds(estimator: str, n_train: int) -> tuple[float, float]:
-    """(lowest, highest) InfoMax estimate in nats a run of ``estimator`` can reach before it counts as diverged."""
-    return MI_FLOOR[estimator] - MI_MARGIN, math.log(max(n_train, 2)) + MI_MARGIN
-
-
 def rng_state(gen, device) -> dict:
     return {"gen": gen.get_state(), "cpu_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
@@ -266,12 +254,58 @@ def restore_rng(state, gen, device):
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
 
 
-def finish(bar, device, seconds_before: float, t0: float) -> float:
-    """Close the progress bar, wait for the device, and return the training seconds so far."""
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return seconds_before + time.perf_counter() - t0
+class Session:
+    """The skeleton every training loop shares: its resume state, divergence guard, timer and
+    progress bar.  A loop builds its model, opens a session (which reads a matching resume state,
+    ``state``), restores its own parts from ``state``, iterates ``epochs()``, calls ``checkpoint``
+    after each epoch and ``finish`` at the end, then writes its outputs and calls ``done``.
+
+    Every resume write first reads the guard's flags: a run that diverged since the last logging
+    point raises ``TrainingDiverged`` instead of keeping a diverged state to resume from."""
+
+    def __init__(self, resume, key: dict, run: str, device, checkpoint_seconds: float, resumable: bool = True):
+        self.resume = Path(resume)
+        remove_orphans(self.resume)                    # temps of a killed earlier attempt
+        self.key, self.device, self.every = key, device, checkpoint_seconds
+        self.guard = DivergenceGuard(run, device)
+        self.state = load_resume(self.resume, key, device) if resumable else None
+        self.start_epoch, self.seconds_before = 0, 0.0
+        if self.state is not None:
+            self.guard.load_state_dict(self.state["guard"])
+            self.start_epoch, self.seconds_before = self.state["epoch"], self.state["seconds"]
+            print(f"resuming {run} from epoch {self.start_epoch} ({self.resume})", flush=True)
+
+    def epochs(self, total: int, desc: str, progress: bool):
+        """The epochs still to train, as a progress bar (the timer starts here)."""
+        self.total = total
+        self.t0 = self.last = time.perf_counter()
+        self.bar = tqdm(range(self.start_epoch, total), desc=desc, disable=not progress or total == 0,
+                        mininterval=2.0, initial=self.start_epoch, total=total)
+        return self.bar
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.t0
+
+    def checkpoint(self, epoch: int, state):
+        """After ``epoch`` epochs: write the resume state (``state()``: the loop's own parts) when
+        ``checkpoint_seconds`` have passed since the last write and epochs remain."""
+        now = time.perf_counter()
+        if now - self.last > self.every and epoch < self.total:
+            self.guard.raise_if_diverged(epoch)        # never keep a diverged state
+            save_torch({"key": self.key, **state(), "guard": self.guard.state_dict(), "epoch": epoch,
+                        "seconds": self.seconds()}, self.resume)
+            self.last = now
+
+    def finish(self) -> float:
+        """Close the progress bar, wait for the device, and return the training seconds."""
+        self.bar.close()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self.seconds()
+
+    def done(self):
+        """The outputs are written: the resume state is no longer needed."""
+        self.resume.unlink(missing_ok=True)
 
 
 

@@ -25,7 +25,7 @@ rule train_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/vib_vim/train/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim train-group --data {input.data:q} --out-dir {output:q} --resume {params.resume:q} "
+        "python -m infomax vib_vim train --data {input.data:q} --out-dir {output:q} --resume {params.resume:q} "
         "--settings {params.settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
@@ -51,7 +51,7 @@ rule evaluate_vib_vim:
     benchmark:
         f"{OUT}/benchmarks/vib_vim/evaluate/{{group}}.tsv"
     shell:
-        "python -m infomax vib_vim evaluate-group --data {input.data:q} --models-dir {input.models:q} --runs {params.runs} "
+        "python -m infomax vib_vim evaluate --data {input.data:q} --models-dir {input.models:q} --runs {params.runs} "
         "--out-dir {output:q} {params.k2} --settings {params.settings:q} --device {params.device} --threads {threads} "
         "> {log:q} 2>&1"
 

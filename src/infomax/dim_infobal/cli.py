@@ -1,9 +1,7 @@
 """`infomax dim_infobal <step>`: study B's steps (train, evaluate, collect, figures), called by the
 rules in workflow/rules/dim_infobal.smk."""
 
-from pathlib import Path
-
-from ..cli import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
+from ..steps import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
@@ -67,7 +65,7 @@ def register(sub):
     add_job_args(steps.add_parser("train", help="pre-train one study-B model (DIM, InfoBal, random)"), train,
                  training=True)
     sp = add_job_args(steps.add_parser("evaluate", help="probe study-B models (one process; <out-dir>/<model>.json each)"),
-                      evaluate, training=None, out="--out-dir")
+                      evaluate, training=False, out="--out-dir")
     sp.add_argument("--models", nargs="+", required=True, help="trained study-B checkpoints (<run>.pt)")
     add_collect(steps, collect, "curves.csv, probes.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-B figures (PNG + PDF)")

@@ -21,7 +21,7 @@ def estimator_fn(name: str):
     """The estimator ``name`` on critic scores taken to float32 (under bfloat16 autocast the critics'
     matmuls give bfloat16 scores; the estimators' log-sum-exps and means run in float32)."""
     try:
-        fn = MI_ESTIMATORS[name]
+        fn = MI_ESTIMATORS[name].estimate
     except KeyError:
         raise ValueError(f"unknown MI estimator {name!r}: expected one of {', '.join(MI_ESTIMATORS)}") from None
     return lambda scores: fn(scores.float())

@@ -5,6 +5,7 @@ report call each method, keyed on its config ``kind`` (never on its name).
 
 from pathlib import Path
 
+from ..estimators import MI_ESTIMATORS
 from ..tables import num, read_evals, read_table, write_tables
 from .runs import RANDOM
 
@@ -30,8 +31,8 @@ FAMILY_PALETTES = {
     "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
     "other": ["#31a354", "#756bb1", "#8c6d31", "#636363"],               # a kind added later
 }
-ESTIMATORS = ("jsd", "dv", "nce")  # plotting order
-ESTIMATOR_LABELS = {"jsd": "JSD", "dv": "DV", "nce": "infoNCE"}
+ESTIMATORS = tuple(MI_ESTIMATORS)  # plotting order
+ESTIMATOR_LABELS = {name: e.label for name, e in MI_ESTIMATORS.items()}
 LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
 LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
 LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}

@@ -5,18 +5,16 @@ per step, resume states: ``infomax.loop``).  ``step`` is shared with ``infomax b
 """
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data import load_prepared, stratified_part
 from ..estimators import MI_ESTIMATORS
-from ..files import remove_orphans, save_torch
-from ..loop import (PRECISIONS, DivergenceGuard, Speed, apply_speed, autocast, finish, load_checkpoint, load_resume, maybe_compile,
-                    mi_bounds, resolve_device, restore_rng, resume_key, resume_path, rng_state)
+from ..files import save_torch
+from ..loop import (PRECISIONS, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint, maybe_compile,
+                    resolve_device, restore_rng, resume_key, resume_path, rng_state)
 from ..probes import probe_accuracy, train_probe
 from .evaluate import encoder_features
 from .model import DIMNet, InfoBalNet
@@ -182,9 +180,25 @@ def step(net, opt, opt_adv, cfg: TrainConfig, x, lam: float, gen=None, forward=f
     return torch.stack([loss.detach(), adv.detach(), mi.detach(), infomin.detach()])
 
 
+# Divergence of an InfoMax estimate.  The least value: the floor of the quantity its estimator
+# targets (``MI_ESTIMATORS[..].floor``; the critic maximises the estimate, so a working run never
+# lands far below it).  The most: the MI of an image X drawn from n training images and any Y is at
+# most H(X) = log n (JSD's form is <= 0 and infoNCE's <= log N by construction; DV is unbounded above).
+# MI_MARGIN: nats beyond those bounds before a run counts as diverged.  An untrained critic's scores
+# are large (dot products of wide features), so a healthy estimate starts far below the floor: on
+# quick, DV training estimates of -62 nats at step 2 and validation estimates down to -32 nats (JSD
+# -25) are normal.  A diverged run leaves by orders of magnitude (lr 10: -1e11 to -4.5e24 nats).
+MI_MARGIN = 1000.0
+
+
+def mi_bounds(estimator: str, n_train: int) -> tuple[float, float]:
+    """(lowest, highest) InfoMax estimate in nats a run of ``estimator`` can reach before it counts as diverged."""
+    return MI_ESTIMATORS[estimator].floor - MI_MARGIN, math.log(max(n_train, 2)) + MI_MARGIN
+
+
 def guard_step(guard: DivergenceGuard, terms: torch.Tensor, bounds: tuple[float, float]):
     """Per-step checks of study B on the device: finite terms, and an InfoMax estimate inside what
-    the estimator can reach (``infomax.loop.mi_bounds``)."""
+    the estimator can reach (``mi_bounds``)."""
     guard.check_finite("finite", terms, "a loss or estimate is not finite")
     lo, hi = bounds
     mi = terms[2]
@@ -229,7 +243,6 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     net, opt, opt_adv = build(cfg, data.image_shape[0], device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     probe_idx = torch.randperm(n, device=device, generator=gen)[:min(cfg.curve_probe_images, n)]
-    history, curves, start_epoch, seconds_before = [], [], 0, 0.0
     epochs = 0 if cfg.kind == "random" else cfg.epochs
 
     def lam_at(epoch_float):
@@ -239,65 +252,55 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
             return cfg.lam
         return cfg.lam * min(1.0, epoch_float / cfg.lam_warmup_epochs)
 
-    resume = resume_path(out_path)
-    remove_orphans(resume)                          # temps of a killed earlier attempt
     key = resume_key(cfg, data_path, MODEL_FORMAT)
-    guard = DivergenceGuard(out_path.name, device)
+    session = Session(resume_path(out_path), key, out_path.name, device, cfg.checkpoint_seconds, resumable=epochs > 0)
     bounds = mi_bounds(cfg.estimator, n) if epochs else (-math.inf, math.inf)
-    state = load_resume(resume, key, device) if epochs else None
-    if state is not None:
+    history, curves = [], []
+    if (state := session.state) is not None:
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         if opt_adv is not None:
             opt_adv.load_state_dict(state["opt_adv"])
         restore_rng(state, gen, device)
         history, curves = state["history"], state["curves"]
-        start_epoch, seconds_before = state["epoch"], state["seconds"]
-        print(f"resuming {out_path.name} from epoch {start_epoch} ({resume})", flush=True)
 
-    def save_resume(epoch, seconds):
-        guard.raise_if_diverged(epoch)              # never keep a diverged state
-        save_torch({"key": key, "model": net.state_dict(), "opt": opt.state_dict(),
-                    "opt_adv": opt_adv.state_dict() if opt_adv is not None else None, **rng_state(gen, device),
-                    "history": history, "curves": curves, "epoch": epoch, "seconds": seconds}, resume)
+    def resume_state():
+        return {"model": net.state_dict(), "opt": opt.state_dict(),
+                "opt_adv": opt_adv.state_dict() if opt_adv is not None else None, **rng_state(gen, device),
+                "history": history, "curves": curves}
 
-    if start_epoch == 0:
+    if session.start_epoch == 0:
         curves.append({"epoch": 0, **curve_point(net, cfg, data, probe_idx, lam_at(0.0))})
     net.train()
-    t0 = last_ckpt = time.perf_counter()
     sums = torch.zeros(4, device=device)            # encoder loss, adversary loss, InfoMax, InfoMin
     summed = 0
-    bar = tqdm(range(start_epoch, epochs), desc=out_path.stem, disable=not progress or epochs == 0,
-               mininterval=2.0, initial=start_epoch, total=epochs)
+    bar = session.epochs(epochs, out_path.stem, progress)
     for epoch in bar:
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             x = x_all[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
             terms = step(net, opt, opt_adv, cfg, x, lam_at(epoch + i / steps_per_epoch), gen, fwd)
-            guard_step(guard, terms, bounds)
+            guard_step(session.guard, terms, bounds)
             sums += terms
         summed += steps_per_epoch
         if (epoch + 1) % cfg.curve_every == 0 or epoch + 1 == epochs:
             total, adv_m, mi_m, min_m = (sums / summed).tolist()           # the one host sync
             sums.zero_()
             summed = 0
-            guard.raise_if_diverged(epoch + 1)
+            session.guard.raise_if_diverged(epoch + 1)
             history.append({"epoch": epoch + 1, "loss": total, "adversary_loss": adv_m,
                             "train_mi": mi_m, "train_infomin": min_m})
             point = {"epoch": epoch + 1, **curve_point(net, cfg, data, probe_idx, lam_at(epoch + 1.0))}
-            guard_curve(guard, epoch + 1, point, bounds)
+            guard_curve(session.guard, epoch + 1, point, bounds)
             curves.append(point)
             bar.set_postfix(loss=f"{total:.3f}", mi=f"{point['mi_estimate']:.3f}", probe=f"{point['probe_acc']:.3f}")
-        now = time.perf_counter()
-        if now - last_ckpt > cfg.checkpoint_seconds and epoch + 1 < epochs:
-            save_resume(epoch + 1, seconds_before + now - t0)
-            last_ckpt = now
-    train_seconds = finish(bar, device, seconds_before, t0)
+        session.checkpoint(epoch + 1, resume_state)
+    train_seconds = session.finish()
     summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "in_channels": data.image_shape[0],
                "train_seconds": train_seconds, "history": history, "curves": curves, "data": str(data_path),
                "device": str(device), "torch": torch.__version__, "speed": used}
     save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, out_path)
-    resume.unlink(missing_ok=True)
+    session.done()
     return summary
 
 

@@ -4,35 +4,24 @@ rules in workflow/rules/vib_vim.smk."""
 import json
 from pathlib import Path
 
-from ..cli import (add_collect, add_job_args, evaluate_each, evaluation_inputs, require_finite, settings_of, speed_of,
-                   threads)
+from ..steps import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
 
 
 def train(a):
-    from .train import TrainConfig, train
-
-    threads(a.threads)
-    cfg = TrainConfig(**settings_of(a.settings, TrainConfig, "vib_vim train settings"))
-    summary = train(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=speed_of(a))
-    print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}")
-
-
-def train_group(a):
-    """Train a group of models as one stacked model (``stack.train_group``); model m goes to
-    <out-dir>/<run name>.pt, the solo checkpoint format."""
+    """Train a group of models as one stacked model (``train.train``; one model is a group of one);
+    model m goes to <out-dir>/<run name>.pt."""
     from .runs import run_name
-    from .stack import train_group
-    from .train import TrainConfig
+    from .train import TrainConfig, train
 
     threads(a.threads)
     items = json.loads(a.settings)
     if not isinstance(items, list) or not items:
         raise SystemExit(f"--settings: expected a JSON list of training settings, one per model; got {a.settings[:80]!r}")
-    cfgs = [TrainConfig(**settings_of(json.dumps(d), TrainConfig, "vib_vim train-group settings")) for d in items]
+    cfgs = [TrainConfig(**settings_of(json.dumps(d), TrainConfig, "vib_vim train settings")) for d in items]
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{run_name(c.objective, c.beta, c.seed)}.pt" for c in cfgs]
-    summaries = train_group(cfgs, a.data, paths, a.resume, device=a.device, progress=not a.no_progress,
+    summaries = train(cfgs, a.data, paths, a.resume, device=a.device, progress=not a.no_progress,
                             speed=speed_of(a))
     g = summaries[0]["group"]
     print(f"wrote {len(paths)} models to {out_dir} in {g['seconds']:.1f} s on {summaries[0]['device']}")
@@ -69,16 +58,8 @@ def _evaluate_model(model, info, model_path, data, cfg, device, out, embedding=N
 
 
 def evaluate(a):
-    from .evaluate import EvalConfig
-    from .train import load_model
-
-    cfg, device, model, info, data = evaluation_inputs(a, EvalConfig, load_model)
-    _evaluate_model(model, info, a.model, data, cfg, device, a.out, a.embedding, a.no_robustness)
-
-
-def evaluate_group(a):
-    """Evaluate every model of a group in one process (the data loaded once); each model's numbers
-    are those of its own `evaluate` step (the seed of its evaluation is the seed it trained with)."""
+    """Evaluate models in one process (the data loaded once; the rules pass one group's models):
+    each gets <out-dir>/<run>.json, evaluated with the seed it trained with."""
     from .evaluate import EvalConfig
     from .train import load_model
 
@@ -108,16 +89,12 @@ def register(sub):
     """Add `vib_vim` and its steps to the `infomax` parser."""
     study = sub.add_parser("vib_vim", help="study A: VIM vs VIB (train, evaluate, collect, figures)")
     steps = study.add_subparsers(dest="step", required=True)
-    sp = add_job_args(steps.add_parser("train", help="train one study-A model"), train, training=True)
-    sp = add_job_args(steps.add_parser("evaluate", help="evaluate one study-A model"), evaluate, training=False)
-    sp.add_argument("--embedding", help="also write the 2-D embedding (.npz) of a K=2 model")
-    sp.add_argument("--no-robustness", action="store_true")
-    sp = add_job_args(steps.add_parser("train-group", help="train a group of study-A models as one stacked model"),
-                      train_group, training=True, out="--out-dir")
+    sp = add_job_args(steps.add_parser("train", help="train study-A models as one stacked model (a group; one "
+                                      "model is a group of one)"), train, training=True, out="--out-dir")
     sp.add_argument("--resume", required=True, help="the group's resume state (written every checkpoint_seconds)")
-    sp = add_job_args(steps.add_parser("evaluate-group", help="evaluate a group's study-A models in one process"),
-                      evaluate_group, training=None, out="--out-dir")
-    sp.add_argument("--models-dir", required=True, help="the group's trained models (<run>.pt)")
+    sp = add_job_args(steps.add_parser("evaluate", help="evaluate study-A models in one process (<out-dir>/<run>.json each)"),
+                      evaluate, training=False, out="--out-dir")
+    sp.add_argument("--models-dir", required=True, help="the trained models (<run>.pt)")
     sp.add_argument("--runs", nargs="+", required=True, help="the run names to evaluate")
     sp.add_argument("--embeddings", action="store_true", help="also write <run>.npz, the 2-D embedding (K=2 models)")
     sp.add_argument("--no-robustness", action="store_true")

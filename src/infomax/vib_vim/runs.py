@@ -41,7 +41,7 @@ def eval_settings(exp: dict, seed: int) -> dict:
 
 def groups(exp: dict) -> dict[str, list[tuple[str, float, int, int]]]:
     """The training groups: {name: [(objective, beta, seed, K), ...]}.  A group holds models of one
-    objective and K (they train as one stacked model, ``vib_vim.stack``): each objective's runs in
+    objective and K (they train as one stacked model, ``vib_vim.train``): each objective's runs in
     (seed, beta) order, cut into chunks of ``vib_vim.group_size``.  Names: ``<objective>_g<i>``
     for the main K, ``k2_<objective>_g<i>`` for the K=2 embedding models."""
     vv = exp["vib_vim"]

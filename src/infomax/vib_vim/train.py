@@ -1,29 +1,43 @@
-"""Study A's training loop (VIB / VIM / deterministic on Alemi et al.'s MLP).
+"""Study A's trainer: a group of models (VIB / VIM / deterministic on Alemi et al.'s MLP) trained
+as one stacked model; a single model is a group of one.
 
-Speed by design: the whole train split lives on the device as uint8, a batch is an index slice,
-normalisation happens on the device, and the loop never waits for the device (losses are summed
-on the device and read once per logged epoch).  Resume: see ``infomax.loop``.
+Every weight has a leading model dimension (M models, ``model.StackedMLP``), the layers are batched
+matmuls, and one fused Adam and one EMA update all of them at once.  A group holds models of one
+objective and K that differ in beta and seed only, and each model is the model a plain one-model
+loop over ``model.StochasticMLP`` and ``objectives.vib_vim_loss`` gives (tests/vib_vim/test_train.py):
 
-One training step is a function (``step``) that the loop and ``infomax bench`` both call, so the
-benchmark times the step the pipeline runs, not a copy.
+- the same initial weights: model m is built as a one-model job builds it (seeded with its seed);
+- the same data order: one generator per distinct seed, seeded with it;
+- the same noise: one generator per model, started from the global RNG state a one-model job has
+  after building its model, drawing the same shapes in the same order;
+- the same updates: Adam and the EMA are elementwise, and each model's loss is its own term of the
+  summed loss, so gradients never mix.
+
+Only float rounding differs (a batched matmul may sum in another order).  Each model gets its own
+checkpoint, a StochasticMLP state_dict.  Why groups: a process spends ~3 s importing torch before
+its first step, and on a GPU one small MLP per process leaves the device idle.
+
+Speed by design: the train split lives on the device as uint8, a batch is an index slice,
+normalisation happens on the device, and the loop never waits for the device (losses are summed on
+the device and read once per logged epoch).  Resume, divergence guard, timer: ``infomax.loop.Session``.
+``step`` is shared with ``infomax bench``, so the benchmark times the step the pipeline runs.
 """
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data import flatten, load_prepared, to_signed
-from ..files import remove_orphans, save_torch
-from ..loop import (EMA, PRECISIONS, DivergenceGuard, Speed, apply_speed, autocast, finish, load_checkpoint,
-                    load_resume, maybe_compile, resolve_device, restore_rng, resume_key, resume_path, rng_state)
-from .model import StochasticMLP
-from .objectives import OBJECTIVES, vib_vim_loss
+from ..files import save_torch
+from ..loop import (EMA, PRECISIONS, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint,
+                    maybe_compile, resolve_device, resume_config, resume_key)
+from .model import StackedMLP, StochasticMLP
+from .objectives import OBJECTIVES, objective_loss
 
 MODEL_FORMAT = "infomax-vib_vim-model-v1"
+GROUP_FORMAT = "infomax-vib_vim-group-resume-v1"
 
 
 @dataclass
@@ -59,37 +73,75 @@ class TrainConfig:
         self.mmd_scales = tuple(self.mmd_scales)
 
 
-def build(cfg: TrainConfig, in_dim: int, device) -> tuple[StochasticMLP, torch.optim.Adam, EMA]:
-    """The model, optimiser and weight average of a study-A job, initialised from ``cfg.seed``."""
-    torch.manual_seed(cfg.seed)
-    model = StochasticMLP(in_dim=in_dim, K=cfg.K, classes=10).to(device)
-    params = list(model.parameters())
+def _check_group(cfgs: list[TrainConfig]):
+    if not cfgs:
+        raise ValueError("a training group needs at least one model")
+    ref = replace(cfgs[0], beta=0.0, seed=0)
+    for c in cfgs[1:]:
+        if replace(c, beta=0.0, seed=0) != ref:
+            diff = sorted(k for k, v in asdict(c).items() if k not in ("beta", "seed") and asdict(cfgs[0])[k] != v)
+            raise ValueError(f"models of one training group may differ in beta and seed only; "
+                             f"{c.objective} beta={c.beta} seed={c.seed} differs in {', '.join(diff)}")
+    keys = [(c.beta, c.seed) for c in cfgs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"a training group lists a model twice: {keys}")
+
+
+def build(cfgs: list[TrainConfig], in_dim: int, device):
+    """The stacked model, its optimiser and EMA, and each model's noise generator, every model
+    initialised as a one-model job initialises it: ``torch.manual_seed(seed)``, then its StochasticMLP."""
+    _check_group(cfgs)
+    models, noise = [], []
+    for c in cfgs:
+        torch.manual_seed(c.seed)
+        models.append(StochasticMLP(in_dim=in_dim, K=c.K, classes=10))
+        g = torch.Generator(device=device)
+        # A one-model job draws its noise from the global RNG after building its model (CPU), or
+        # from the CUDA generator that manual_seed seeded (CUDA; building ran on the CPU).
+        g.set_state(torch.get_rng_state()) if device.type == "cpu" else g.manual_seed(c.seed)
+        noise.append(g)
+    stack = StackedMLP.from_models(models).to(device)
+    params = list(stack.parameters())
+    c = cfgs[0]
     # fused Adam: one kernel for all parameters instead of several per tensor (4x faster on CPU)
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.adam_betas, fused=device.type in ("cpu", "cuda"))
-    return model, opt, EMA(params, cfg.ema_decay)
+    opt = torch.optim.Adam(params, lr=c.lr, betas=c.adam_betas, fused=device.type in ("cpu", "cuda"))
+    return stack, opt, EMA(params, c.ema_decay), noise
 
 
-def forward(model, cfg: TrainConfig, x, y):
-    """Loss terms (total, ce, regulariser) and the training accuracy of one batch: uint8 images
-    x (B, C, H, W), scaled to [-1, 1] on the device; labels y (B,)."""
-    return vib_vim_loss(model, to_signed(flatten(x)), y, cfg.objective, cfg.beta, cfg.mmd_kernel, cfg.mmd_scales,
-                        with_accuracy=True)
+def loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, noise):
+    """Per-model (total, ce, regulariser, training accuracy), each (M,), for one batch.  x: uint8
+    images (B, ...) shared by every model or (M, B, ...) per model; y: (B,) or (M, B); ``noise``:
+    the models' generators."""
+    M = stack.M
+    xs = to_signed(flatten(x) if x.dim() in (2, 4) else x.flatten(2))
+    mu, sigma = stack.encode(xs)
+    B = mu.shape[1]
+    yy = y.expand(M, B) if y.dim() == 1 else y
+
+    def draw(shape):
+        return lambda: torch.stack([torch.randn(shape, device=mu.device, generator=g).view(B, stack.K) for g in noise])
+
+    total, ce, reg, logits = objective_loss(cfg0.objective, stack.decode, mu, sigma, yy, betas,
+                                            noise=draw((1, B, stack.K)), prior=draw((B, stack.K)),
+                                            kernel=cfg0.mmd_kernel, scales=cfg0.mmd_scales)
+    acc = (logits.detach().argmax(-1) == yy).float().mean(1)
+    return total, ce, reg, acc
 
 
-def step(model, opt, ema, cfg: TrainConfig, x, y, forward=forward) -> torch.Tensor:
-    """One training step on the batch (x, y); returns (total, ce, regulariser, accuracy) stacked and
-    detached, on the device (no host sync).  ``forward`` is this module's forward, or its torch.compile'd self;
-    it runs in the config's precision (the backward follows the forward's dtypes)."""
-    with autocast(x.device, cfg.precision):
-        loss, ce, reg, acc = forward(model, cfg, x, y)
+def step(stack, opt, ema, cfg0, betas, x, y, noise, loss=loss) -> torch.Tensor:
+    """One step of every model; returns (4, M): total, ce, regulariser, accuracy, detached (no
+    host sync).  The forward runs in the group's precision (the backward follows its dtypes);
+    ``loss``: this module's, or its torch.compile'd self."""
+    with autocast(x.device, cfg0.precision):
+        total, ce, reg, acc = loss(stack, cfg0, betas, x, y, noise)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total.sum().backward()               # model m's weights only see model m's term
     opt.step()
     ema.update()
-    return torch.stack([loss.detach(), ce.detach(), reg.detach(), acc])
+    return torch.stack([total.detach(), ce.detach(), reg.detach(), acc])
 
 
-# --- divergence (infomax.loop.DivergenceGuard); the stacked trainer can call the same two functions
+# --- divergence (infomax.loop.DivergenceGuard)
 # A loss this many times its first step's (plus LOSS_SLACK) has diverged.  Healthy runs spike early:
 # quick's K=2 VIB at beta=1 (lr 3e-3) went from ~11 to 1321 at step 2 and trained fine, so 100x
 # stopped the default run; lr 10 blow-ups reach 1e13 to 1e23 within two steps.
@@ -99,105 +151,120 @@ CHANCE_CE = 1.5         # chance-level accuracy counts as diverged when the CE i
 
 
 def guard_step(guard: DivergenceGuard, terms: torch.Tensor):
-    """Per-step checks of study A on the device: finite terms, and a loss far beyond its initial scale."""
+    """Per-step checks of every model on the device: finite terms, and no model's loss far beyond
+    its own first step's."""
     guard.set_reference("loss", terms[0].abs())
-    guard.check_finite("finite", terms[:3], "the loss is not finite")
-    limit = LOSS_SCALE * guard.reference["loss"] + LOSS_SLACK
-    guard.check("scale", terms[0], terms[0].abs() > limit,
-                f"the loss went beyond its initial scale (over {LOSS_SCALE:g} x the first step's + {LOSS_SLACK:g})")
+    guard.check_finite("finite", terms[:3], "a model's loss is not finite")
+    over = terms[0].abs() - (LOSS_SCALE * guard.reference["loss"] + LOSS_SLACK)
+    guard.check("scale", terms[0].max(), (over > 0).any(),
+                f"a model's loss went beyond its initial scale (over {LOSS_SCALE:g} x its first step's + {LOSS_SLACK:g})")
     guard.tick()
 
 
-def guard_log(guard: DivergenceGuard, epoch: int, ce: float, acc: float, classes: int = 10, first: bool = False):
-    """Checks at a logging point, on the values read there: the device flags, then chance-level
-    training accuracy with a cross-entropy worse than a uniform guess's.  (A collapsed but healthy
-    model, e.g. VIB at a large beta, sits at chance with CE ~ log C: that is a result, not divergence.)
-    The chance check starts at the second logging point (``first``: this is the first): the first
-    epoch's means include the early spikes of healthy runs (see LOSS_SCALE)."""
+def guard_log(guard: DivergenceGuard, epoch: int, names, means, first: bool, classes: int = 10):
+    """Checks at a logging point, on the values read there (``means``: per model (total, ce,
+    regulariser, accuracy)): the device flags, then chance-level training accuracy with a
+    cross-entropy worse than a uniform guess's.  (A collapsed but healthy model, e.g. VIB at a
+    large beta, sits at chance with CE ~ log C: that is a result, not divergence.)  The chance
+    check starts at the second logging point (``first``: this is the first): the first epoch's
+    means include the early spikes of healthy runs (see LOSS_SCALE)."""
     guard.raise_if_diverged(epoch)
-    if not first and acc <= 1.0 / classes + 0.02 and ce > CHANCE_CE * math.log(classes):
-        guard.fail(epoch, f"training accuracy {acc:.3f} is at chance level (1/{classes}) with cross-entropy "
-                          f"{ce:.4g}, worse than a uniform guess's {math.log(classes):.3f}")
+    if first:
+        return
+    for name, (_, ce, _, acc) in zip(names, means):
+        if acc <= 1.0 / classes + 0.02 and ce > CHANCE_CE * math.log(classes):
+            guard.fail(epoch, f"model {name}: training accuracy {acc:.3f} is at chance level (1/{classes}) with "
+                              f"cross-entropy {ce:.4g}, worse than a uniform guess's {math.log(classes):.3f}")
 
 
-def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
-          speed: Speed | None = None) -> dict:
-    """Train one study-A model and write its checkpoint (EMA weights) to ``out_path``.
-
-    Returns the summary stored in the checkpoint (config, train_seconds, loss history, speed switches).
-    """
-    out_path = Path(out_path)
+def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="auto", progress=True,
+          speed: Speed | None = None) -> list[dict]:
+    """Train the models ``cfgs`` as one stacked model; write model m's checkpoint (EMA weights, a
+    StochasticMLP state_dict) to ``out_paths[m]``.  The group's resume state is ``resume_file``.
+    Returns each model's summary as stored in its checkpoint."""
+    out_paths = [Path(p) for p in out_paths]
+    if len(out_paths) != len(cfgs):
+        raise ValueError(f"{len(cfgs)} models but {len(out_paths)} output paths")
     device = resolve_device(device) if isinstance(device, str) else device
     data = load_prepared(data_path, device)
     x_all, y_all = data.splits["train"]
     n = x_all.shape[0]
-    steps_per_epoch = n // cfg.batch_size           # the last partial batch is dropped: fixed shapes
+    c0 = cfgs[0] if cfgs else None
+    _check_group(cfgs)
+    steps_per_epoch = n // c0.batch_size            # the last partial batch is dropped: fixed shapes
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size {cfg.batch_size} is larger than the train split ({n} images) of {data_path}")
-
+        raise ValueError(f"batch_size {c0.batch_size} is larger than the train split ({n} images) of {data_path}")
     used = apply_speed(speed, device)
-    fwd = maybe_compile(forward, used)
-    model, opt, ema = build(cfg, x_all[0].numel(), device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    history, start_epoch, seconds_before = [], 0, 0.0
+    fwd = maybe_compile(loss, used)
+    stack, opt, ema, noise = build(cfgs, x_all[0].numel(), device)
+    M = len(cfgs)
+    betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
+    seeds = sorted({c.seed for c in cfgs})
+    order = {s: torch.Generator(device=device).manual_seed(s) for s in seeds}     # data order per seed
+    which = torch.tensor([seeds.index(c.seed) for c in cfgs], device=device)
 
-    resume = resume_path(out_path)
-    remove_orphans(resume)                          # temps of a killed earlier attempt
-    key = resume_key(cfg, data_path, MODEL_FORMAT)
-    guard = DivergenceGuard(out_path.name, device)
-    state = load_resume(resume, key, device)
-    if state is not None:
-        model.load_state_dict(state["model"])
+    key = resume_key([resume_config(c) for c in cfgs], data_path, GROUP_FORMAT)   # the data hashed once
+    resume_file = Path(resume_file)
+    session = Session(resume_file, key, resume_file.stem, device, c0.checkpoint_seconds)
+    histories = [[] for _ in cfgs]
+    if (state := session.state) is not None:
+        stack.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
-        guard.load_state_dict(state["guard"])
-        restore_rng(state, gen, device)
-        history, start_epoch, seconds_before = state["history"], state["epoch"], state["seconds"]
-        print(f"resuming {out_path.name} from epoch {start_epoch} ({resume})", flush=True)
+        for g, s in zip(noise, state["noise"]):
+            g.set_state(s.cpu() if device.type == "cpu" else s)
+        for s, st in zip(seeds, state["order"]):
+            order[s].set_state(st.cpu() if device.type == "cpu" else st)
+        histories = state["histories"]
 
-    def save_resume(epoch, seconds):
-        guard.raise_if_diverged(epoch)              # never keep a diverged state
-        save_torch({"key": key, "model": model.state_dict(), "opt": opt.state_dict(),
-                    "ema": ema.state_dict(), "guard": guard.state_dict(), **rng_state(gen, device),
-                    "history": history, "epoch": epoch, "seconds": seconds}, resume)
+    def resume_state():
+        return {"model": stack.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
+                "noise": [g.get_state() for g in noise], "order": [order[s].get_state() for s in seeds],
+                "histories": histories}
 
-    model.train()
-    t0 = last_ckpt = time.perf_counter()
-    sums = torch.zeros(4, device=device)            # total, ce, regulariser, accuracy: summed on the device
+    stack.train()
+    sums = torch.zeros(4, M, device=device)        # total, ce, regulariser, accuracy: summed on the device
     summed = 0                                      # steps in `sums` (a host-side count: no sync)
-    bar = tqdm(range(start_epoch, cfg.epochs), desc=out_path.stem, disable=not progress,
-               mininterval=2.0, initial=start_epoch, total=cfg.epochs)
+    bar = session.epochs(c0.epochs, resume_file.stem, progress)
     for epoch in bar:
-        lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_epochs)     # staircase decay
+        lr = c0.lr * c0.lr_decay ** (epoch // c0.lr_decay_epochs)                     # staircase decay
         for g in opt.param_groups:
             g["lr"] = lr
-        perm = torch.randperm(n, device=device, generator=gen)
+        perms = torch.stack([torch.randperm(n, device=device, generator=order[s]) for s in seeds])
         for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            terms = step(model, opt, ema, cfg, x_all[idx], y_all[idx], fwd)
-            guard_step(guard, terms)
+            idx = perms[:, i * c0.batch_size:(i + 1) * c0.batch_size]                  # (seeds, B)
+            if len(seeds) == 1:
+                x, y = x_all[idx[0]], y_all[idx[0]]                                    # shared batch
+            else:
+                sel = idx[which]                                                       # (M, B)
+                x, y = x_all[sel], y_all[sel]
+            terms = step(stack, opt, ema, c0, betas, x, y, noise, fwd)
+            guard_step(session.guard, terms)
             sums += terms
         summed += steps_per_epoch
-        if (epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs:
-            total, ce_m, reg_m, acc_m = (sums / summed).tolist()          # the one host sync
+        if (epoch + 1) % c0.log_every == 0 or epoch + 1 == c0.epochs:
+            means = (sums / summed).T.tolist()                                         # the one host sync
             sums.zero_()
             summed = 0
-            guard_log(guard, epoch + 1, ce_m, acc_m, first=not history)
-            history.append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
-            bar.set_postfix(loss=f"{total:.4f}", ce=f"{ce_m:.4f}", reg=f"{reg_m:.4g}")
-        now = time.perf_counter()
-        if now - last_ckpt > cfg.checkpoint_seconds and epoch + 1 < cfg.epochs:
-            save_resume(epoch + 1, seconds_before + now - t0)
-            last_ckpt = now
-    train_seconds = finish(bar, device, seconds_before, t0)
+            guard_log(session.guard, epoch + 1, [p.name for p in out_paths], means, first=not histories[0])
+            for m, (total, ce_m, reg_m, _) in enumerate(means):
+                histories[m].append({"epoch": epoch + 1, "lr": lr, "loss": total, "ce": ce_m, "reg": reg_m})
+            bar.set_postfix(loss=f"{sum(t[0] for t in means) / M:.4f}")
+        session.checkpoint(epoch + 1, resume_state)
+    seconds = session.finish()
 
-    ema_state = dict(zip([k for k, _ in model.named_parameters()], ema.averaged()))
-    summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "train_seconds": train_seconds,
-               "history": history, "data": str(data_path), "device": str(device),
-               "torch": torch.__version__, "speed": used}
-    save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in ema_state.items()}}, out_path)
-    resume.unlink(missing_ok=True)
-    return summary
+    averaged = ema.averaged()
+    summaries = []
+    for m, (c, path) in enumerate(zip(cfgs, out_paths)):
+        # train_seconds: the group's training time shared equally among its models
+        summary = {"format": MODEL_FORMAT, "config": asdict(c), "train_seconds": seconds / M,
+                   "history": histories[m], "data": str(data_path), "device": str(device),
+                   "torch": torch.__version__, "speed": used, "group": {"size": M, "seconds": seconds}}
+        state_dict = {k: v.cpu() for k, v in stack.solo_state(m, averaged).items()}
+        save_torch({**summary, "state_dict": state_dict}, path)
+        summaries.append(summary)
+    session.done()
+    return summaries
 
 
 def load_model(path, device="cpu") -> tuple[StochasticMLP, dict]:
