@@ -3,7 +3,8 @@ the dataclasses have no defaults, so a test states only what it changes."""
 
 from pathlib import Path
 
-from infomax.config import experiment, load
+from infomax.config import experiment
+from infomax.studies import load
 from infomax.dim_infobal import runs as runs_b
 from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
 from infomax.dim_infobal.train import TrainConfig as TrainConfigB
@@ -39,7 +40,7 @@ def eval_b(**kw) -> EvalConfigB:
 
 
 def report_config(**kw) -> ReportConfig:
-    return ReportConfig(**{**CONFIG["report"], **kw})
+    return ReportConfig.of({**CONFIG["report"], **kw})
 
 
 def train_one(cfg: TrainConfigA, data, out, **kw) -> dict:

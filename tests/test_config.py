@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infomax.config import ConfigError, beta_tag, experiment, validate_config
+from infomax.config import ConfigError, beta_tag, experiment
+from infomax.studies import validate_config
 from infomax.dim_infobal import runs as runs_b
 from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
 from infomax.dim_infobal.train import TrainConfig as TrainConfigB

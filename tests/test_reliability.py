@@ -12,7 +12,8 @@ import yaml
 
 from infomax.files import save_torch
 from infomax import loop
-from infomax.config import ConfigError, validate_config
+from infomax.config import ConfigError
+from infomax.studies import validate_config
 from infomax.data import prepare_embedded
 from infomax.dim_infobal import train as TB
 from infomax.tables import read_table

@@ -10,7 +10,7 @@ import yaml
 from infomax import report as R
 from infomax import stats as S
 from infomax.config import experiment as R_experiment
-from infomax.config import report_settings
+from infomax.studies import report_settings
 from infomax.dim_infobal import claims as claims_b
 from infomax.dim_infobal.runs import method_specs
 from infomax.dim_infobal.tables import Methods
@@ -189,17 +189,18 @@ def write_study_b(d: Path, y: dict, curves: dict, layers=("y", "fc", "conv")):
     return {"curves": d / "curves.csv", "probes": d / "probes.csv"}
 
 
-def methods_of(kinds: dict) -> Methods:
-    """Study B's methods: name -> kind, each with its kind's options (paper's kinds block)."""
-    return Methods({m: {"kind": k, **KIND_OPTIONS[k]} for m, k in kinds.items()}, KIND_OPTIONS)
+def methods_of(kinds: dict) -> dict:
+    """Study B's options (``study.options``): methods name -> kind, each with its kind's options
+    (paper's kinds block), and the kinds."""
+    return {"methods": {m: {"kind": k, **KIND_OPTIONS[k]} for m, k in kinds.items()}, "kinds": KIND_OPTIONS}
 
 
 KINDS = {"dim_g": "dim_g", "dim_l": "dim_l", "infobal_m2": "infobal"}
 METHODS = methods_of(KINDS)
 
 
-def b_claims(paths, methods=METHODS):
-    return claims_b.claims(claims_b.read_tables(paths, methods), methods, RC)
+def b_claims(paths, options=METHODS):
+    return claims_b.claims(claims_b.read_tables(paths, options), RC)
 
 
 def rising_flat(seed_shift, drop=0.0):
@@ -322,19 +323,19 @@ def anchor_tables(errs):
 
     m = pd.DataFrame([{"objective": "vib", "beta": 1e-3, "K": 256, "seed": s, "err_12": e} for s, e in enumerate(errs)],
                      columns=["objective", "beta", "K", "seed", "err_12"])
-    return {"vib_vim": {"metrics": m}, "dim_infobal": {"probes": None}}
+    return {"vib_vim": {"metrics": m}, "dim_infobal": {"probes": None, "methods": Methods({}, {})}}
 
 
 def test_anchor_comparable_only_on_the_published_protocol():
     same = {"vib_vim": {"dataset": "mnist", "data": "full", "epochs": 200, "covariance": "diagonal"}}
-    [a] = R.anchors(one_anchor(), same, anchor_tables([0.0112, 0.0115, 0.0118]), METHODS, RC)
+    [a] = R.anchors(one_anchor(), same, anchor_tables([0.0112, 0.0115, 0.0118]), RC)
     assert a["comparable"] and a["ratio"] == pytest.approx(1.15 / 1.13)
     assert R.anchor_check(a, RC)["verdict"] == S.SUPPORTED
-    [far] = R.anchors(one_anchor(), same, anchor_tables([0.020, 0.021, 0.022]), METHODS, RC)      # 1.86x published
+    [far] = R.anchors(one_anchor(), same, anchor_tables([0.020, 0.021, 0.022]), RC)      # 1.86x published
     assert R.anchor_check(far, RC)["verdict"] == S.CONTRADICTED
 
     quick = {"vib_vim": {"dataset": "mnist", "data": "the embedded subset", "epochs": 12, "covariance": "diagonal"}}
-    [q] = R.anchors(one_anchor(), quick, anchor_tables([0.0112, 0.0115]), METHODS, RC)
+    [q] = R.anchors(one_anchor(), quick, anchor_tables([0.0112, 0.0115]), RC)
     assert not q["comparable"] and q["ratio"] == pytest.approx(1.135 / 1.13)    # same data set: ratio shown
     assert q["not_comparable_because"] == ["data the embedded subset (published: full)",
                                            "12 of the published 200 epochs"]
@@ -342,9 +343,9 @@ def test_anchor_comparable_only_on_the_published_protocol():
     assert check["verdict"] == S.INCONCLUSIVE and "12 of the published 200 epochs" in check["reason"]
 
     other_data = {"vib_vim": {**same["vib_vim"], "dataset": "fashion"}}
-    [o] = R.anchors(one_anchor(), other_data, anchor_tables([0.0112, 0.0115]), METHODS, RC)
+    [o] = R.anchors(one_anchor(), other_data, anchor_tables([0.0112, 0.0115]), RC)
     assert math.isnan(o["ratio"]) and not o["comparable"]                  # no ratio across data sets
-    [none] = R.anchors(one_anchor(), same, anchor_tables([]), METHODS, RC)
+    [none] = R.anchors(one_anchor(), same, anchor_tables([]), RC)
     assert none["not_comparable_because"] == ["no matching run in this experiment"]
 
 
@@ -363,8 +364,10 @@ def test_write_report_files(tmp_path):
     (tmp_path / "captions").mkdir()
     (tmp_path / "captions/error_vs_beta.rst").write_text("Test error\nagainst beta.\n")
     config = {**CONFIG, "experiment": "paper"}
-    specs = {m: spec for m, spec in method_specs(PAPER).items() if m in ("dim_g", "dim_l")}
-    settings = {**report_settings(config, specs),
+    full = report_settings(config)
+    specs = {m: spec for m, spec in full["options"]["dim_infobal"]["methods"].items() if m in ("dim_g", "dim_l")}
+    full["options"]["dim_infobal"]["methods"] = specs
+    settings = {**full,
                 "figures": [{"name": "error_vs_beta", "rule": "figures_vib_vim",
                              "path": str(tmp_path / "figures/error_vs_beta.png")}]}
     tables = {"vib_vim": a, "dim_infobal": b}
@@ -414,14 +417,16 @@ def test_write_report_files(tmp_path):
 
 def test_report_settings_state_how_the_experiment_differs():
     config = {**CONFIG, "experiment": "quick"}
-    quick = report_settings(config, method_specs(R_experiment(config, "quick")))
+    quick = report_settings(config)
     assert quick["experiment"] == "quick" and quick["facts"]["vib_vim"]["data"] != "full"
-    assert quick["methods"]["dim_l"]["kind"] == "dim_l" and quick["report"]["min_seeds"] >= 2
-    assert quick["kinds"] == PAPER["dim_infobal"]["kinds"]                  # quick inherits paper's kinds
+    b = quick["options"]["dim_infobal"]
+    assert b["methods"]["dim_l"]["kind"] == "dim_l" and quick["report"]["min_seeds"] >= 2
+    assert b["methods"] == method_specs(R_experiment(config, "quick"))
+    assert b["kinds"] == PAPER["dim_infobal"]["kinds"]                      # quick inherits paper's kinds
     pub = R.load_published(ROOT / "config/published.yaml")
     dev = R.deviations(quick["facts"], pub["protocols"])
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])
-    paper = report_settings({**CONFIG, "experiment": "paper"}, method_specs(PAPER))
+    paper = report_settings({**CONFIG, "experiment": "paper"})
     assert R.deviations(paper["facts"], pub["protocols"])["vib_vim"] == []     # paper is Alemi's protocol
     # what quick evaluates less of than paper is listed too: noise levels, probed layers
     a, b = "; ".join(dev["vib_vim"]), "; ".join(dev["dim_infobal"])
@@ -438,11 +443,15 @@ def test_report_settings_state_how_the_experiment_differs():
 def test_cli_names_a_missing_table(tmp_path, capsys):
     from infomax.cli import main
 
-    settings = json.dumps({"experiment": "quick", "methods": {}, "kinds": KIND_OPTIONS, "facts": {},
+    settings = json.dumps({"experiment": "quick", "options": {"vib_vim": {}, "dim_infobal": METHODS}, "facts": {},
                            "report": CONFIG["report"]})
-    rc = main(["replication", "--settings", settings, "--metrics", str(tmp_path / "metrics.csv"),
-               "--validation", "v", "--robustness", "r", "--dim-infobal-curves", "c", "--dim-infobal-probes", "p",
-               "--dim-infobal-robustness", "r2",
-               "--claims", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "r.md")])
+    tables = [f"vib_vim.metrics={tmp_path / 'metrics.csv'}", "vib_vim.validation=v", "vib_vim.robustness=r",
+              "dim_infobal.curves=c", "dim_infobal.probes=p", "dim_infobal.robustness=r2"]
+    out = ["--claims", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "r.md")]
+    rc = main(["replication", "--settings", settings, "--table", *tables, *out])
     assert rc == 1 and "metrics.csv: file not found" in capsys.readouterr().err
+    # a table left out, or one no study has, is named with the list expected
+    rc = main(["replication", "--settings", settings, "--table", *tables[1:], "vib_vim.metric=m", *out])
+    err = capsys.readouterr().err
+    assert rc == 1 and "unknown vib_vim.metric; missing vib_vim.metrics" in err and "dim_infobal.robustness)" in err
     assert not (tmp_path / "c.json").exists() and not (tmp_path / "r.md").exists()

@@ -30,7 +30,7 @@ def test_summary_reports_each_objective_at_its_validation_best_beta(tmp_path):
     p = make_inputs(tmp_path / "in", seeds=(0, 1, 2))
     b = make_infobal_inputs(tmp_path / "b")
     out, plots = tmp_path / "summary.json", tmp_path / "plots"
-    write_summary(out, plots, a_tables(p), b_tables(b))
+    write_summary(out, plots, {"vib_vim": a_tables(p), "dim_infobal": b_tables(b)})
     s = json.loads(out.read_text())["vib_vim"]
 
     best = best_betas(p["validation"])
@@ -55,7 +55,7 @@ def test_plot_tables_have_the_fields_dvc_yaml_plots(tmp_path):
     p = make_inputs(tmp_path / "in")
     b = make_infobal_inputs(tmp_path / "b")
     plots = tmp_path / "plots"
-    write_summary(tmp_path / "summary.json", plots, a_tables(p), b_tables(b))
+    write_summary(tmp_path / "summary.json", plots, {"vib_vim": a_tables(p), "dim_infobal": b_tables(b)})
 
     for obj, betas in (("vib", VIB_BETAS), ("vim", VIM_BETAS)):
         rows = read_csv(plots / f"vib_vim_error_vs_beta_{obj}.csv")
@@ -74,9 +74,8 @@ def test_plot_tables_have_the_fields_dvc_yaml_plots(tmp_path):
 def test_cli_summarize_names_a_missing_table(tmp_path, capsys):
     p = make_inputs(tmp_path / "in")
     b = make_infobal_inputs(tmp_path / "b")
-    rc = main(["summarize", "--metrics", str(p["metrics"]), "--validation", str(tmp_path / "nope.csv"),
-               "--robustness", str(p["robustness"]), "--dim-infobal-curves", str(b["curves"]),
-               "--dim-infobal-probes", str(b["probes"]), "--dim-infobal-robustness", str(b["robustness"]),
+    rc = main(["summarize", "--table", f"vib_vim.metrics={p['metrics']}", f"vib_vim.validation={tmp_path / 'nope.csv'}",
+               f"vib_vim.robustness={p['robustness']}", *(f"dim_infobal.{t}={b[t]}" for t in ("curves", "probes", "robustness")),
                "--out", str(tmp_path / "s.json"), "--plots-dir", str(tmp_path / "plots")])
     err = capsys.readouterr().err
     assert rc == 1 and "nope.csv: file not found" in err and "val_err_12" in err
@@ -87,7 +86,7 @@ def test_summary_has_study_b_probe_means_per_method(tmp_path):
     p = make_inputs(tmp_path / "in")
     b = make_infobal_inputs(tmp_path / "b", seeds=(0, 1, 2))
     out = tmp_path / "summary.json"
-    write_summary(out, tmp_path / "plots", a_tables(p), b_tables(b))
+    write_summary(out, tmp_path / "plots", {"vib_vim": a_tables(p), "dim_infobal": b_tables(b)})
     s = json.loads(out.read_text())["dim_infobal"]
     assert "infobal" not in json.loads(out.read_text())
     probes = pd.read_csv(b["probes"], keep_default_na=False)

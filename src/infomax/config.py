@@ -14,9 +14,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 BASE = "paper"
-# Inside an experiment, mappings that list what runs (not settings): an override replaces them
-# whole instead of merging into paper's (quick's three methods must not inherit paper's six).
-REPLACED = {("data",), ("dim_infobal", "methods")}
+# Inside an experiment, mappings that list what runs (not settings), by key: an override replaces
+# them whole instead of merging into paper's (quick's three methods must not inherit paper's six).
+REPLACED = {"data", "methods"}
 
 
 class ConfigError(ValueError):
@@ -32,11 +32,11 @@ def _key_path(path) -> str:
 
 def merge(base: dict, override: dict, path=()) -> dict:
     """``override`` deep-merged onto ``base`` (neither is changed): mappings merge key by key,
-    except those in REPLACED; lists and values replace."""
+    except those named in REPLACED; lists and values replace."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         here = (*path, key)
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and here not in REPLACED:
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED:
             out[key] = merge(out[key], value, here)
         else:
             out[key] = copy.deepcopy(value)
@@ -58,7 +58,7 @@ def select(config: dict) -> tuple[str, dict]:
     return name, experiment(config, name)
 
 
-def _schema_problems(validator, instance, prefix) -> list[str]:
+def schema_problems(validator, instance, prefix) -> list[str]:
     problems = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = err.message
@@ -70,9 +70,10 @@ def _schema_problems(validator, instance, prefix) -> list[str]:
     return problems
 
 
-def validate_config(config: dict, schema_path=SCHEMA) -> dict:
+def validate_config(config: dict, schema_path=SCHEMA, studies=()) -> dict:
     """Check ``config``: its top level, then every experiment merged onto paper, against the JSON
-    schema and the cross-key rules; return it unchanged.  When paper itself is incomplete only
+    schema, the cross-key rules of the data and of each of ``studies`` (``<study>.study`` modules;
+    ``infomax.studies.validate_config`` passes them all); return it unchanged.  When paper itself is incomplete only
     paper's problems are listed (every other experiment inherits them).
 
     Raises ConfigError listing every problem as ``key.path: what is wrong``.
@@ -82,7 +83,7 @@ def validate_config(config: dict, schema_path=SCHEMA) -> dict:
     schema = yaml.safe_load(Path(schema_path).read_text())
     top = jsonschema.Draft202012Validator(schema)
     one = jsonschema.Draft202012Validator({"$ref": "#/$defs/experiment", "$defs": schema["$defs"]})
-    problems = _schema_problems(top, config, [])
+    problems = schema_problems(top, config, [])
     if not problems:
         if config["experiment"] not in config["experiments"]:
             problems.append(f"experiment: {config['experiment']!r} is not a defined experiment (expected one of: "
@@ -91,8 +92,8 @@ def validate_config(config: dict, schema_path=SCHEMA) -> dict:
         for name in names:
             prefix = ["experiments", name]
             exp = experiment(config, name)
-            found = _schema_problems(one, exp, prefix)
-            found = found or _cross_checks(exp, ".".join(prefix), schema["$defs"])
+            found = schema_problems(one, exp, prefix)
+            found = found or _cross_checks(exp, ".".join(prefix), schema["$defs"], studies)
             if found and name != BASE:
                 found = [f"{p} (merged onto paper)" for p in found]
             problems += found
@@ -128,8 +129,8 @@ def split_sizes(ds_name: str, ds: dict) -> dict | None:
     return {k: CLASSES * int(per_class * f + 1e-9) for k, f in fr.items()}
 
 
-def _size_checks(exp: dict, at: str) -> list[str]:
-    """Bounds between the data's split sizes and the settings that use them."""
+def _size_checks(exp: dict, at: str) -> tuple[list[str], dict]:
+    """Bounds on the data blocks' sizes, and {data set: its split sizes} for the studies' own bounds."""
     problems = []
     sizes = {}
     for ds_name, ds in exp["data"].items():
@@ -159,41 +160,12 @@ def _size_checks(exp: dict, at: str) -> list[str]:
                 problems.append(f"{where}.n_images: {n} images ({n // CLASSES} per class) leave some class without "
                                 f"an image in the {', '.join(thin)} split(s) (stratified split; raise n_images or the "
                                 f"fractions)")
-    vv, ib = exp["vib_vim"], exp["dim_infobal"]
-    if "mnist" in sizes:
-        train = sizes["mnist"]["train"]
-        blocks = [("vib_vim.train", vv["train"])] + [("vib_vim.k2.train", {**vv["train"], **vv["k2"]["train"]})]
-        for name, block in blocks:
-            if name.startswith("vib_vim.k2") and "batch_size" not in vv["k2"]["train"]:
-                continue
-            if block["batch_size"] > train:
-                problems.append(f"{at}.{name}.batch_size: {block['batch_size']} is larger than the mnist train split "
-                                f"({train} images): no full batch to train on")
-        if vv["evaluate"]["knn_k"] > train:
-            problems.append(f"{at}.vib_vim.evaluate.knn_k: {vv['evaluate']['knn_k']} neighbours, but the mnist train "
-                            f"split has {train} images")
-    if ib["dataset"] in sizes:
-        s = sizes[ib["dataset"]]
-        t = ib["train"]
-        if t["batch_size"] > s["train"]:
-            problems.append(f"{at}.dim_infobal.train.batch_size: {t['batch_size']} is larger than the "
-                            f"{ib['dataset']} train split ({s['train']} images): no full batch to train on")
-        if t["curve_probe_images"] > s["train"]:
-            problems.append(f"{at}.dim_infobal.train.curve_probe_images: {t['curve_probe_images']} is more than the "
-                            f"{ib['dataset']} train split ({s['train']} images)")
-        if s["val"] < 2:
-            problems.append(f"{at}.data.{ib['dataset']}: the val split ({s['val']} images) needs >= 2 for the curves")
-        if ib["evaluate"]["batch_size"] > s["train"]:
-            problems.append(f"{at}.dim_infobal.evaluate.batch_size: {ib['evaluate']['batch_size']} is larger than the "
-                            f"{ib['dataset']} train split ({s['train']} images) the probes train on")
-    return problems
+    return problems, sizes
 
 
-def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
-    """Rules one key's schema cannot say: data sources, objectives with grids, method options,
-    split sizes against the settings that use them."""
-    import jsonschema
-
+def _cross_checks(exp: dict, at: str, defs: dict, studies=()) -> list[str]:
+    """Rules one key's schema cannot say: data sources and split sizes, then each study's own
+    (its options, its settings against the split sizes)."""
     problems = []
     for ds_name, ds in exp["data"].items():
         if ds_name != "mnist" and ds["source"] in ("embedded", "wheel"):
@@ -205,37 +177,13 @@ def _cross_checks(exp: dict, at: str, defs: dict) -> list[str]:
                 problems.append(f"{at}.data.{ds_name}.{key}: not used when source is {ds['source']!r}")
         if ds["source"] == "embedded" and ds["test_fraction"] + ds["val_fraction"] >= 1:
             problems.append(f"{at}.data.{ds_name}: test_fraction + val_fraction must be < 1")
-    if "mnist" not in exp["data"]:
-        problems.append(f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)")
-    ib = exp["dim_infobal"]
-    if "y" not in ib["evaluate"]["layers"]:
-        problems.append(f"{at}.dim_infobal.evaluate.layers: {ib['evaluate']['layers']} lacks y (every claim of study B "
-                        "reads the probes on Y / R)")
-    if ib["dataset"] not in exp["data"]:
-        problems.append(f"{at}.dim_infobal.dataset: {ib['dataset']!r} has no data.{ib['dataset']} block")
-    option_schema = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
-    for name, m in ib["methods"].items():
-        kind = m["kind"]
-        if kind not in ib["kinds"]:
-            problems.append(f"{at}.dim_infobal.methods.{name}.kind: {kind!r} is not a kind of dim_infobal.kinds "
-                            f"(expected one of: {', '.join(ib['kinds'])})")
-            continue
-        options = ib["kinds"][kind]
-        for key in sorted(set(m) - {"kind", "estimators"} - set(options)):
-            problems.append(f"{at}.dim_infobal.methods.{name}.{key}: not an option of kind {kind!r} "
-                            f"(its options: {', '.join(options)})")
-        spec = {**options, **{k: v for k, v in m.items() if k in options}}
-        if kind in option_schema:               # a kind added later has no option schema of its own
-            validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{option_schema[kind]}", "$defs": defs})
-            problems += _schema_problems(validator, spec, [*at.split("."), "dim_infobal", "methods", name])
-        if kind == "infobal":
-            views = spec["views"]
-            for key, n in (("view_weights", views), ("pair_weights", views * (views - 1) // 2)):
-                if spec[key] is not None and len(spec[key]) != n:
-                    problems.append(f"{at}.dim_infobal.methods.{name}.{key}: has {len(spec[key])} entries, "
-                                    f"expected {n} for {views} views")
+    for study in studies:
+        problems += study.checks(exp, at, defs)
     if not problems:
-        problems += _size_checks(exp, at)
+        found, sizes = _size_checks(exp, at)
+        problems += found
+        for study in studies:
+            problems += study.size_checks(exp, at, sizes)
     return problems
 
 
@@ -254,14 +202,15 @@ def read_yaml(path) -> dict:
         raise ConfigError(f"{where}: not valid YAML: {what}") from None
 
 
-def load(path=ROOT / "config" / "config.yaml", experiment_name=None) -> dict:
+def load(path=ROOT / "config" / "config.yaml", experiment_name=None, studies=()) -> dict:
     """config/config.yaml with ``experiment`` from params.yaml next to it (or ``experiment_name``),
-    validated: what the Snakefile sees, for tools outside the workflow (bench, tests)."""
+    validated (with ``studies``' checks: ``infomax.studies.load``): what the Snakefile sees, for
+    tools outside the workflow (bench, tests)."""
     path = Path(path)
     config = read_yaml(path)
     params = path.parent.parent / "params.yaml"
     config["experiment"] = experiment_name or read_yaml(params)["experiment"]
-    return validate_config(config)
+    return validate_config(config, SCHEMA, studies)
 
 
 def beta_tag(beta: float) -> str:
@@ -273,11 +222,11 @@ def beta_tag(beta: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:
+def data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:
     """'full' for a whole official data set, else a description of the part that was used
     (``fixed_parts``: {what: (images, split)} evaluated on a fixed stratified part of a split only,
     such as {"noise and FGSM": (2000, "test")}; None images: the whole split; ``reduced``: what
-    else this experiment evaluates less of than ``paper``, ``_reduced``)."""
+    else this experiment evaluates less of than ``paper``, ``reduced``)."""
     ds = exp["data"][dataset]
     if ds["source"] == "embedded":
         return "; ".join(["the embedded 5,000-image MNIST subset", *reduced])
@@ -295,7 +244,7 @@ def _levels(values) -> str:
     return ", ".join(f"{v:g}" for v in values if v != 0)
 
 
-def _reduced(exp: dict, paper: dict, study: str) -> list[str]:
+def reduced(exp: dict, paper: dict, study: str) -> list[str]:
     """What ``exp`` evaluates less of than the ``paper`` experiment: noise levels, probed layers."""
     out = []
     ev, full = exp[study]["evaluate"], paper[study]["evaluate"]
@@ -306,31 +255,3 @@ def _reduced(exp: dict, paper: dict, study: str) -> list[str]:
     if "layers" in ev and set(ev["layers"]) < set(full["layers"]):
         out.append(f"probes on layer(s) {', '.join(ev['layers'])} only (paper: {', '.join(full['layers'])})")
     return out
-
-
-def report_settings(config: dict, method_specs: dict) -> dict:
-    """What the replication report needs to know about the selected experiment, beyond its
-    tables: the facts compared with the published protocols (config/published.yaml), the
-    study-B methods (``method_specs``) and kinds, and the report's statistics."""
-    name, exp = select(config)
-    paper = experiment(config, "paper")
-    vv, ib = exp["vib_vim"], exp["dim_infobal"]
-    return {
-        "experiment": name,
-        "report": dict(config["report"]),
-        "methods": method_specs,
-        "kinds": ib["kinds"],
-        "facts": {
-            "vib_vim": {"dataset": "mnist", "epochs": vv["train"]["epochs"],
-                        "data": _data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
-                                              _reduced(exp, paper, "vib_vim")),
-                        "covariance": "diagonal",
-                        "precision": vv["train"]["precision"]},
-            "dim_infobal": {"dataset": ib["dataset"],
-                            "data": _data_kind(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
-                                                                   "curves": (ib["train"]["curve_val_images"], "validation")},
-                                              _reduced(exp, paper, "dim_infobal")),
-                            "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],
-                            **{k: ib["train"][k] for k in ("local_units", "global_hidden")}},
-        },
-    }

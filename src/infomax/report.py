@@ -16,34 +16,44 @@ from pathlib import Path
 
 import yaml
 
-from .dim_infobal import claims as claims_b
-from .dim_infobal import summary as summary_b
-from .dim_infobal.tables import Methods
 from .files import atomic_write, save_json
 from .stats import ABOVE, BELOW, CONTRADICTED, INCONCLUSIVE, SUPPORTED, combine, fmt, mean_ci
-from .vib_vim import claims as claims_a
-from .vib_vim import summary as summary_a
+from .studies import STUDIES
 
-PUBLISHED_STUDIES = ("vib_vim", "dim_infobal")
-CLAIMS = {**claims_a.CLAIMS, **claims_b.CLAIMS}
-METRIC_TEXT = {**claims_a.METRIC_TEXT, **claims_b.METRIC_TEXT}
-RECONSTRUCTED = claims_a.RECONSTRUCTED + claims_b.RECONSTRUCTED + [
+CLAIMS_OF = {s.NAME: s.claims_module() for s in STUDIES}
+PUBLISHED_STUDIES = tuple(CLAIMS_OF)
+CLAIMS = {cid: text for c in CLAIMS_OF.values() for cid, text in c.CLAIMS.items()}
+STUDY_OF = {cid: study for study, c in CLAIMS_OF.items() for cid in c.CLAIMS}
+METRIC_TEXT = {cid: text for c in CLAIMS_OF.values() for cid, text in c.METRIC_TEXT.items()}
+RECONSTRUCTED = [line for c in CLAIMS_OF.values() for line in c.RECONSTRUCTED] + [
     "How each claim is measured (its metric, margin and test, stated in its section): the sources "
     "state the claims in words.",
 ]
-STUDY_TITLES = {"vib_vim": "Study A (vib_vim)", "dim_infobal": "Study B (dim_infobal)"}
+STUDY_TITLES = {s.NAME: s.TITLE for s in STUDIES}
 
 
 @dataclass
 class ReportConfig:
-    """The config's `report` block: no defaults here."""
+    """The config's `report` block: the statistics every claim uses, and the margins the studies'
+    claims read by name (``margin``).  No defaults here."""
 
     confidence: float
     min_seeds: int                  # fewer runs on a side: inconclusive
-    not_better_points: float        # B1: "does not beat": InfoBal's advantage is at most this (points)
-    plateau_points: float           # B2: "plateaus": the probe's second-half gain is at most this
-    wide_points: float              # B3: "by a wide margin": DIM(L) - DIM(G) exceeds this
     anchor_tolerance: float         # anchors: ours / published within [1/(1+t), 1+t], or inside our CI
+    margins: dict                   # every other key of the block: a claim's margin, by name
+
+    @classmethod
+    def of(cls, block: dict) -> "ReportConfig":
+        base = {"confidence", "min_seeds", "anchor_tolerance"}
+        lacking = sorted(base - set(block))
+        if lacking:
+            raise ValueError(f"report: missing {', '.join(lacking)}")
+        return cls(**{k: block[k] for k in sorted(base)}, margins={k: v for k, v in block.items() if k not in base})
+
+    def margin(self, name: str) -> float:
+        if name not in self.margins:
+            raise ValueError(f"report.{name}: missing (a claim's margin; the config's report block sets it)")
+        return self.margins[name]
 
     def __post_init__(self):
         if not 0 < self.confidence < 1:
@@ -100,24 +110,22 @@ def _not_comparable(protocol: dict, facts: dict) -> list[str]:
     return reasons
 
 
-def anchor_values(anchor, tables: dict, methods: Methods) -> dict:
+def anchor_values(anchor, tables: dict) -> dict:
     """Our values (display units, {seed: value}) for an anchor's ``match``; {} if we have none.
-    ``tables``: study name -> its tables (``read_tables``)."""
+    ``tables``: study name -> its tables (its claims module's ``read_tables``)."""
     match = anchor["match"]
     if match is None:
         return {}
     scale = 100.0 if anchor["unit"] == "percent" else 1.0
-    if anchor["study"] == "vib_vim":
-        return claims_a.anchor_values(match, tables["vib_vim"], scale)
-    return claims_b.anchor_values(match, tables["dim_infobal"], scale, methods)
+    return CLAIMS_OF[anchor["study"]].anchor_values(match, tables[anchor["study"]], scale)
 
 
-def anchors(published: dict, facts: dict, tables: dict, methods: Methods, rc: ReportConfig) -> list[dict]:
+def anchors(published: dict, facts: dict, tables: dict, rc: ReportConfig) -> list[dict]:
     out = []
     for aid, a in published["anchors"].items():
         protocol = {**published["protocols"][a["study"]], **(a.get("protocol") or {})}
         study_facts = facts.get(a["study"], {})
-        ours = mean_ci(anchor_values(a, tables, methods), rc.confidence)
+        ours = mean_ci(anchor_values(a, tables), rc.confidence)
         if a["match"] is None:
             reasons = ["this pipeline does not train this model"]
         elif ours["n"] == 0:
@@ -170,13 +178,11 @@ def _sanitize(x):
 
 def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
     """Everything of claims.json: settings (from the workflow), table paths, the published file."""
-    rc = ReportConfig(**settings["report"])
+    rc = ReportConfig.of(settings["report"])
     published = load_published(published_path)
-    methods = Methods(settings["methods"], settings["kinds"])
-    tables = {"vib_vim": claims_a.read_tables(tables_paths["vib_vim"]),
-              "dim_infobal": claims_b.read_tables(tables_paths["dim_infobal"], methods)}
-    parts = {**claims_a.claims(tables["vib_vim"], rc), **claims_b.claims(tables["dim_infobal"], methods, rc)}
-    anchor_list = anchors(published, settings["facts"], tables, methods, rc)
+    tables = {study: c.read_tables(tables_paths[study], settings["options"][study]) for study, c in CLAIMS_OF.items()}
+    parts = {cid: comps for study, c in CLAIMS_OF.items() for cid, comps in c.claims(tables[study], rc).items()}
+    anchor_list = anchors(published, settings["facts"], tables, rc)
     by_claim = {}
     for a in anchor_list:
         for c in a["claims"]:
@@ -186,13 +192,12 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
         comps = list(parts[cid])
         comps += [anchor_check(a, rc) for a in by_claim.get(cid, []) if a["primary"]]
         verdict, reason = combine(comps)
-        claims.append({"id": cid, "statement": statement, "study": "vib_vim" if cid in claims_a.CLAIMS else "dim_infobal",
+        claims.append({"id": cid, "statement": statement, "study": STUDY_OF[cid],
                        "metric": METRIC_TEXT[cid], "verdict": verdict, "reason": reason, "comparisons": comps,
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({
         "experiment": settings["experiment"], "confidence": rc.confidence, "min_seeds": rc.min_seeds,
-        "margins": {"not_better_points": rc.not_better_points, "plateau_points": rc.plateau_points,
-                    "wide_points": rc.wide_points, "anchor_tolerance": rc.anchor_tolerance},
+        "margins": {**rc.margins, "anchor_tolerance": rc.anchor_tolerance},
         "facts": settings["facts"], "protocols": published["protocols"],
         "claims": claims, "anchors": anchor_list, "reconstructed": RECONSTRUCTED,
         "deviations": deviations(settings["facts"], published["protocols"]),
@@ -509,9 +514,7 @@ def write_report(settings: dict, tables: dict, published, captions_dir, claims_o
     return claims
 
 
-def write_summary(out_path, plots_dir, vib_vim_tables: dict, dim_infobal_tables: dict) -> Path:
-    """``summary.json`` (DVC metrics) with one section per study, and study A's plot tables."""
-    summary = {"vib_vim": summary_a.summarize(vib_vim_tables["metrics"], vib_vim_tables["validation"],
-                                              vib_vim_tables["robustness"], plots_dir),
-               "dim_infobal": summary_b.summarize(dim_infobal_tables["probes"])}
-    return save_json(summary, out_path)
+def write_summary(out_path, plots_dir, tables: dict) -> Path:
+    """``summary.json`` (DVC metrics) with one section per study (``tables``: study -> {table:
+    CSV path}), and the plot tables the studies write into ``plots_dir``."""
+    return save_json({s.NAME: s.summarize(tables[s.NAME], plots_dir) for s in STUDIES}, out_path)

@@ -26,10 +26,11 @@ shell.prefix("set -euo pipefail; " + _path + f'export PYTHONPATH={_q(SRC)}"${{{{
 # Software of every job (--sdm conda): the one environment file of the project.
 ENV = "../../environment.yml"
 
-from infomax.config import ConfigError, report_settings, select, validate_config
+from infomax.config import ConfigError, select
 from infomax.sources import MNIST_WHEEL
 from infomax.files import link_or_copy
 from infomax.dim_infobal import runs as runs_b
+from infomax.studies import STUDIES, report_settings, validate_config
 from infomax.vib_vim import runs as runs_a
 
 try:
@@ -59,10 +60,8 @@ TORCH_THREADS = 1
 # Snakemake reruns nothing.
 PUBLISHED = os.path.relpath(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
 CAPTIONS = os.path.relpath(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
-FIGURES = {"vib_vim": ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta",
-                       "embedding_k2"],
-           "dim_infobal": ["infobal_curves", "infobal_probes", "infobal_robustness"]}
-TABLES = {"vib_vim": ["metrics", "validation", "robustness"], "dim_infobal": ["curves", "probes", "robustness"]}
+FIGURES = {s.NAME: list(s.FIGURES) for s in STUDIES}  # each study's figures and tables: its study module
+TABLES = {s.NAME: list(s.TABLES) for s in STUDIES}
 
 
 def settings(d):
@@ -158,7 +157,7 @@ def report_figures():
 
 
 def replication_settings():
-    return {**report_settings(config, IB_SPECS), "figures": report_figures()}
+    return {**report_settings(config), "figures": report_figures()}
 
 
 def replication_outputs():
@@ -167,7 +166,5 @@ def replication_outputs():
 
 
 def table_args():
-    """The collected tables as the summarize and replication steps take them: `--<table> <path>`
-    for study A's, `--dim-infobal-<table> <path>` for study B's."""
-    a = [f"--{t} {shlex.quote(p)}" for t, p in tables("vib_vim").items()]
-    return " ".join(a + [f"--dim-infobal-{t} {shlex.quote(p)}" for t, p in tables("dim_infobal").items()])
+    """The collected tables as the summarize and replication steps take them: `--table <study>.<table>=<path> ...`."""
+    return "--table " + " ".join(shlex.quote(f"{s}.{t}={p}") for s in TABLES for t, p in tables(s).items())

@@ -38,19 +38,20 @@ def _dim_probe_note(layer, probe):
 
 
 
-def read_tables(paths: dict, methods: Methods) -> dict:
+def read_tables(paths: dict, options: dict) -> dict:
     """Study B's tables, read once (``paths``: table name -> CSV); every method in them must be one
-    of the experiment's (``methods``) or the untrained floor."""
+    of the experiment's (``options``: ``study.options``) or the untrained floor."""
+    methods = Methods(options["methods"], options["kinds"])
     probes = read(paths["probes"], "probes")
     for m in sorted(set(probes["method"])):
         methods.kind(m)                      # names the unknown method and the known ones
-    return {"probes": probes, "curves": read(paths["curves"], "curves")}
+    return {"probes": probes, "curves": read(paths["curves"], "curves"), "methods": methods}
 
 
-def claims(b: dict, methods: Methods, rc) -> dict:
+def claims(b: dict, rc) -> dict:
     """Claims B1-B4 from study B's tables (``read_tables``).  ``rc``: the report's settings
     (confidence, min_seeds and the margins)."""
-    probes, curves = b["probes"], b["curves"]
+    probes, curves, methods = b["probes"], b["curves"], b["methods"]
     names = sorted(m for m in methods.specs if m != RANDOM[0])
     of_kind = {k: methods.of_kind(k) for k in ("dim_g", "dim_l", "infobal")}
 
@@ -76,9 +77,9 @@ def claims(b: dict, methods: Methods, rc) -> dict:
                 f"{methods.run_label(ib, est)} vs {methods.run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
                 f"{probe}_y", "%", methods.run_label(ib, est), probe_values(ib, est, "y", probe),
                 methods.run_label(dl, est), probe_values(dl, est, "y", probe), rc,
-                direction=BELOW, margin=rc.not_better_points, votes=votes,
+                direction=BELOW, margin=rc.margin('not_better_points'), votes=votes,
                 note=_dim_probe_note("y", probe) + f"; InfoBal 'does not beat' DIM(L): its advantage "
-                f"is at most {fmt(rc.not_better_points)} points"))
+                f"is at most {fmt(rc.margin('not_better_points'))} points"))
     out["B1"] = b1 or [missing("InfoBal vs DIM(L)", "this experiment has no InfoBal and DIM(L) runs "
                                "with a shared estimator")]
 
@@ -103,9 +104,9 @@ def claims(b: dict, methods: Methods, rc) -> dict:
                                  f"epoch {last}", at_epoch(last, "mi_estimate", 1), f"epoch {mid}",
                                  at_epoch(mid, "mi_estimate", 1), rc, note=note + " (validation split, eval mode)"))
             b2.append(comparison("probe accuracy plateaus over the second half (gain at most "
-                                 f"{fmt(rc.plateau_points)} points)", "probe_acc", "%",
+                                 f"{fmt(rc.margin('plateau_points'))} points)", "probe_acc", "%",
                                  f"epoch {last}", at_epoch(last, "probe_acc", 100), f"epoch {mid}",
-                                 at_epoch(mid, "probe_acc", 100), rc, direction=BELOW, margin=rc.plateau_points,
+                                 at_epoch(mid, "probe_acc", 100), rc, direction=BELOW, margin=rc.margin('plateau_points'),
                                  note=note + " (the post's linear probe on Y / R, train subset, scored on validation)"))
     out["B2"] = b2
 
@@ -121,8 +122,8 @@ def claims(b: dict, methods: Methods, rc) -> dict:
                 f"{methods.run_label(dl, est)} vs {methods.run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
                 f"{probe}_{layer}", "%", methods.run_label(dl, est), probe_values(dl, est, layer, probe),
                 methods.run_label(dg, est), probe_values(dg, est, layer, probe), rc,
-                margin=rc.wide_points, votes=votes,
-                note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than {fmt(rc.wide_points)} points"))
+                margin=rc.margin('wide_points'), votes=votes,
+                note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than {fmt(rc.margin('wide_points'))} points"))
     out["B3"] = b3 or [missing("DIM(L) vs DIM(G)", "this experiment has no DIM(G) and DIM(L) runs with a "
                                "shared estimator")]
 
@@ -154,10 +155,10 @@ def claims(b: dict, methods: Methods, rc) -> dict:
 
 
 
-def anchor_values(match: dict, tables: dict, scale: float, methods: Methods) -> dict:
+def anchor_values(match: dict, tables: dict, scale: float) -> dict:
     """Our values ({seed: value * scale}) for a published anchor's ``match`` ({kind, estimator,
     layer, probe}): rows of probes.csv whose method has that kind; {} if we have none."""
-    p = tables["probes"]
+    p, methods = tables["probes"], tables["methods"]
     for method in methods.of_kind(match["kind"]):
         rows = p[(p["method"] == method) & (p["estimator"] == match["estimator"])
                  & (p["layer"] == match["layer"]) & (p["probe"] == match["probe"])]

@@ -32,9 +32,10 @@ RECONSTRUCTED = [
 ]
 
 
-def read_tables(paths: dict) -> dict:
+def read_tables(paths: dict, options: dict | None = None) -> dict:
     """Study A's tables, read once (``paths``: table name -> CSV): every metrics row (K=256 and
-    K=2), the robustness rows, and each objective's validation-best beta."""
+    K=2), the robustness rows, and each objective's validation-best beta.  (``options``: the
+    study's ``study.options``, none for study A.)"""
     return {"metrics": read(paths["metrics"], "metrics"), "robustness": read(paths["robustness"], "robustness"),
             "best": best_betas(paths["validation"])}
 

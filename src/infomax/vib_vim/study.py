@@ -1,0 +1,75 @@
+"""Study A (vib_vim) as the base sees it: the small interface every study module offers, so the
+config checks, the report, the summary and the ``infomax`` command loop over the studies
+(``infomax.studies``) instead of naming them.  Torch-free at import (the Snakefile imports it);
+the report's parts import their modules when called.
+
+    NAME, TITLE, TABLES, FIGURES       names: the study's block, its report heading, collected
+                                       tables (<name>.csv) and figures (<name>.png / .pdf)
+    checks(exp, at, defs)              config rules its schema cannot say (list of problems)
+    size_checks(exp, at, sizes)        bounds against the data's split sizes
+    facts(exp, paper), options(exp)    what the report compares with the published protocol;
+                                       what its claims need beyond the tables
+    claims_module()                    CLAIMS, METRIC_TEXT, RECONSTRUCTED, read_tables, claims, anchor_values
+    summarize(tables, plots_dir)       its part of summary.json
+    register(sub)                      its `infomax <study> <step>` commands
+"""
+
+from ..config import data_kind, reduced
+
+NAME = "vib_vim"
+TITLE = "Study A (vib_vim)"
+TABLES = ("metrics", "validation", "robustness")
+FIGURES = ("error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2")
+
+
+def checks(exp: dict, at: str, defs: dict) -> list[str]:
+    if "mnist" not in exp["data"]:
+        return [f"{at}.data.mnist: missing (study A, vib_vim, trains on MNIST)"]
+    return []
+
+
+def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
+    """Batch sizes and k-NN's k against the MNIST train split."""
+    if "mnist" not in sizes:
+        return []
+    problems = []
+    vv, train = exp[NAME], sizes["mnist"]["train"]
+    blocks = [("vib_vim.train", vv["train"])]
+    if "batch_size" in vv["k2"]["train"]:
+        blocks.append(("vib_vim.k2.train", {**vv["train"], **vv["k2"]["train"]}))
+    for name, block in blocks:
+        if block["batch_size"] > train:
+            problems.append(f"{at}.{name}.batch_size: {block['batch_size']} is larger than the mnist train split "
+                            f"({train} images): no full batch to train on")
+    if vv["evaluate"]["knn_k"] > train:
+        problems.append(f"{at}.vib_vim.evaluate.knn_k: {vv['evaluate']['knn_k']} neighbours, but the mnist train "
+                        f"split has {train} images")
+    return problems
+
+
+def facts(exp: dict, paper: dict) -> dict:
+    vv = exp[NAME]
+    return {"dataset": "mnist", "epochs": vv["train"]["epochs"],
+            "data": data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
+                              reduced(exp, paper, NAME)),
+            "covariance": "diagonal",
+            "precision": vv["train"]["precision"]}
+
+
+def options(exp: dict) -> dict:
+    return {}
+
+
+def claims_module():
+    from . import claims
+    return claims
+
+
+def summarize(tables: dict, plots_dir) -> dict:
+    from .summary import summarize
+    return summarize(tables["metrics"], tables["validation"], tables["robustness"], plots_dir)
+
+
+def register(sub):
+    from .cli import register
+    register(sub)
