@@ -309,15 +309,15 @@ class Session:
 
 
 
-def load_checkpoint(path, model_format: str, what: str, device="cpu", output=None) -> dict:
+def load_checkpoint(path, model_format: str, what: str, device="cpu", output=None, older=()) -> dict:
     """The checkpoint dict at ``path``, its content digest checked; errors name the file, what was
     expected and the command that rebuilds ``output`` (the workflow output holding it; default
-    ``path`` itself)."""
+    ``path`` itself).  ``older``: earlier names of the same format, still read."""
     path = Path(path)
     rebuild = rebuild_command(output or path)
     if not path.exists():
         raise FileNotFoundError(f"model checkpoint {path} does not exist; {rebuild}")
     ckpt = load_torch(path, rebuild, map_location=device)
-    if ckpt.get("format") != model_format:
+    if ckpt.get("format") != model_format and ckpt.get("format") not in older:
         raise RuntimeError(f"{path} is not a {what} checkpoint (expected format {model_format!r}); {rebuild}")
     return ckpt

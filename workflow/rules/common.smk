@@ -43,7 +43,6 @@ OUT = f"results/{EXP}"
 VV = X["vib_vim"]
 IB = X["dim_infobal"]
 IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
-IB_SPECS = runs_b.method_specs(X)  # each study-B method's kind and options
 # study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
 # the config defines (or the built-in untrained floor), so the split is never ambiguous.
 IB_METHODS = "|".join(sorted([*IB["methods"], runs_b.RANDOM[0]], key=len, reverse=True))
@@ -62,6 +61,7 @@ PUBLISHED = os.path.relpath(Path(workflow.basedir) / "config/published.yaml")  #
 CAPTIONS = os.path.relpath(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
 FIGURES = {s.NAME: list(s.FIGURES) for s in STUDIES}  # each study's figures and tables: its study module
 TABLES = {s.NAME: list(s.TABLES) for s in STUDIES}
+OPTIONS = {s.NAME: s.options(X) for s in STUDIES}  # what a study's claims and figures read beyond its tables
 
 
 def settings(d):

@@ -78,7 +78,7 @@ rule figures_dim_infobal:
     output:
         figure_outputs("dim_infobal", "Study B: InfoBal vs DIM"),
     params:
-        settings=settings({"methods": IB_SPECS, "kinds": IB["kinds"]}),
+        settings=settings(OPTIONS["dim_infobal"]),
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{OUT}/logs/figures_dim_infobal.log",

@@ -8,7 +8,7 @@ metrics and margins are this project's reading of claims the sources state in wo
 
 from ..stats import BELOW, comparison, fmt, missing
 from ..tables import per_seed
-from .tables import LAYER_NAMES, PROBE_NAMES, RANDOM, Methods, read
+from .tables import LAYER_NAMES, PROBE_NAMES, RANDOM, Methods, probe_description, read
 
 CLAIMS = {
     "B1": "InfoBal does not beat DIM (the InfoBal post's conclusion).",
@@ -17,9 +17,9 @@ CLAIMS = {
     "B4": "The JSD estimator is more stable than DV.",
 }
 METRIC_TEXT = {
-    "B1": "the post's linear probe (4 epochs) on R against DIM(L)'s Y, same estimator; DIM's probe is additional",
+    "B1": "the post's linear probe on R against DIM(L)'s Y, same estimator; DIM's probe is additional",
     "B2": "per run, the change of the validation MI estimate and of the curve probe over the second half of training",
-    "B3": "DIM's probe (200 units) on Y, DIM(L) minus DIM(G), same estimator; other probes and layers are additional",
+    "B3": "DIM's MLP probe on Y, DIM(L) minus DIM(G), same estimator; other probes and layers are additional",
     "B4": "per method and seed, how far the per-epoch probe accuracy falls from its best epoch to the last, JSD vs DV",
 }
 RECONSTRUCTED = [
@@ -32,8 +32,8 @@ RECONSTRUCTED = [
 ]
 
 
-def _dim_probe_note(layer, probe):
-    what = {"linear": "the post's linear probe (4 epochs)", "mlp": "DIM's probe (200 hidden units, dropout 0.1)"}[probe]
+def _dim_probe_note(layer, probe, setup):
+    what = probe_description(probe, setup)
     return f"{what} on {dict(y='Y (R for InfoBal)', fc='fc', conv='conv').get(layer, layer)}, test accuracy"
 
 
@@ -45,7 +45,8 @@ def read_tables(paths: dict, options: dict) -> dict:
     probes = read(paths["probes"], "probes")
     for m in sorted(set(probes["method"])):
         methods.kind(m)                      # names the unknown method and the known ones
-    return {"probes": probes, "curves": read(paths["curves"], "curves"), "methods": methods}
+    return {"probes": probes, "curves": read(paths["curves"], "curves"), "methods": methods,
+            "probe_setup": options["probes"]}
 
 
 def claims(b: dict, rc) -> dict:
@@ -78,7 +79,7 @@ def claims(b: dict, rc) -> dict:
                 f"{probe}_y", "%", methods.run_label(ib, est), probe_values(ib, est, "y", probe),
                 methods.run_label(dl, est), probe_values(dl, est, "y", probe), rc,
                 direction=BELOW, margin=rc.margin('not_better_points'), votes=votes,
-                note=_dim_probe_note("y", probe) + f"; InfoBal 'does not beat' DIM(L): its advantage "
+                note=_dim_probe_note("y", probe, b["probe_setup"]) + f"; InfoBal 'does not beat' DIM(L): its advantage "
                 f"is at most {fmt(rc.margin('not_better_points'))} points"))
     out["B1"] = b1 or [missing("InfoBal vs DIM(L)", "this experiment has no InfoBal and DIM(L) runs "
                                "with a shared estimator")]
@@ -123,7 +124,7 @@ def claims(b: dict, rc) -> dict:
                 f"{probe}_{layer}", "%", methods.run_label(dl, est), probe_values(dl, est, layer, probe),
                 methods.run_label(dg, est), probe_values(dg, est, layer, probe), rc,
                 margin=rc.margin('wide_points'), votes=votes,
-                note=_dim_probe_note(layer, probe) + f"; 'a wide margin': more than {fmt(rc.margin('wide_points'))} points"))
+                note=_dim_probe_note(layer, probe, b["probe_setup"]) + f"; 'a wide margin': more than {fmt(rc.margin('wide_points'))} points"))
     out["B3"] = b3 or [missing("DIM(L) vs DIM(G)", "this experiment has no DIM(G) and DIM(L) runs with a "
                                "shared estimator")]
 
@@ -149,7 +150,7 @@ def claims(b: dict, rc) -> dict:
                                   "smaller is more stable"))
         b4.append(comparison(f"{jl} vs {dl_}, linear probe on Y / R", "linear_y", "%", jl,
                              probe_values(method, "jsd"), dl_, probe_values(method, "dv"), rc, votes=False,
-                             note=_dim_probe_note("y", "linear")))
+                             note=_dim_probe_note("y", "linear", b["probe_setup"])))
     out["B4"] = b4 or [missing("JSD vs DV", "no method of this experiment ran both JSD and DV")]
     return out
 

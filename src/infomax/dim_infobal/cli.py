@@ -54,7 +54,7 @@ def figures(a):
     from .tables import Methods
 
     s = settings_of(a.settings)
-    paths = make_figures(a.curves, a.probes, a.robustness, a.out_dir, Methods(s["methods"], s["kinds"]))
+    paths = make_figures(a.curves, a.probes, a.robustness, a.out_dir, Methods(s["methods"], s["kinds"]), s["probes"])
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -70,7 +70,7 @@ def register(sub):
     add_collect(steps, collect, "curves.csv, probes.csv, robustness.csv")
     sp = steps.add_parser("figures", help="draw the study-B figures (PNG + PDF)")
     sp.set_defaults(fn=figures)
-    sp.add_argument("--settings", required=True, help="JSON: {methods: dim_infobal.runs.method_specs, kinds}")
+    sp.add_argument("--settings", required=True, help="JSON: dim_infobal.study.options (methods, kinds, probes)")
     for table in ("curves", "probes", "robustness"):
         sp.add_argument(f"--{table}", required=True, help=f"collected {table}.csv")
     sp.add_argument("--out-dir", required=True)

@@ -17,10 +17,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..figures import plt, save_figure
-from .tables import (ESTIMATORS, LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBE_KINDS, RANDOM, RANDOM_COLOR,
-                     RANDOM_METHOD, Methods, estimator_label, read)
-
-FIGURES = ["infobal_curves", "infobal_probes", "infobal_robustness"]
+NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
+from .tables import (ESTIMATORS, LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBES, RANDOM, RANDOM_COLOR,
+                     RANDOM_METHOD, Methods, estimator_label, probe_title, read)
 
 
 def _methods_in(df, methods: Methods):
@@ -91,7 +90,7 @@ def curve_floor(curves):
     return float(rnd.mean()) if len(rnd) else float("nan")
 
 
-def infobal_curves(curves_csv, stem, methods: Methods):
+def curves(curves_csv, stem, methods: Methods):
     """The InfoBal post's figure: MI estimate (top row) and linear-probe accuracy on val (bottom row)
     vs epoch, one column per estimator, a line per method; the same probe on the untrained random
     encoder (its epoch-0 curve point) dashed."""
@@ -148,27 +147,28 @@ def infobal_curves(curves_csv, stem, methods: Methods):
     return save_figure(fig, stem)
 
 
-def infobal_probes(probes_csv, stem, methods: Methods):
+def probes(probes_csv, stem, methods: Methods, setup: dict):
     """Final test accuracy of the probes: one row per method × estimator (random last), one marker per
-    layer (Y/R, fc, conv), one panel per probe kind; dot = mean, bar = min–max over seeds."""
-    probes = read(probes_csv, "probes")
-    kinds = _ordered(probes["probe"], [k for k, _ in PROBE_KINDS])
-    layers = _ordered(probes["layer"], [l for l, _ in LAYERS])
-    runs = _runs_in(probes, methods)
-    colors = methods.colors(probes["method"])
-    kind_titles, layer_labels = dict(PROBE_KINDS), dict(LAYERS)
-    s = _spread(probes, ["method", "estimator", "probe", "layer"], "acc")
+    layer (Y/R, fc, conv), one panel per probe (``setup``: the evaluate block's probe settings,
+    study.options' "probes"); dot = mean, bar = min–max over seeds."""
+    table = read(probes_csv, "probes")
+    probe_list = _ordered(table["probe"], PROBES)
+    layers = _ordered(table["layer"], [l for l, _ in LAYERS])
+    runs = _runs_in(table, methods)
+    colors = methods.colors(table["method"])
+    layer_labels = dict(LAYERS)
+    s = _spread(table, ["method", "estimator", "probe", "layer"], "acc")
     offsets = np.linspace(-0.25, 0.25, len(layers)) if len(layers) > 1 else np.zeros(1)
 
-    fig, axes = plt.subplots(1, len(kinds), figsize=(max(4.4 * len(kinds) + 3.6, 10.0), 0.34 * len(runs) + 2.2),
+    fig, axes = plt.subplots(1, len(probe_list), figsize=(max(4.4 * len(probe_list) + 3.6, 10.0), 0.34 * len(runs) + 2.2),
                              sharey=True, squeeze=False, constrained_layout=True)
-    for ax, kind in zip(axes[0], kinds):
-        ax.set_gid(f"probe:{kind}")
+    for ax, probe in zip(axes[0], probe_list):
+        ax.set_gid(f"probe:{probe}")
         for i, (method, est) in enumerate(runs):
             if i % 2:
                 ax.axhspan(i - 0.5, i + 0.5, color="0.94", lw=0, zorder=0)
             for off, layer in zip(offsets, layers):
-                r = s[(s["method"] == method) & (s["estimator"] == est) & (s["probe"] == kind)
+                r = s[(s["method"] == method) & (s["estimator"] == est) & (s["probe"] == probe)
                       & (s["layer"] == layer)]
                 if r.empty:
                     continue
@@ -181,10 +181,10 @@ def infobal_probes(probes_csv, stem, methods: Methods):
         for i in range(1, len(runs)):
             if fams[i] != fams[i - 1]:
                 ax.axhline(i - 0.5, color="0.6", lw=0.8)
-        floor = random_floor(probes, "y", kind)
+        floor = random_floor(table, "y", probe)
         if not np.isnan(floor):
             ax.axvline(100 * floor, color=RANDOM_COLOR, ls="--", lw=1.2, zorder=1, gid="random_floor")
-        ax.set_title(f"probe: {kind_titles.get(kind, kind)}")
+        ax.set_title(f"probe: {probe_title(probe, setup)}")
         ax.set_xlabel("test accuracy (%)")
         ax.grid(True, axis="x", alpha=0.3)
     ax0 = axes[0, 0]
@@ -197,11 +197,11 @@ def infobal_probes(probes_csv, stem, methods: Methods):
     handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.2, label="random init, layer Y / R"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=9, framealpha=0.9)
     fig.suptitle("Study B probe accuracy on the test split\n"
-                 f"dot = mean, bar = min–max over seeds, {_runs_seeds_note(probes)}")
+                 f"dot = mean, bar = min–max over seeds, {_runs_seeds_note(table)}")
     return save_figure(fig, stem)
 
 
-def infobal_robustness(robustness_csv, stem, methods: Methods):
+def robustness(robustness_csv, stem, methods: Methods):
     """Linear-probe (Y / R) test accuracy vs Gaussian noise std: one panel per estimator, a line per
     method, the untrained encoder dashed grey in every panel; mean with a min–max band over seeds."""
     df = read(robustness_csv, "robustness")
@@ -247,14 +247,14 @@ def infobal_robustness(robustness_csv, stem, methods: Methods):
     return save_figure(fig, stem)
 
 
-def make_figures(curves_csv, probes_csv, robustness_csv, figures_dir, methods: Methods):
+def make_figures(curves_csv, probes_csv, robustness_csv, figures_dir, methods: Methods, setup: dict):
     """Render all study-B figures into figures_dir; return every written path."""
     from pathlib import Path
 
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    written += infobal_curves(curves_csv, figures_dir / "infobal_curves", methods)
-    written += infobal_probes(probes_csv, figures_dir / "infobal_probes", methods)
-    written += infobal_robustness(robustness_csv, figures_dir / "infobal_robustness", methods)
+    for draw, table in ((curves, curves_csv), (probes, probes_csv), (robustness, robustness_csv)):
+        extra = [setup] if draw is probes else []
+        written += draw(table, figures_dir / f"{NAME}_{draw.__name__}", methods, *extra)     # study.FIGURES
     return written

@@ -8,7 +8,8 @@ from .runs import method_specs
 NAME = "dim_infobal"
 TITLE = "Study B (dim_infobal)"
 TABLES = ("curves", "probes", "robustness")
-FIGURES = ("infobal_curves", "infobal_probes", "infobal_robustness")
+# figure files figures/<study>_<function of figures.py>.png / .pdf (tests/dim_infobal/test_figures.py checks the pairing)
+FIGURES = tuple(f"{NAME}_{f}" for f in ("curves", "probes", "robustness"))
 # each kind's option schema in workflow/schemas/config.schema.yaml (a kind added later has none)
 OPTION_SCHEMA = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
 
@@ -79,8 +80,11 @@ def facts(exp: dict, paper: dict) -> dict:
 
 
 def options(exp: dict) -> dict:
-    """Each method's kind and options, and the kinds: the claims and figures read them."""
-    return {"methods": method_specs(exp), "kinds": exp[NAME]["kinds"]}
+    """Each method's kind and options, the kinds, and what the probes are (from the evaluate
+    block): the claims and figures read them."""
+    ev = exp[NAME]["evaluate"]
+    return {"methods": method_specs(exp), "kinds": exp[NAME]["kinds"],
+            "probes": {k: ev[k] for k in ("linear_epochs", "mlp_epochs", "mlp_hidden", "mlp_dropout")}}
 
 
 def claims_module():

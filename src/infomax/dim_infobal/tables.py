@@ -36,8 +36,26 @@ ESTIMATOR_LABELS = {name: e.label for name, e in MI_ESTIMATORS.items()}
 LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
 LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
 LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
-PROBE_KINDS = (("linear", "linear (4 ep., InfoBal post)"), ("mlp", "MLP 200 (DIM)"))
+PROBES = ("linear", "mlp")  # plotting order
 PROBE_NAMES = {"linear": "linear probe", "mlp": "MLP probe (DIM's)"}
+
+
+def probe_title(probe: str, setup: dict) -> str:
+    """A probe's name with its configured setup (``setup``: study.options' "probes", from the
+    experiment's evaluate block), e.g. 'linear (4 ep., InfoBal post)'."""
+    if probe == "linear":
+        return f"linear ({setup['linear_epochs']} ep., InfoBal post)"
+    if probe == "mlp":
+        return f"MLP {setup['mlp_hidden']} units, {setup['mlp_epochs']} ep. (DIM)"
+    return probe
+
+
+def probe_description(probe: str, setup: dict) -> str:
+    """A probe in words for the report, e.g. "the post's linear probe (4 epochs)"."""
+    if probe == "linear":
+        return f"the post's linear probe ({setup['linear_epochs']} epochs)"
+    return (f"DIM's probe ({setup['mlp_hidden']} hidden units, dropout {setup['mlp_dropout']:g}, "
+            f"{setup['mlp_epochs']} epochs)")
 NOISE_ATTACK = "gaussian"
 # how a non-default option shows in a label, in this order; per-view or per-pair weights show as
 # one word, "weighted" (the post's "weighted InfoBal")

@@ -20,7 +20,8 @@ from .evaluate import encoder_features
 from .model import DIMNet, InfoBalNet
 from .objectives import dim_input, dim_losses, infobal_losses
 
-MODEL_FORMAT = "infomax-infobal-model-v1"
+MODEL_FORMAT = "infomax-dim_infobal-model-v1"
+OLDER_FORMATS = ("infomax-infobal-model-v1",)     # the same format, named before study B was renamed
 # Method kinds; "random" is the untrained encoder every method is judged against (added by the
 # workflow, never a kind a config defines).  Each kind's options and their values are the
 # config's `dim_infobal.kinds` block (DIM's alpha, beta, gamma; InfoBal's views, target, ...).
@@ -306,7 +307,7 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
 
 def load_model(path, device="cpu"):
     """The study-B net of a checkpoint, in eval mode, and the checkpoint's summary."""
-    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-B (dim_infobal)", device)
+    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-B (dim_infobal)", device, older=OLDER_FORMATS)
     cfg = TrainConfig(**ckpt["config"])
     net = build_net(cfg, ckpt["in_channels"])
     net.load_state_dict(ckpt["state_dict"])

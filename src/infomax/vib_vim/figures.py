@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..figures import plt, save_figure
+NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
 from .tables import (ATTACKS, MARKERS, OBJECTIVES, best_betas, beta_label, main_rows, objectives_in,
                      objective_color, read)
 from matplotlib.collections import EllipseCollection
@@ -23,7 +24,6 @@ from matplotlib.ticker import FuncFormatter
 MAX_IZY_BITS = float(np.log2(10))  # I(Z;Y) <= H(Y) = log2(10) for 10 balanced classes
 CHI2_2DOF_95 = 5.991  # chi2 quantile, 2 dof, 0.95 -> 95% ellipse of a 2-d Gaussian
 EMBEDDING_KEYS = ["mu", "sigma", "y", "W", "b", "objective", "beta", "err_12"]
-FIGURES = ["error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2"]
 
 
 # -----------------------------------------------------------------------------
@@ -280,10 +280,9 @@ def make_figures(metrics_csv, validation_csv, robustness_csv, embedding_npzs, fi
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    written += error_vs_beta(metrics_csv, figures_dir / "error_vs_beta")
-    written += information_plane(metrics_csv, figures_dir / "information_plane")
-    written += robustness(robustness_csv, validation_csv, figures_dir / "robustness")
-    written += representation_vs_beta(metrics_csv, figures_dir / "representation_vs_beta")
-    written += embedding_k2(list(embedding_npzs), figures_dir / "embedding_k2")
+    for draw, inputs in ((error_vs_beta, [metrics_csv]), (information_plane, [metrics_csv]),
+                         (robustness, [robustness_csv, validation_csv]), (representation_vs_beta, [metrics_csv]),
+                         (embedding_k2, [list(embedding_npzs)])):
+        written += draw(*inputs, figures_dir / f"{NAME}_{draw.__name__}")     # study.FIGURES
     return written
 

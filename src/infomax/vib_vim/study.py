@@ -4,7 +4,7 @@ config checks, the report, the summary and the ``infomax`` command loop over the
 the report's parts import their modules when called.
 
     NAME, TITLE, TABLES, FIGURES       names: the study's block, its report heading, collected
-                                       tables (<name>.csv) and figures (<name>.png / .pdf)
+                                       tables (<study>/<table>.csv) and figures (figures/<figure>.png / .pdf)
     checks(exp, at, defs)              config rules its schema cannot say (list of problems)
     size_checks(exp, at, sizes)        bounds against the data's split sizes
     facts(exp, paper), options(exp)    what the report compares with the published protocol;
@@ -19,7 +19,9 @@ from ..config import data_kind, reduced
 NAME = "vib_vim"
 TITLE = "Study A (vib_vim)"
 TABLES = ("metrics", "validation", "robustness")
-FIGURES = ("error_vs_beta", "information_plane", "robustness", "representation_vs_beta", "embedding_k2")
+# figure files figures/<study>_<function of figures.py>.png / .pdf (tests/vib_vim/test_figures.py checks the pairing)
+FIGURES = tuple(f"{NAME}_{f}" for f in ("error_vs_beta", "information_plane", "robustness", "representation_vs_beta",
+                                        "embedding_k2"))
 
 
 def checks(exp: dict, at: str, defs: dict) -> list[str]:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import FIGURES, job_counts
+from projects import FIGURES, ROOT, copy_worktree, job_counts
 
 from infomax.tools.restore import dag_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow     # Snakemake and DVC launches
+
 DVC_YAML = (ROOT / "dvc.yaml").read_text()
 EXPERIMENTS = list(yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"])
 
@@ -79,17 +80,6 @@ def test_the_one_stage_runs_the_whole_workflow_with_persisted_outs():
         for o in stage[kind]:
             assert isinstance(o, dict) and all(o[p].get("persist") for p in o), f"{o}: must persist"
     assert "results/smoke/summary.json" in out_paths(stage)
-
-
-def copy_worktree(dst: Path):
-    """The files git would commit (tracked and new, not ignored), as they are now."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
 
 
 def git_repo(path: Path):

@@ -32,6 +32,7 @@ def _steps(loss, batch, cfg, device, n=3):
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's CPU backend (inductor) needs a C++ compiler; none on PATH")
+@pytest.mark.slow
 def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
     # inductor draws random numbers its own way unless told to call torch's: with fallback_random
     # both paths sample the same z, so the losses must agree up to float32 reassociation (1e-5).
@@ -50,6 +51,7 @@ def test_compiled_step_computes_the_eager_loss(tiny_data, monkeypatch):
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's CPU backend (inductor) needs a C++ compiler; none on PATH")
+@pytest.mark.slow
 def test_training_job_with_compile_records_it(tiny_data, tmp_path):
     cfg = train_a(objective="vib", beta=1e-3, seed=0, K=8, epochs=1, batch_size=20)
     s = train_one(cfg, tiny_data, tmp_path / "m.pt", speed=Speed(compile=True))

@@ -105,6 +105,16 @@ def test_bad_settings_are_named(tiny_data, tmp_path):
         load_infobal_model(tmp_path / "a.pt")
 
 
+def test_a_checkpoint_of_the_format_s_older_name_still_loads(tiny_data, tmp_path):
+    out = tmp_path / "m.pt"
+    train_infobal(cfg(epochs=1), tiny_data, out, device="cpu", progress=False)
+    ck = torch.load(out, weights_only=False)
+    assert ck["format"] == T.MODEL_FORMAT == "infomax-dim_infobal-model-v1"
+    save_torch({**ck, "format": "infomax-infobal-model-v1"}, tmp_path / "old.pt")     # written before the rename
+    net, info = load_infobal_model(tmp_path / "old.pt")
+    assert info["format"] == "infomax-infobal-model-v1" and not net.training
+
+
 def test_probes_learn_separable_features_and_leave_the_global_rng_alone():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(200) % 4

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from test_figures import VIB_BETAS, VIM_BETAS, make_inputs, make_infobal_inputs
+from figure_inputs import VIB_BETAS, VIM_BETAS, make_inputs, make_infobal_inputs
 
 from infomax.cli import main
 from infomax.report import write_summary

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow     # Snakemake launches
+
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "results/smoke/vib_vim/models/vib_b1e-3_s0.pt"
 
 

@@ -106,6 +106,7 @@ def _interrupted_resume(data, out, monkeypatch):
     assert loop.resume_path(out).exists()
 
 
+@pytest.mark.slow
 def test_resume_state_of_other_data_is_ignored(tiny_data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "m.pt"
     _interrupted_resume(tiny_data, out, monkeypatch)
@@ -128,6 +129,7 @@ def test_resume_state_of_another_format_is_ignored(tiny_data, tmp_path, monkeypa
     assert "ignoring" in text and "format" in text and "resuming" not in text
 
 
+@pytest.mark.slow
 def test_study_b_resume_key_holds_the_data_identity(tiny_data, tmp_path):
     other = prepare_embedded(tmp_path / "other.pt", n_images=200, test_fraction=0.25, val_fraction=0.1, seed=1)
     cfg = cfg_b()

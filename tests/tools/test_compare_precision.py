@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("compare_precision", ROOT / "scripts/compare_precision.py")
 cp = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cp)

@@ -20,6 +20,8 @@ from infomax.tools.restore import (
     verified_paths,
 )
 
+pytestmark = pytest.mark.slow     # Snakemake launches
+
 LOCKED = {"train": {"deps": ["src", "results/data"], "outs": ["results/models"]},
           "data": {"deps": ["src"], "outs": ["results/data"]}}
 

