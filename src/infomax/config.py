@@ -222,7 +222,7 @@ def beta_tag(beta: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def data_kind(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:
+def data_used(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:
     """'full' for a whole official data set, else a description of the part that was used
     (``fixed_parts``: {what: (images, split)} evaluated on a fixed stratified part of a split only,
     such as {"noise and FGSM": (2000, "test")}; None images: the whole split; ``reduced``: what

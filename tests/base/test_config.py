@@ -198,3 +198,27 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     bad.write_text("experiments:\n  quick: [\n    a: 1\n")
     with pytest.raises(ConfigError, match=r"config.yaml:4:1: not valid YAML: .*flow sequence at line 2, column 10"):
         read_yaml(bad)
+
+
+def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
+    """The schema's enums are the code's lists (a new estimator, objective, precision or probed
+    layer added in one place and not the other fails here, not in a training job), and each study's
+    TABLES are its tables module's output contract."""
+    from infomax.dim_infobal import study as study_b
+    from infomax.dim_infobal import tables as tables_b
+    from infomax.dim_infobal.evaluate import LAYERS
+    from infomax.estimators import MI_ESTIMATORS
+    from infomax.loop import PRECISIONS
+    from infomax.vib_vim import study as study_a
+    from infomax.vib_vim import tables as tables_a
+    from infomax.vib_vim.runs import OBJECTIVES
+
+    defs = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["$defs"]
+    vv, ib = defs["experiment"]["properties"]["vib_vim"]["properties"], defs["dim_infobal"]["properties"]
+    assert defs["estimator_list"]["items"]["enum"] == list(MI_ESTIMATORS)
+    assert vv["objectives"]["items"]["enum"] == list(OBJECTIVES)
+    assert defs["train"]["properties"]["precision"]["enum"] == list(PRECISIONS)
+    assert ib["train"]["properties"]["precision"]["enum"] == list(PRECISIONS)
+    assert ib["evaluate"]["properties"]["layers"]["items"]["enum"] == list(LAYERS)
+    assert study_a.TABLES == tuple(tables_a.COLUMNS) and study_b.TABLES == tuple(tables_b.COLUMNS)
+    assert tables_a.OBJECTIVES is OBJECTIVES and tuple(tables_b.ESTIMATORS) == tuple(MI_ESTIMATORS)

@@ -2,7 +2,7 @@
 there), so the config checks, the report, the summary and the ``infomax`` command loop over the
 studies.  Torch-free at import."""
 
-from ..config import data_kind, reduced, schema_problems
+from ..config import data_used, reduced, schema_problems
 from .runs import method_specs
 
 NAME = "dim_infobal"
@@ -72,7 +72,7 @@ def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
 def facts(exp: dict, paper: dict) -> dict:
     ib = exp[NAME]
     return {"dataset": ib["dataset"],
-            "data": data_kind(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
+            "data": data_used(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
                                                    "curves": (ib["train"]["curve_val_images"], "validation")},
                               reduced(exp, paper, NAME)),
             "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],

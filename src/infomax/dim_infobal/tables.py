@@ -17,7 +17,6 @@ COLUMNS = {
 }
 TEXT = {"curves": ("method", "estimator"), "probes": ("method", "estimator", "layer", "probe"),
         "robustness": ("method", "estimator", "attack")}
-TABLES = tuple(COLUMNS)
 
 RANDOM_METHOD = RANDOM[0]
 
@@ -149,7 +148,7 @@ class Methods:
 
 def rows(evals: list[dict]) -> dict[str, list[dict]]:
     """The rows of each table from the evaluation JSONs of ``infomax dim_infobal evaluate``."""
-    out = {t: [] for t in TABLES}
+    out = {t: [] for t in COLUMNS}
     for e in evals:
         head = {k: e[k] for k in ("method", "estimator", "seed")}
         # the untrained floor's curve is its epoch-0 point: the curve probe on it, no MI estimate

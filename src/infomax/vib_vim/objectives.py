@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..estimators import gaussian_kl_to_standard, mmd2
-
-OBJECTIVES = ("deterministic", "vib", "vim")
+from .runs import OBJECTIVES
 
 
 def cross_entropy(logits, y):

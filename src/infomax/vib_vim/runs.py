@@ -4,6 +4,10 @@ the bench and the tests call it."""
 
 from ..config import beta_tag
 
+# Study A's objectives, in plotting order: the one list (objectives.py, tables.py and the schema's
+# enum follow it; tests/base/test_config.py checks the schema).
+OBJECTIVES = ("deterministic", "vib", "vim")
+
 
 def run_name(objective: str, beta: float, seed: int) -> str:
     return f"{objective}_b{beta_tag(beta)}_s{seed}"

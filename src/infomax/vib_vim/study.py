@@ -14,7 +14,7 @@ the report's parts import their modules when called.
     register(sub)                      its `infomax <study> <step>` commands
 """
 
-from ..config import data_kind, reduced
+from ..config import data_used, reduced
 
 NAME = "vib_vim"
 TITLE = "Study A (vib_vim)"
@@ -52,7 +52,7 @@ def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
 def facts(exp: dict, paper: dict) -> dict:
     vv = exp[NAME]
     return {"dataset": "mnist", "epochs": vv["train"]["epochs"],
-            "data": data_kind(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
+            "data": data_used(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
                               reduced(exp, paper, NAME)),
             "covariance": "diagonal",
             "precision": vv["train"]["precision"]}

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import beta_tag
 from ..tables import num, read_evals, read_table, write_tables
+from .runs import OBJECTIVES  # plotting order
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/vib_vim/<table>.csv.
 COLUMNS = {
@@ -18,10 +19,8 @@ COLUMNS = {
     "robustness": ["objective", "beta", "seed", "attack", "level", "acc"],
 }
 TEXT = {"metrics": ("objective",), "validation": ("objective",), "robustness": ("objective", "attack")}
-TABLES = tuple(COLUMNS)
 
 # vocabulary: plotting order, colours, markers, names
-OBJECTIVES = ("deterministic", "vib", "vim")
 COLORS = {"deterministic": "0.3", "vib": "tab:blue", "vim": "#e6550d"}
 OTHER_COLOR = "tab:green"
 MARKERS = {"deterministic": "s", "vib": "o", "vim": "^"}
@@ -61,7 +60,7 @@ def objectives_in(df) -> list[str]:
 
 def rows(evals: list[dict]) -> dict[str, list[dict]]:
     """The rows of each table from the evaluation JSONs of ``infomax vib_vim evaluate``."""
-    out = {t: [] for t in TABLES}
+    out = {t: [] for t in COLUMNS}
     for e in evals:
         head = {k: e[k] for k in ("objective", "beta", "seed", "K")}
         t = e["test"]
