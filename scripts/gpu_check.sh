@@ -29,7 +29,7 @@
 # minutes; quick is the long one (about 20 min on a 2-core CPU; on a GPU, expect less);
 # the bench a few minutes.
 #
-# Helper modes (no GPU needed; used by the steps above and by tests/test_gpu_check.py):
+# Helper modes (no GPU needed; used by the steps above and by tests/tools/test_gpu_check.py):
 #     bash scripts/gpu_check.sh --summarize-claims results/smoke/claims.json
 #     bash scripts/gpu_check.sh --summarize-devices results/smoke [--expect-cuda]
 set -u

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The figures of the output contract, as DESIGN.md spells it (not the code's own constants: they could drift).
+# The figures of the output contract, as docs/outputs.md spells it (not the code's own constants: they could drift).
 FIGURES = ["vib_vim_error_vs_beta", "vib_vim_information_plane", "vib_vim_robustness", "vib_vim_representation_vs_beta",
            "vib_vim_embedding_k2", "dim_infobal_curves", "dim_infobal_probes", "dim_infobal_robustness"]
 

@@ -21,7 +21,7 @@ from infomax.vib_vim import runs as runs_a
 pytestmark = pytest.mark.slow     # Snakemake launches
 
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-# The output contract, as DESIGN.md spells it (not the code's own constants: they could drift).
+# The output contract, as docs/outputs.md spells it (not the code's own constants: they could drift).
 METRICS_HEADER = "objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,knn_acc,train_seconds"
 ROBUSTNESS_HEADER = "objective,beta,seed,attack,level,acc"
 CURVES_HEADER = "method,estimator,seed,epoch,mi_estimate,probe_acc"
