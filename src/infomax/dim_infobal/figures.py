@@ -18,8 +18,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
-from .tables import (ESTIMATORS, LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBES, RANDOM, RANDOM_COLOR,
-                     RANDOM_METHOD, Methods, estimator_label, probe_title, read)
+from .tables import (LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBES, RANDOM, RANDOM_COLOR,
+                     RANDOM_METHOD, Methods, estimator_label, estimator_order, probe_title, read)
 
 
 def _methods_in(df, methods: Methods):
@@ -29,7 +29,8 @@ def _methods_in(df, methods: Methods):
 def _estimators_in(df):
     """Estimators of the trained runs: jsd, dv, nce first, unknown ones after (random's 'none' left out)."""
     present = set(df.loc[df["method"] != RANDOM_METHOD, "estimator"])
-    return [e for e in ESTIMATORS if e in present] + sorted(present - set(ESTIMATORS))
+    order = estimator_order()
+    return [e for e in order if e in present] + sorted(present - set(order))
 
 
 def _ordered(values, canonical):
@@ -40,7 +41,7 @@ def _ordered(values, canonical):
 def _runs_in(df, methods: Methods):
     """(method, estimator) pairs: methods in canonical order, then estimators; random last."""
     pairs = set(zip(df["method"], df["estimator"]))
-    order = {e: i for i, e in enumerate(ESTIMATORS)}
+    order = {e: i for i, e in enumerate(estimator_order())}
     return sorted(pairs, key=lambda p: (methods.key(p[0]), order.get(p[1], len(order)), p[1]))
 
 

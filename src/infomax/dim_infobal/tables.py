@@ -5,7 +5,6 @@ report call each method, keyed on its config ``kind`` (never on its name).
 
 from pathlib import Path
 
-from ..estimators import MI_ESTIMATORS
 from ..tables import num, read_evals, read_table, write_tables
 from .runs import RANDOM
 
@@ -30,8 +29,6 @@ FAMILY_PALETTES = {
     "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
     "other": ["#31a354", "#756bb1", "#8c6d31", "#636363"],               # a kind added later
 }
-ESTIMATORS = tuple(MI_ESTIMATORS)  # plotting order
-ESTIMATOR_LABELS = {name: e.label for name, e in MI_ESTIMATORS.items()}
 LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
 LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
 LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
@@ -63,8 +60,20 @@ OPTION_TEXT = {"infomin": lambda v: str(v).upper(), "target": lambda v: f"target
 WEIGHTS = ("view_weights", "pair_weights")
 
 
+# The estimators' order and labels are infomax.estimators.MI_ESTIMATORS', read when a label or an
+# order is needed: importing it imports torch (~2.5 s), which the collect step does not need.
+def estimator_order() -> tuple[str, ...]:
+    """The estimators in plotting order."""
+    from ..estimators import MI_ESTIMATORS
+
+    return tuple(MI_ESTIMATORS)
+
+
 def estimator_label(estimator) -> str:
-    return ESTIMATOR_LABELS.get(str(estimator), str(estimator))
+    from ..estimators import MI_ESTIMATORS
+
+    entry = MI_ESTIMATORS.get(str(estimator))
+    return entry.label if entry else str(estimator)
 
 
 class Methods:
