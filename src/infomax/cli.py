@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .steps import settings_of
+from .steps import settings_of, speed_of
 
 
 def cmd_prepare(a):
@@ -84,8 +84,9 @@ def cmd_bench(a):
     from .tools.bench import BenchConfig, report, run_bench
     from .files import save_json
 
+    speed = speed_of(a)
     kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, jobs=a.jobs,
-              tf32={"auto": None, "on": True, "off": False}[a.tf32], compile=a.compile)
+              tf32=speed.tf32, compile=speed.compile)
     kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("copy_mb", a.copy_mb), ("steps_a", a.steps_a),
                                  ("steps_b", a.steps_b), ("repeats", a.repeats), ("warmup", a.warmup))
                if v is not None})

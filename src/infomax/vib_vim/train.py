@@ -189,14 +189,13 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     data = load_prepared(data_path, device)
     x_all, y_all = data.splits["train"]
     n = x_all.shape[0]
-    c0 = cfgs[0] if cfgs else None
-    _check_group(cfgs)
+    stack, opt, ema, noise = build(cfgs, x_all[0].numel(), device)      # checks the group
+    c0 = cfgs[0]
     steps_per_epoch = n // c0.batch_size            # the last partial batch is dropped: fixed shapes
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {c0.batch_size} is larger than the train split ({n} images) of {data_path}")
     used = apply_speed(speed, device)
     fwd = maybe_compile(loss, used)
-    stack, opt, ema, noise = build(cfgs, x_all[0].numel(), device)
     M = len(cfgs)
     betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
     seeds = sorted({c.seed for c in cfgs})
