@@ -44,11 +44,6 @@ class StochasticMLP(nn.Module):
         mu, rho = h[:, : self.K], h[:, self.K :]
         return mu, F.softplus(rho - 5.0)
 
-    def sample(self, mu: torch.Tensor, sigma: torch.Tensor, n: int = 1) -> torch.Tensor:
-        """Reparameterised samples z = mu + sigma * eps: (n, B, K)."""
-        eps = torch.randn((n, *mu.shape), device=mu.device, dtype=mu.dtype)
-        return mu + sigma * eps
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the deterministic path q(y | z = mu(x)): (B, classes)."""
         return self.decoder(self.encode(x)[0])
