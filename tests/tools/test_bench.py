@@ -19,8 +19,10 @@ from infomax.tools.bench import (
     count_flops,
     embedded_images,
     headline_group,
+    job_steps_per_epoch,
     load_experiment,
     roofline,
+    steps_per_epoch,
     training_jobs,
     traffic,
 )
@@ -169,6 +171,18 @@ def test_paper_prediction_counts_every_training_job():
     assert [j["epochs"] for j in jobs if j["study"] == "B" and j["group"] == "random"] == [0, 0, 0]
     assert {j["epochs"] for j in jobs if j["study"] == "B" and j["group"] != "random"} == {100}
     assert sum(j["models"] for j in a_jobs if j["configs"][0].K == 2) == n_k2
+
+
+def test_each_job_is_predicted_at_its_own_batch_size():
+    exp = load_experiment(DEFAULT_CONFIG, "quick")
+    exp = {**exp, "vib_vim": {**exp["vib_vim"], "k2": {**exp["vib_vim"]["k2"],
+                                                      "train": {**exp["vib_vim"]["k2"]["train"], "batch_size": 50}}}}
+    jobs = training_jobs(exp)
+    k2 = [j for j in jobs if j["study"] == "A" and j["configs"][0].K == 2]
+    main = [j for j in jobs if j["study"] == "A" and j["configs"][0].K != 2]
+    n = steps_per_epoch(exp, "mnist", 1)[0]
+    assert {job_steps_per_epoch(exp, j) for j in k2} == {n // 50}
+    assert {job_steps_per_epoch(exp, j) for j in main} == {n // exp["vib_vim"]["train"]["batch_size"]} != {n // 50}
 
 
 def test_quick_times_its_first_vib_group_in_bfloat16():

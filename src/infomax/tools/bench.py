@@ -340,6 +340,13 @@ def steps_per_epoch(exp: dict, dataset: str, batch_size: int) -> tuple[int, int]
     return n, n // batch_size
 
 
+def job_steps_per_epoch(exp: dict, job: dict) -> int:
+    """Steps per epoch of one training job (``training_jobs``), at its own batch size:
+    vib_vim.k2.train may give the K=2 groups another one than the main groups'."""
+    dataset = "mnist" if job["study"] == "A" else exp["dim_infobal"]["dataset"]
+    return steps_per_epoch(exp, dataset, job["configs"][0].batch_size)[1]
+
+
 def _timing_key(cfgs: list) -> str:
     """Jobs whose train configs agree apart from these fields run the same step at the same cost
     (beta scales a loss term; the estimator changes only an element-wise reduction of the score
@@ -488,8 +495,10 @@ def _run(b: BenchConfig, busy, log) -> dict:
     spe = {"A": rows[0]["epoch"]["steps"], "B": rows[-1]["epoch"]["steps"]}
     groups = {}
     for j in jobs:
+        j_spe = job_steps_per_epoch(exp, j)
         g = groups.setdefault((j["study"], j["group"]), {"study": j["study"], "group": j["group"], "jobs": 0,
-                                                         "models": 0, "epochs": set(), "seconds": 0.0, "timed": {}})
+                                                         "models": 0, "epochs": set(), "seconds": 0.0, "timed": {},
+                                                         "steps_per_epoch": j_spe})
         g["jobs"] += 1
         g["models"] += j["models"]
         g["epochs"].add(j["epochs"])
@@ -498,7 +507,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
             m = timed_step(j["study"], j["configs"], f"prediction, {j['group']} ({j['models']} model(s), "
                                                      f"{j['configs'][0].precision})")
             g["timed"][j["models"]] = m
-            j["seconds"] = j["epochs"] * spe[j["study"]] * m["seconds_per_step"]
+            j["seconds"] = j["epochs"] * j_spe * m["seconds_per_step"]
         g["seconds"] += j["seconds"]
 
     concurrent, why = (b.jobs, "--jobs") if b.jobs else default_jobs(device, b.threads, b.config)
@@ -513,18 +522,18 @@ def _run(b: BenchConfig, busy, log) -> dict:
         "not_included": NOT_INCLUDED,
         "assumes": f"each of the {concurrent} concurrent jobs steps at the speed measured here for one job alone",
         "precision": {"A": c.precision, "B": cfg_b.precision},
-        "groups": [_group_row(g, spe[g["study"]]) for g in groups.values()],
+        "groups": [_group_row(g) for g in groups.values()],
     }
     return res
 
 
-def _group_row(g: dict, steps_per_epoch: int) -> dict:
+def _group_row(g: dict) -> dict:
     """A prediction row of one kind of job; its step is the largest job's (study A: a group of that
     many models; study B: one model); None where nothing was timed (the untrained floor)."""
     n = max(g["timed"], default=0)
     m = g["timed"].get(n, {})
     return {"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
-            "epochs": sorted(g["epochs"]), "steps_per_epoch": steps_per_epoch, "seconds": g["seconds"],
+            "epochs": sorted(g["epochs"]), "steps_per_epoch": g["steps_per_epoch"], "seconds": g["seconds"],
             "step_models": n, **{k: m.get(k) for k in ("seconds_per_step", "of_roofline", "limited_by")}}
 
 
