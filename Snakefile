@@ -48,7 +48,6 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        vib_vim_outputs(),
-        dim_infobal_outputs(),
+        study_outputs(),
         summary_outputs(),
         replication_outputs(),

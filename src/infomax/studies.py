@@ -10,6 +10,11 @@ STUDIES = (vib_vim, dim_infobal)
 BY_NAME = {s.NAME: s for s in STUDIES}
 
 
+def selected(exp: dict) -> tuple:
+    """The study modules a merged experiment runs (its ``studies`` key), in report order."""
+    return tuple(s for s in STUDIES if s.NAME in exp["studies"])
+
+
 def validate_config(cfg: dict, schema_path=config.SCHEMA) -> dict:
     """``infomax.config.validate_config`` with every study's own checks."""
     return config.validate_config(cfg, schema_path, STUDIES)
@@ -22,10 +27,11 @@ def load(path=config.ROOT / "config" / "config.yaml", experiment_name=None) -> d
 
 def report_settings(cfg: dict) -> dict:
     """What the replication report needs to know about the selected experiment beyond its tables:
-    per study, the facts compared with the published protocols (config/published.yaml) and the
-    options its claims read; the report's statistics."""
+    per study it runs, the facts compared with the published protocols (config/published.yaml)
+    and the options its claims read; the report's statistics."""
     name, exp = config.select(cfg)
     paper = config.experiment(cfg, config.BASE)
-    return {"experiment": name, "report": dict(cfg["report"]),
-            "facts": {s.NAME: s.facts(exp, paper) for s in STUDIES},
-            "options": {s.NAME: s.options(exp) for s in STUDIES}}
+    run = selected(exp)
+    return {"experiment": name, "report": dict(cfg["report"]), "studies": [s.NAME for s in run],
+            "facts": {s.NAME: s.facts(exp, paper) for s in run},
+            "options": {s.NAME: s.options(exp) for s in run}}

@@ -30,7 +30,7 @@ from infomax.config import ConfigError, select
 from infomax.sources import MNIST_WHEEL
 from infomax.files import link_or_copy
 from infomax.dim_infobal import runs as runs_b
-from infomax.studies import STUDIES, report_settings, validate_config
+from infomax.studies import STUDIES, report_settings, selected, validate_config
 from infomax.vib_vim import runs as runs_a
 
 try:
@@ -62,6 +62,7 @@ CAPTIONS = os.path.relpath(Path(workflow.basedir) / "workflow/report")          
 FIGURES = {s.NAME: list(s.FIGURES) for s in STUDIES}  # each study's figures and tables: its study module
 TABLES = {s.NAME: list(s.TABLES) for s in STUDIES}
 OPTIONS = {s.NAME: s.options(X) for s in STUDIES}  # what a study's claims and figures read beyond its tables
+RUN = [s.NAME for s in selected(X)]  # the studies this experiment runs: the final targets, summary and report
 
 
 def settings(d):
@@ -118,10 +119,6 @@ def vib_vim_embeddings():
     return [f"{OUT}/vib_vim/embeddings/{runs_a.run_name(*r)}.npz" for r in runs_a.k2_runs(X)]
 
 
-def vib_vim_outputs():
-    return [*tables("vib_vim").values(), *figure_paths("vib_vim"), *figure_paths("vib_vim", "pdf")]
-
-
 # --- study B: one training job per (method, estimator, seed), plus the untrained floor per seed;
 # one evaluation job per seed
 def dim_infobal_seed_files(folder, ext):
@@ -134,12 +131,20 @@ def dim_infobal_evals():
     return [f"{OUT}/dim_infobal/eval/{runs_b.run_name(*r)}.json" for r in runs_b.runs(X)]
 
 
-def dim_infobal_outputs():
-    return [*tables("dim_infobal").values(), *figure_paths("dim_infobal"), *figure_paths("dim_infobal", "pdf")]
-
-
 # --- the summary (DVC metrics and plot tables) and the replication report
+def study_outputs():
+    """Each study the experiment runs: its collected tables and its figures."""
+    return [p for s in RUN for p in [*tables(s).values(), *figure_paths(s), *figure_paths(s, "pdf")]]
+
+
+def run_tables():
+    """{<study>_<table>: path} of every study the experiment runs (the summary's and report's inputs)."""
+    return {f"{s}_{t}": p for s in RUN for t, p in tables(s).items()}
+
+
 def summary_plot_tables():
+    if "vib_vim" not in RUN:
+        return []
     regularised = [o for o in VV["objectives"] if o != "deterministic"]
     plots = [f"vib_vim_error_vs_beta_{o}" for o in regularised]
     plots += [f"vib_vim_robustness_{attack}" for attack in ("gaussian", "saltpepper", "fgsm")]
@@ -153,7 +158,7 @@ def summary_outputs():
 def report_figures():
     """Every figure of the report: name, PNG path and the rule that draws it."""
     return [{"name": f, "path": p, "rule": f"figures_{study}"}
-            for study in FIGURES for f, p in zip(FIGURES[study], figure_paths(study))]
+            for study in RUN for f, p in zip(FIGURES[study], figure_paths(study))]
 
 
 def replication_settings():
@@ -167,4 +172,4 @@ def replication_outputs():
 
 def table_args():
     """The collected tables as the summarize and replication steps take them: `--table <study>.<table>=<path> ...`."""
-    return "--table " + " ".join(shlex.quote(f"{s}.{t}={p}") for s in TABLES for t, p in tables(s).items())
+    return "--table " + " ".join(shlex.quote(f"{s}.{t}={p}") for s in RUN for t, p in tables(s).items())

@@ -6,14 +6,13 @@ rule summary:
     conda:
         ENV
     input:
-        **tables("vib_vim"),
-        **{f"dim_infobal_{t}": p for t, p in tables("dim_infobal").items()},
+        **run_tables(),
     output:
         summary=f"{OUT}/summary.json",
         plots=summary_plot_tables(),
     params:
         tables=table_args(),
-        plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
+        plots_dir=f"{OUT}/plots",
     log:
         f"{OUT}/logs/summary.log",
     benchmark:
@@ -27,8 +26,7 @@ rule replication:
     conda:
         ENV
     input:
-        **tables("vib_vim"),
-        **{f"dim_infobal_{t}": p for t, p in tables("dim_infobal").items()},
+        **run_tables(),
         published=PUBLISHED,
         captions=[f"{CAPTIONS}/{f['name']}.rst" for f in report_figures()] + [f"{CAPTIONS}/forest.rst"],
         figures=[f["path"] for f in report_figures()],
