@@ -43,7 +43,8 @@ def cmd_fetch_wheel(a):
 
 
 def _study_tables(a) -> dict:
-    """--table <study>.<table>=<path> ... as {study: {table: path}}; every study's every table is required."""
+    """--table <study>.<table>=<path> ... as {study: {table: path}}: the studies the experiment ran,
+    each with every one of its tables."""
     from .studies import STUDIES
 
     given = {}
@@ -53,13 +54,14 @@ def _study_tables(a) -> dict:
         if not (sep and dot and path):
             raise ValueError(f"--table {item!r}: expected <study>.<table>=<path>")
         given.setdefault(study, {})[table] = path
-    want = {s.NAME: s.TABLES for s in STUDIES}
+    want = {s.NAME: s.TABLES for s in STUDIES if s.NAME in given}
     unknown = sorted(f"{s}.{t}" for s, ts in given.items() for t in ts if t not in want.get(s, ()))
     lacking = [f"{s}.{t}" for s, ts in want.items() for t in ts if t not in given.get(s, {})]
     if unknown or lacking:
         raise ValueError("--table: " + "; ".join(
             ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(lacking)}"] if lacking else []))
-            + f" (expected {', '.join(f'{s}.{t}' for s, ts in want.items() for t in ts)})")
+            + f" (expected {', '.join(f'{s.NAME}.{t}' for s in STUDIES for t in s.TABLES)}, "
+              "the tables of each study the experiment runs)")
     return given
 
 
@@ -86,7 +88,7 @@ def cmd_bench(a):
 
     speed = speed_of(a)
     kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, jobs=a.jobs,
-              tf32=speed.tf32, compile=speed.compile)
+              group_size=a.group_size, tf32=speed.tf32, compile=speed.compile)
     kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("copy_mb", a.copy_mb), ("steps_a", a.steps_a),
                                  ("steps_b", a.steps_b), ("repeats", a.repeats), ("warmup", a.warmup))
                if v is not None})
@@ -162,6 +164,8 @@ def main(argv=None):
     sp.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "config" / "config.yaml"))
     sp.add_argument("--jobs", type=int, help="training jobs at once in the prediction (default: --cores all on "
                     "the CPU; the gpu profile's gpu=N on CUDA)")
+    sp.add_argument("--group-size", type=int, help="study A's models per job, as the workflow's --config "
+                    "group_size=N (default: the experiment's vib_vim.group_size)")
     sp.add_argument("--quick", action="store_true", help="a few steps and a small matmul: rough numbers")
     sp.add_argument("--matmul-size", type=int, help="n of the n x n matmul ceilings (default 2048 CPU, 4096 CUDA)")
     sp.add_argument("--copy-mb", type=int, help="MiB of the bandwidth copy (default 256 CPU, 1024 CUDA)")

@@ -53,9 +53,15 @@ def experiment(config: dict, name: str) -> dict:
 
 
 def select(config: dict) -> tuple[str, dict]:
-    """(name, merged settings) of the experiment selected by ``config['experiment']``."""
+    """(name, merged settings) of the experiment selected by ``config['experiment']``, with the
+    top-level ``group_size`` (when not null) as its study-A group size: how many models one job
+    stacks is scheduling only (a model trains alike alone or stacked: tests/vib_vim/test_train.py),
+    so it may follow the machine (``--config group_size=3`` on a GPU) rather than the experiment."""
     name = config["experiment"]
-    return name, experiment(config, name)
+    exp = experiment(config, name)
+    if config["group_size"] is not None:
+        exp = merge(exp, {"vib_vim": {"group_size": config["group_size"]}})
+    return name, exp
 
 
 def schema_problems(validator, instance, prefix) -> list[str]:

@@ -176,19 +176,37 @@ def _sanitize(x):
     return x
 
 
+def run_studies(settings: dict, tables_paths: dict) -> list[str]:
+    """The studies the experiment ran (``settings['studies']``, report order), checked against
+    the tables given: each of them, and no other, must have its tables."""
+    names = settings["studies"]
+    unknown = [s for s in names if s not in CLAIMS_OF]
+    if unknown or not names:
+        raise ValueError(f"settings.studies: {names!r}, expected one or more of {list(CLAIMS_OF)}")
+    if set(tables_paths) != set(names):
+        raise ValueError(f"tables given for {sorted(tables_paths) or 'no study'}, but the experiment runs "
+                         f"{', '.join(names)}: expected the tables of exactly those studies")
+    return [s for s in CLAIMS_OF if s in names]
+
+
 def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
-    """Everything of claims.json: settings (from the workflow), table paths, the published file."""
+    """Everything of claims.json: settings (from the workflow), table paths, the published file.
+    Only the studies the experiment ran (``run_studies``) have claims, anchors and deviations."""
     rc = ReportConfig.of(settings["report"])
     published = load_published(published_path)
-    tables = {study: c.read_tables(tables_paths[study], settings["options"][study]) for study, c in CLAIMS_OF.items()}
-    parts = {cid: comps for study, c in CLAIMS_OF.items() for cid, comps in c.claims(tables[study], rc).items()}
-    anchor_list = anchors(published, settings["facts"], tables, rc)
+    studies = run_studies(settings, tables_paths)
+    tables = {study: CLAIMS_OF[study].read_tables(tables_paths[study], settings["options"][study]) for study in studies}
+    parts = {cid: comps for study in studies for cid, comps in CLAIMS_OF[study].claims(tables[study], rc).items()}
+    mine = {**published, "anchors": {k: a for k, a in published["anchors"].items() if a["study"] in studies}}
+    anchor_list = anchors(mine, settings["facts"], tables, rc)
     by_claim = {}
     for a in anchor_list:
         for c in a["claims"]:
             by_claim.setdefault(c, []).append(a)
     claims = []
     for cid, statement in CLAIMS.items():
+        if STUDY_OF[cid] not in studies:
+            continue
         comps = list(parts[cid])
         comps += [anchor_check(a, rc) for a in by_claim.get(cid, []) if a["primary"]]
         verdict, reason = combine(comps)
@@ -196,17 +214,17 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
                        "metric": METRIC_TEXT[cid], "verdict": verdict, "reason": reason, "comparisons": comps,
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({
-        "experiment": settings["experiment"], "confidence": rc.confidence, "min_seeds": rc.min_seeds,
+        "experiment": settings["experiment"], "studies": studies, "confidence": rc.confidence, "min_seeds": rc.min_seeds,
         "margins": {**rc.margins, "anchor_tolerance": rc.anchor_tolerance},
         "facts": settings["facts"], "protocols": published["protocols"],
         "claims": claims, "anchors": anchor_list, "reconstructed": RECONSTRUCTED,
-        "deviations": deviations(settings["facts"], published["protocols"]),
+        "deviations": deviations(settings["facts"], published["protocols"], studies),
     })
 
 
-def deviations(facts: dict, protocols: dict) -> dict:
-    """Per study, how this experiment differs from the published protocol (empty: it does not)."""
-    return {study: _not_comparable(protocols[study], facts.get(study, {})) for study in PUBLISHED_STUDIES}
+def deviations(facts: dict, protocols: dict, studies=PUBLISHED_STUDIES) -> dict:
+    """Per study run, how this experiment differs from the published protocol (empty: it does not)."""
+    return {study: _not_comparable(protocols[study], facts.get(study, {})) for study in studies}
 
 
 # -----------------------------------------------------------------------------
@@ -253,8 +271,12 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              f"Intervals are {conf} Student-t intervals over seeds (paired across seeds when both sides ran the "
              f"same seeds). A verdict needs at least {claims['min_seeds']} runs per side; otherwise it is "
              "inconclusive. A claim is contradicted if any of its voting comparisons is, supported if all are.", ""]
+    ran = claims.get("studies", list(STUDY_TITLES))
+    if len(ran) < len(STUDY_TITLES):
+        lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the other "
+                  "study's claims are not part of this report.", ""]
     facts = claims.get("facts", {})
-    precision = {study: facts.get(study, {}).get("precision") for study in STUDY_TITLES}   # study A first
+    precision = {study: facts.get(study, {}).get("precision") for study in STUDY_TITLES if study in ran}   # study A first
     if any(precision.values()):
         lines += ["Training precision: " + "; ".join(
             f"{STUDY_TITLES[study]} {PRECISION_TEXT.get(p, p)}" for study, p in precision.items() if p)
@@ -515,6 +537,6 @@ def write_report(settings: dict, tables: dict, published, captions_dir, claims_o
 
 
 def write_summary(out_path, plots_dir, tables: dict) -> Path:
-    """``summary.json`` (DVC metrics) with one section per study (``tables``: study -> {table:
+    """``summary.json`` (DVC metrics) with one section per study run (``tables``: study -> {table:
     CSV path}), and the plot tables the studies write into ``plots_dir``."""
-    return save_json({s.NAME: s.summarize(tables[s.NAME], plots_dir) for s in STUDIES}, out_path)
+    return save_json({s.NAME: s.summarize(tables[s.NAME], plots_dir) for s in STUDIES if s.NAME in tables}, out_path)

@@ -55,6 +55,37 @@ def test_unknown_experiment_lists_the_known_ones():
     assert "'papr'" in msg and "paper" in msg and "quick" in msg
 
 
+def test_an_experiment_checks_only_the_studies_it_runs():
+    """table1 runs study A on MNIST alone: study B's block (inherited from paper, CIFAR-10) is not
+    checked against data it does not prepare, until the experiment asks for study B."""
+    from infomax.studies import selected
+
+    assert [s.NAME for s in selected(experiment(CONFIG, "table1"))] == ["vib_vim"]
+    assert list(experiment(CONFIG, "table1")["data"]) == ["mnist"]
+    msg = broken(lambda c: c["experiments"]["table1"].__setitem__("studies", ["vib_vim", "dim_infobal"]))
+    assert "experiments.table1" in msg and "cifar10" in msg
+    msg = broken(lambda c: c["experiments"]["table1"].__setitem__("studies", ["vib_vim", "vim_vib"]))
+    assert "experiments.table1.studies[1]" in msg and "'vim_vib'" in msg
+
+
+def test_top_level_group_size_replaces_the_experiments_and_changes_no_model():
+    from infomax.config import select
+
+    name, t1 = select({**CONFIG, "experiment": "table1"})
+    assert name == "table1" and t1["vib_vim"]["group_size"] == 1 and CONFIG["group_size"] is None
+    _, stacked = select({**CONFIG, "experiment": "table1", "group_size": 3})
+    assert stacked["vib_vim"]["group_size"] == 3
+    assert {k: v for k, v in stacked.items() if k != "vib_vim"} == {k: v for k, v in t1.items() if k != "vib_vim"}
+    one = {r: runs_a.train_settings(t1, *r, K=256) for r in runs_a.runs(t1)}
+    groups = runs_a.groups(stacked)
+    assert [len(m) for n, m in groups.items() if not n.startswith("k2_")] == [3, 3, 3]
+    for name in groups:                             # each model's settings are the same in either layout
+        for member, cfg in zip(groups[name], runs_a.group_train_settings(stacked, name)):
+            if member[3] == 256:
+                assert cfg == one[member[:3]]
+    assert "group_size" in broken(lambda c: c.__setitem__("group_size", 0))
+
+
 def test_yaml_1e3_string_gets_a_hint():
     msg = broken(lambda c: c["experiments"]["quick"]["vib_vim"]["train"].__setitem__("lr", "1e-3"))
     assert "experiments.quick.vib_vim.train.lr" in msg and "1.0e-3" in msg
@@ -221,4 +252,7 @@ def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
     assert ib["train"]["properties"]["precision"]["enum"] == list(PRECISIONS)
     assert ib["evaluate"]["properties"]["layers"]["items"]["enum"] == list(LAYERS)
     assert study_a.TABLES == tuple(tables_a.COLUMNS) and study_b.TABLES == tuple(tables_b.COLUMNS)
+    from infomax.studies import STUDIES
+
+    assert defs["experiment"]["properties"]["studies"]["items"]["enum"] == [s.NAME for s in STUDIES]
     assert tables_a.OBJECTIVES is OBJECTIVES and tables_b.estimator_order() == tuple(MI_ESTIMATORS)

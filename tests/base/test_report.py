@@ -421,6 +421,31 @@ def test_write_report_files(tmp_path):
         R.write_report(settings, tables, ROOT / "config/published.yaml", tmp_path / "captions", claims_path, md_path)
 
 
+def test_an_experiment_of_one_study_reports_that_study_only(tmp_path):
+    """table1 runs study A only: its report has A1-A4, study A's anchors and deviations, says that
+    the other study is not part of it, and is decided by the published numbers (full MNIST, 200
+    epochs: comparable).  Tables of a study it does not run, or none of one it runs, are errors."""
+    a = write_study_a(tmp_path, vim_err=[0.0110, 0.0112, 0.0114], vib_err=[0.0114, 0.0116, 0.0115],
+                      det_err=[0.0140, 0.0139, 0.0141], vim_noise=[0.9, 0.91, 0.92], vib_noise=[0.9, 0.9, 0.91])
+    settings = report_settings({**CONFIG, "experiment": "table1"})
+    assert settings["studies"] == ["vib_vim"] and set(settings["facts"]) == {"vib_vim"}
+    claims_path, md_path = tmp_path / "claims.json", tmp_path / "REPLICATION.md"
+    claims = R.write_report({**settings, "figures": []}, {"vib_vim": a}, ROOT / "config/published.yaml",
+                            tmp_path, claims_path, md_path)
+    assert [c["id"] for c in claims["claims"]] == ["A1", "A2", "A3", "A4"] and claims["studies"] == ["vib_vim"]
+    assert {x["study"] for x in claims["anchors"]} == {"vib_vim"} and list(claims["deviations"]) == ["vib_vim"]
+    a4 = next(c for c in claims["claims"] if c["id"] == "A4")
+    table1 = next(x for x in claims["anchors"] if x["id"] == "vib_table1_vib")
+    assert table1["comparable"] and claims["deviations"]["vib_vim"] == []
+    assert [p["verdict"] for p in a4["comparisons"]] == [S.SUPPORTED, S.SUPPORTED]    # 1.15% vs 1.13%: ratio 1.02
+    md = md_path.read_text()
+    assert "runs Study A (vib_vim) only" in md and "## B1" not in md and "not the published protocol" not in md
+    with pytest.raises(ValueError, match="expected the tables of exactly those studies"):
+        R.build_claims(settings, {"vib_vim": a, "dim_infobal": a}, ROOT / "config/published.yaml")
+    with pytest.raises(ValueError, match="runs vib_vim"):
+        R.build_claims(settings, {}, ROOT / "config/published.yaml")
+
+
 def test_report_settings_state_how_the_experiment_differs():
     config = {**CONFIG, "experiment": "quick"}
     quick = report_settings(config)
@@ -449,8 +474,8 @@ def test_report_settings_state_how_the_experiment_differs():
 def test_cli_names_a_missing_table(tmp_path, capsys):
     from infomax.cli import main
 
-    settings = json.dumps({"experiment": "quick", "options": {"vib_vim": {}, "dim_infobal": METHODS}, "facts": {},
-                           "report": CONFIG["report"]})
+    settings = json.dumps({"experiment": "quick", "studies": ["vib_vim", "dim_infobal"],
+                           "options": {"vib_vim": {}, "dim_infobal": METHODS}, "facts": {}, "report": CONFIG["report"]})
     tables = [f"vib_vim.metrics={tmp_path / 'metrics.csv'}", "vib_vim.validation=v", "vib_vim.robustness=r",
               "dim_infobal.curves=c", "dim_infobal.probes=p", "dim_infobal.robustness=r2"]
     out = ["--claims", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "r.md")]
@@ -459,5 +484,5 @@ def test_cli_names_a_missing_table(tmp_path, capsys):
     # a table left out, or one no study has, is named with the list expected
     rc = main(["replication", "--settings", settings, "--table", *tables[1:], "vib_vim.metric=m", *out])
     err = capsys.readouterr().err
-    assert rc == 1 and "unknown vib_vim.metric; missing vib_vim.metrics" in err and "dim_infobal.robustness)" in err
+    assert rc == 1 and "unknown vib_vim.metric; missing vib_vim.metrics" in err and "dim_infobal.robustness," in err
     assert not (tmp_path / "c.json").exists() and not (tmp_path / "r.md").exists()

@@ -73,3 +73,97 @@ def test_readme_recovery_after_sigkill(tmp_path):
     assert not list(model.parent.glob(".*.tmp")) and not list(resume.parent.glob(".*.tmp"))
     again = snakemake("-n", *args, MODEL, cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+# --- table1, shortened: the published-protocol experiment stopped by Ctrl-C, then by SIGKILL,
+# finishes with --rerun-incomplete from its resume states, to the weights of an uninterrupted run
+
+T1_MODEL = "results/table1/vib_vim/models/vib_b1e-3_s0.pt"
+T1_RESUME = "results/table1/vib_vim/groups/vib_g0.resume"
+T1_LOG = "results/table1/logs/vib_vim/train/vib_g0.log"
+
+
+def shortened_table1(dst: Path) -> Path:
+    """A project copy whose table1 trains on 400 embedded digits for 20 short epochs, writing a
+    resume state after every epoch; everything else (rules, K=256, objectives, seeds) is table1's."""
+    import yaml
+
+    from projects import project_copy
+
+    dst.mkdir()
+    project_copy(dst)
+    cfg = yaml.safe_load((dst / "config/config.yaml").read_text())
+    t1 = cfg["experiments"]["table1"]
+    t1["data"] = {"mnist": {"source": "embedded", "n_images": 400, "test_fraction": 0.25, "val_fraction": 0.1,
+                            "seed": 0}}
+    t1["vib_vim"]["train"] = {"epochs": 20, "batch_size": 50, "checkpoint_seconds": 1.0e-3}
+    (dst / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return dst
+
+
+def _wait_for(path: Path, p, after: float = 0.0, timeout: float = 300):
+    """Until ``path`` exists with an mtime later than ``after``, while ``p`` still runs."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_mtime > after):
+        assert p.poll() is None, "the workflow ended before the expected resume state"
+        assert time.monotonic() < deadline, f"no {path.name} within {timeout} s"
+        time.sleep(0.02)
+
+
+def run_in(project: Path, *args):
+    """Snakemake with the copy's own Snakefile (so its config), in the copy."""
+    from projects import snakemake as launch
+
+    return launch(*args, cwd=project, project=project)
+
+
+def resumed_from(log: Path) -> list[int]:
+    """The epochs a training log says it resumed from."""
+    return [int(line.split("from epoch ")[1].split()[0]) for line in log.read_text().splitlines()
+            if line.startswith("resuming vib_g0 from epoch")]
+
+
+@pytest.mark.e2e
+def test_table1_resumes_after_ctrl_c_and_sigkill_to_the_uninterrupted_weights(tmp_path):
+    import torch
+
+    stopped, reference = shortened_table1(tmp_path / "stopped"), shortened_table1(tmp_path / "reference")
+    args = (T1_MODEL, "--cores", "1", "--config", "experiment=table1")
+
+    def start():
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(stopped / "Snakefile"), *args, "--rerun-incomplete"]
+        return subprocess.Popen(cmd, cwd=stopped, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    resume, log = stopped / T1_RESUME, stopped / T1_LOG
+    p = start()                                         # 1. Ctrl-C (SIGINT to the foreground group)
+    try:
+        _wait_for(resume, p)
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(timeout=120)
+    assert p.returncode != 0 and resume.exists() and not (stopped / T1_MODEL).exists()
+    first_state = resume.stat().st_mtime
+
+    p = start()                                         # 2. SIGKILL (no clean-up, the lock stays)
+    try:
+        _wait_for(resume, p, after=first_state)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    [after_ctrl_c] = resumed_from(log)
+    assert 0 < after_ctrl_c < 20 and not (stopped / T1_MODEL).exists()
+
+    r = run_in(stopped, "--unlock", *args)      # 3. the README's recovery
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_in(stopped, *args, "--rerun-incomplete")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    [after_kill] = resumed_from(log)                   # each attempt writes its own log
+    assert after_ctrl_c < after_kill < 20 and not resume.exists()
+
+    r = run_in(reference, *args)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    resumed, uninterrupted = (torch.load(d / T1_MODEL, weights_only=False)["state_dict"] for d in (stopped, reference))
+    assert resumed.keys() == uninterrupted.keys()
+    for k in uninterrupted:
+        assert torch.equal(resumed[k], uninterrupted[k]), k

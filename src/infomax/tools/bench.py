@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import experiment, split_sizes
+from ..config import experiment, select, split_sizes
 from ..studies import load
 from ..dim_infobal import runs as runs_b
 from ..dim_infobal import train as train_b
@@ -66,6 +66,7 @@ class BenchConfig:
     repeats: int = 3                    # timed windows; the median is reported
     warmup: int = 2                     # untimed steps first (allocations, lazy init, compilation)
     jobs: int | None = None             # concurrent training jobs in the prediction (None: default_jobs)
+    group_size: int | None = None       # study A's models per job (the config's top-level group_size); None: the experiment's
     tf32: bool | None = None            # the training jobs' speed switches (loop.Speed)
     compile: bool = False
 
@@ -73,7 +74,7 @@ class BenchConfig:
         for name in ("threads", "matmul_reps", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench {name} = {getattr(self, name)}: expected >= 1")
-        for name in ("matmul_size", "copy_mb", "steps_a", "steps_b", "jobs"):
+        for name in ("matmul_size", "copy_mb", "steps_a", "steps_b", "jobs", "group_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"bench {name} = {v}: expected >= 1 (or unset for the default)")
@@ -325,12 +326,13 @@ def measure(step, steps: int, b: BenchConfig, device, ceil: dict, tf32: bool) ->
 # the experiment: its training jobs, and steps per epoch
 
 
-def load_experiment(config_path, name: str) -> dict:
-    """The merged settings of experiment ``name`` in the config file, after the pipeline's validation."""
+def load_experiment(config_path, name: str, group_size: int | None = None) -> dict:
+    """The merged settings of experiment ``name`` in the config file, after the pipeline's
+    validation, with ``group_size`` as the workflow's top-level ``--config group_size=N``."""
     path = Path(config_path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist (expected the project's config/config.yaml)")
-    return experiment(load(path, name), name)
+    return select({**load(path, name), "group_size": group_size})[1]
 
 
 def steps_per_epoch(exp: dict, dataset: str, batch_size: int) -> tuple[int, int]:
@@ -360,12 +362,12 @@ def training_jobs(exp: dict) -> list[dict]:
     stacked model of up to vib_vim.group_size models), study B's runs and the untrained floor, with
     the train configs the rules' settings make."""
     jobs = []
-    for name, members in runs_a.groups(exp).items():
+    for name, members in (runs_a.groups(exp).items() if "vib_vim" in exp["studies"] else ()):
         cfgs = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, name)]
         obj, K = members[0][0], members[0][3]
         jobs.append({"study": "A", "name": name, "group": f"{obj} K={K}", "configs": cfgs,
                      "models": len(cfgs), "epochs": cfgs[0].epochs})
-    for method, est, seed in runs_b.runs(exp):
+    for method, est, seed in (runs_b.runs(exp) if "dim_infobal" in exp["studies"] else ()):
         cfg = train_b.TrainConfig(**runs_b.train_settings(exp, method, est, seed))
         jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "configs": [cfg],
                      "models": 1, "epochs": 0 if cfg.kind == "random" else cfg.epochs})
@@ -387,6 +389,17 @@ def default_jobs(device, threads: int, config_path) -> tuple[int, str]:
             if name.strip() == "gpu":
                 return int(n), f"gpu={int(n)} in workflow/profiles/gpu: jobs sharing one GPU"
     return 1, f"one job on the GPU ({profile} has no gpu resource)"
+
+
+def list_schedule(seconds: list[float], workers: int) -> float:
+    """When the last of these jobs ends if ``workers`` run at once and each free worker takes the
+    longest job left (Snakemake starts ready jobs in no such order, so it may end later).  A few
+    long jobs do not share out evenly: 9 jobs of an hour on 2 workers take 5 hours, not 4.5."""
+    ends = [0.0] * workers
+    for s in sorted(seconds, reverse=True):
+        i = ends.index(min(ends))
+        ends[i] += s
+    return max(ends)
 
 
 def headline_group(exp: dict) -> str:
@@ -447,7 +460,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
     used = apply_speed(Speed(tf32=b.tf32, compile=b.compile), device)
     cuda = device.type == "cuda"
     steps = {"A": b.steps_a or (100 if cuda else 20), "B": b.steps_b or (20 if cuda else 1)}
-    exp = load_experiment(b.config, b.experiment)
+    exp = load_experiment(b.config, b.experiment, b.group_size)
     ib = exp["dim_infobal"]
     res = {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
            "threads": b.threads, "torch_threads": torch.get_num_threads(), "experiment": b.experiment,
@@ -467,32 +480,37 @@ def _run(b: BenchConfig, busy, log) -> dict:
             timed[key] = measure(step, steps[study], b, device, ceil, used["tf32"])
         return timed[key]
 
-    # the headline steps: study A's first vib group (group_size models) and a group of one of its
-    # first model; study B's DIM(L) with JSD, at the experiment's sizes and precisions
-    group = headline_group(exp)
-    members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, group)]
-    cfg_b = train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l", "kind": "dim_l",
-                                   "estimator": "jsd", "seed": 0})
-    c = members[0]
-    rows = [{"study": "A", "label": f"{c.objective} K={c.K} group of {len(members)}", "group": group,
-             **timed_step("A", members, f"group {group}, {len(members)} models, {c.precision}")}]
-    if len(members) > 1:
-        rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of 1", "group": group,
-                     **timed_step("A", members[:1], f"a group of one, {c.precision}")})
-    rows.append({"study": "B", "label": f"dim_l jsd, {x_b.shape[1]}x32x32", "group": "dim_l",
-                 **timed_step("B", [cfg_b], f"dim_l jsd, {cfg_b.precision}")})
-    for r, cfg, ds in ((rows[0], c, "mnist"), (rows[-1], cfg_b, ib["dataset"])):
+    # the headline steps of the studies the experiment runs: study A's first vib group (group_size
+    # models) and a group of one of its first model; study B's DIM(L) with JSD, at the experiment's
+    # sizes and precisions
+    rows, first = [], {}
+    if "vib_vim" in exp["studies"]:
+        group = headline_group(exp)
+        members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, group)]
+        c = members[0]
+        rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of {len(members)}", "group": group,
+                     **timed_step("A", members, f"group {group}, {len(members)} models, {c.precision}")})
+        first["A"] = (rows[-1], c, "mnist")
+        if len(members) > 1:
+            rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of 1", "group": group,
+                         **timed_step("A", members[:1], f"a group of one, {c.precision}")})
+            res["stacking_gain"] = rows[1]["seconds_per_model_step"] / rows[0]["seconds_per_model_step"]
+    if "dim_infobal" in exp["studies"]:
+        cfg_b = train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l", "kind": "dim_l",
+                                       "estimator": "jsd", "seed": 0})
+        rows.append({"study": "B", "label": f"dim_l jsd, {x_b.shape[1]}x32x32", "group": "dim_l",
+                     **timed_step("B", [cfg_b], f"dim_l jsd, {cfg_b.precision}")})
+        first["B"] = (rows[-1], cfg_b, ib["dataset"])
+    for r, cfg, ds in first.values():
         n, spe = steps_per_epoch(exp, ds, cfg.batch_size)
         r.update(batch_size=cfg.batch_size, epoch={"dataset": ds, "train_images": n, "steps": spe,
                                                    "seconds": spe * r["seconds_per_step"]})
     res["steps"] = rows
-    if len(members) > 1:
-        res["stacking_gain"] = rows[1]["seconds_per_model_step"] / rows[0]["seconds_per_model_step"]
 
     # prediction: every training job of the experiment (study A: its groups, one stacked step of
     # their models each), timed once per kind of job, group size and batch sharing
     jobs = training_jobs(exp)
-    spe = {"A": rows[0]["epoch"]["steps"], "B": rows[-1]["epoch"]["steps"]}
+    spe = {study: r["epoch"]["steps"] for study, (r, _, _) in first.items()}
     groups = {}
     for j in jobs:
         j_spe = job_steps_per_epoch(exp, j)
@@ -517,11 +535,11 @@ def _run(b: BenchConfig, busy, log) -> dict:
         "experiment": b.experiment, "training_jobs": len(jobs), "jobs_with_steps": sum(j["seconds"] > 0 for j in jobs),
         "concurrent_jobs": concurrent, "concurrent_jobs_from": why,
         "steps_per_epoch": spe, "training_seconds_total": total, "longest_job_seconds": longest,
-        # n jobs at once finish no sooner than total / n, and no sooner than the longest job
-        "wall_seconds": max(total / concurrent, longest),
+        # n jobs at once, each free one taking the longest job left
+        "wall_seconds": list_schedule([j["seconds"] for j in jobs], concurrent),
         "not_included": NOT_INCLUDED,
         "assumes": f"each of the {concurrent} concurrent jobs steps at the speed measured here for one job alone",
-        "precision": {"A": c.precision, "B": cfg_b.precision},
+        "precision": {study: cfg.precision for study, (_, cfg, _) in first.items()},
         "groups": [_group_row(g) for g in groups.values()],
     }
     return res
@@ -580,13 +598,13 @@ def report(res: dict) -> str:
         lines.append(f"stacking: a group of {res['steps'][0]['models']} takes {res['stacking_gain']:.2f}x less time "
                      f"per model than a group of one")
     lines += ["", "one epoch (training steps only)"]
-    for r in (res["steps"][0], res["steps"][-1]):
+    for r in (r for r in res["steps"] if "epoch" in r):
         e = r["epoch"]
         lines.append(f"{r['study']} {r['label']}: {e['dataset']}, {e['train_images']:,} train images, batch "
                      f"{r['batch_size']}, {e['steps']} steps: {duration(e['seconds'])}")
     p = res["prediction"]
     lines += ["", f"prediction: the {p['training_jobs']} training jobs of experiment {p['experiment']} "
-                  f"(precision: study A {p['precision']['A']}, study B {p['precision']['B']}; study A's jobs "
+                  f"(precision: {', '.join(f'study {k} {v}' for k, v in p['precision'].items())}; study A's jobs "
                   f"are stacked groups, ms/step is the largest group's step)",
               f"{'study':5s} {'group':22s} {'jobs':>5s} {'models':>6s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
               f"{'of roofl.':>9s} {'job time':>10s} {'all jobs':>10s}"]
