@@ -152,6 +152,10 @@ def anchor_check(entry: dict, rc: ReportConfig) -> dict:
                 "test": "none: the published number is only checked on the published protocol"}
     lo, hi = entry["ours"]["ci"]
     ratio, tol = entry["ratio"], rc.anchor_tolerance
+    if entry["ours"]["n"] < rc.min_seeds:        # the rule every verdict follows: min_seeds runs
+        return {**base, "verdict": INCONCLUSIVE, "test": "none: too few runs",
+                "reason": f"{entry['ours']['n']} run(s); at least {rc.min_seeds} are needed (ours "
+                          f"{fmt(entry['ours']['mean'])} vs published {fmt(entry['published'])}, ratio {ratio:.3g})"}
     inside = math.isfinite(lo) and lo <= entry["published"] <= hi
     near = 1 / (1 + tol) <= ratio <= 1 + tol
     test = f"published value inside our {rc.confidence:.0%} interval, or ours / published within [{1 / (1 + tol):.3g}, {1 + tol:.3g}]"

@@ -339,6 +339,10 @@ def test_anchor_comparable_only_on_the_published_protocol():
     assert R.anchor_check(a, RC)["verdict"] == S.SUPPORTED
     [far] = R.anchors(one_anchor(), same, anchor_tables([0.020, 0.021, 0.022]), RC)      # 1.86x published
     assert R.anchor_check(far, RC)["verdict"] == S.CONTRADICTED
+    [one] = R.anchors(one_anchor(), same, anchor_tables([0.020]), RC)          # one run decides nothing
+    check = R.anchor_check(one, RC)
+    assert check["verdict"] == S.INCONCLUSIVE and "1 run(s); at least 2 are needed" in check["reason"]
+    assert "ratio 1.77" in check["reason"]
 
     quick = {"vib_vim": {"dataset": "mnist", "data": "the embedded subset", "epochs": 12, "covariance": "diagonal"}}
     [q] = R.anchors(one_anchor(), quick, anchor_tables([0.0112, 0.0115]), RC)
