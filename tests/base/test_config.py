@@ -86,6 +86,19 @@ def test_top_level_group_size_replaces_the_experiments_and_changes_no_model():
     assert "group_size" in broken(lambda c: c.__setitem__("group_size", 0))
 
 
+def test_a_part_of_table1_is_the_same_jobs_as_in_the_whole():
+    """docs/PROTOCOL.md: seed 0 of table1 run first (a --configfile narrowing seeds and objectives)
+    trains the jobs the whole experiment has, under the same names and settings, so the rest adds to
+    it without retraining."""
+    from infomax.config import merge
+
+    whole = experiment(CONFIG, "table1")
+    part = merge(whole, {"vib_vim": {"seeds": [0], "objectives": ["deterministic", "vib"]}})
+    assert set(runs_a.groups(part)) == {"deterministic_g0", "vib_g0", "k2_vib_g0"}
+    for name in runs_a.groups(part):
+        assert runs_a.group_train_settings(part, name) == runs_a.group_train_settings(whole, name)
+
+
 def test_yaml_1e3_string_gets_a_hint():
     msg = broken(lambda c: c["experiments"]["quick"]["vib_vim"]["train"].__setitem__("lr", "1e-3"))
     assert "experiments.quick.vib_vim.train.lr" in msg and "1.0e-3" in msg
