@@ -12,7 +12,7 @@ rule summary:
         plots=summary_plot_tables(),
     params:
         tables=table_args(),
-        plots_dir=f"{OUT}/plots",
+        plots_dir=lambda wc, output: os.path.join(os.path.dirname(output.summary), "plots"),
     log:
         f"{OUT}/logs/summary.log",
     benchmark:
