@@ -102,9 +102,9 @@ def _not_comparable(protocol: dict, facts: dict) -> list[str]:
         if key == "source":
             continue
         have = facts.get(key)
-        if key == "epochs":
+        if key == "epochs" or key.endswith("_epochs"):             # a minimum: more epochs is no deviation
             if have is None or have < want:
-                reasons.append(f"{have} of the published {want} epochs")
+                reasons.append(f"{have} of the published {want} epochs" + ("" if key == "epochs" else f" ({key})"))
         elif have != want:
             reasons.append(f"{key} {have} (published: {want})")
     return reasons

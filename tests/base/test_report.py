@@ -357,6 +357,14 @@ def test_anchor_comparable_only_on_the_published_protocol():
     assert math.isnan(o["ratio"]) and not o["comparable"]                  # no ratio across data sets
     [none] = R.anchors(one_anchor(), same, anchor_tables([]), RC)
     assert none["not_comparable_because"] == ["no matching run in this experiment"]
+    # an anchor's own protocol: figure 2's K=2 models, trained fewer epochs than the main models
+    k2 = one_anchor()
+    k2["anchors"]["a"]["protocol"] = {"k2_epochs": 200}
+    short = {"vib_vim": {**same["vib_vim"], "k2_epochs": 50}}
+    [s] = R.anchors(k2, short, anchor_tables([0.0112, 0.0115]), RC)
+    assert s["not_comparable_because"] == ["50 of the published 200 epochs (k2_epochs)"]
+    [s] = R.anchors(k2, {"vib_vim": {**same["vib_vim"], "k2_epochs": 300}}, anchor_tables([0.0112, 0.0115]), RC)
+    assert s["comparable"]
 
 
 # -----------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
 def facts(exp: dict, paper: dict) -> dict:
     vv = exp[NAME]
     return {"dataset": "mnist", "epochs": vv["train"]["epochs"],
+            "k2_epochs": {**vv["train"], **vv["k2"]["train"]}["epochs"],     # the K=2 models' (figure 2's anchors)
             "data": data_used(exp, "mnist", {"noise and FGSM": (vv["evaluate"]["robustness_images"], "test")},
                               reduced(exp, paper, NAME)),
             "covariance": "diagonal",
