@@ -7,6 +7,7 @@ sigma, y, W, b, objective, beta, err_12).  Labels, colours and model selection c
 ``vib_vim.tables``: the robustness figure shows each objective at its validation-best beta.
 """
 
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -268,8 +269,9 @@ def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0):
     if image is not None:
         cb = fig.colorbar(image, ax=axes, location="right", shrink=0.5, pad=0.01)
         cb.set_label("entropy of q(y|z) (bits)")
-    fig.suptitle(f"K=2 bottleneck: 95% ellipses of p(z|x) for {max_points} test points, "
-                 f"background = decoder uncertainty")
+    title = f"K=2 bottleneck: 95% ellipses of p(z|x) for {max_points} test points, background = decoder uncertainty"
+    # wrapped to the figure's width: one panel (table1) is too narrow for it on one line
+    fig.suptitle("\n".join(textwrap.wrap(title, int(9 * fig.get_figwidth()))), fontsize=11)
     return save_figure(fig, stem)
 
 # -----------------------------------------------------------------------------
