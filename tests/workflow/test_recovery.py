@@ -132,8 +132,10 @@ def test_table1_resumes_after_ctrl_c_and_sigkill_to_the_uninterrupted_weights(tm
 
     def start():
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(stopped / "Snakefile"), *args, "--rerun-incomplete"]
+        # SIGINT as a terminal's Ctrl-C finds it: a non-interactive shell starts background jobs with
+        # SIGINT ignored, and an ignored signal stays ignored in every child (a CI runner may do that)
         return subprocess.Popen(cmd, cwd=stopped, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     resume, log = stopped / T1_RESUME, stopped / T1_LOG
     p = start()                                         # 1. Ctrl-C (SIGINT to the foreground group)
