@@ -275,7 +275,7 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              f"Intervals are {conf} Student-t intervals over seeds (paired across seeds when both sides ran the "
              f"same seeds). A verdict needs at least {claims['min_seeds']} runs per side; otherwise it is "
              "inconclusive. A claim is contradicted if any of its voting comparisons is, supported if all are.", ""]
-    ran = claims.get("studies", list(STUDY_TITLES))
+    ran = claims["studies"]
     if len(ran) < len(STUDY_TITLES):
         lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the other "
                   "study's claims are not part of this report.", ""]

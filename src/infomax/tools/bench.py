@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import experiment, select, split_sizes
+from ..config import select, split_sizes
 from ..studies import load
 from ..dim_infobal import runs as runs_b
 from ..dim_infobal import train as train_b
