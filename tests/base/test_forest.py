@@ -11,7 +11,7 @@ from infomax import stats
 
 
 def claims_of(*comparisons):
-    return {"experiment": "t", "confidence": 0.95, "min_seeds": 2, "deviations": {}, "anchors": [],
+    return {"experiment": "t", "studies": ["vib_vim", "dim_infobal"], "confidence": 0.95, "min_seeds": 2, "deviations": {}, "anchors": [],
             "reconstructed": [], "claims": [{"id": "A1", "statement": "s", "verdict": "inconclusive", "reason": "r",
                                              "metric": "m", "comparisons": list(comparisons)}]}
 
