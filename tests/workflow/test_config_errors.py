@@ -3,7 +3,6 @@ behaviour: wrong values (every problem listed at once), and a file that is not Y
 and values are caught is tested without Snakemake (tests/base/test_config.py)."""
 
 import pytest
-import time
 
 import yaml
 from projects import project_copy, snakemake
@@ -18,13 +17,13 @@ def test_bad_values_stop_snakemake_before_planning_and_every_one_is_named(tmp_pa
     quick["betas"]["vib"][0] = -1
     quick["objectives"] = ["deterministic", "vib", "vim", "vab"]
     (project / "config/config.yaml").write_text(yaml.safe_dump(bad))
-    t = time.perf_counter()
     r = snakemake("-n", "--cores", "1", cwd=project, project=project)
     out = r.stdout + r.stderr
-    assert time.perf_counter() - t < 10
     assert r.returncode != 0, out
     assert "experiments.quick.vib_vim.betas.vib[0]: -1 is less than the minimum of 0" in out
     assert "experiments.quick.vib_vim.objectives[3]: 'vab' is not one of" in out
+    # Stopped before planning: no DAG built, no job listed, nothing written.  (No wall-clock bound:
+    # the shared CI machine took 11 s for this once; speed is the benches' business, not a test's.)
     assert "Traceback" not in out and "Building DAG" not in out and "Job stats" not in out
     assert not (project / "results").exists()
 
