@@ -69,8 +69,9 @@ def difference(claimed: dict, other: dict, confidence: float, higher_is_better: 
         return out
     na, nb = len(a), len(b)
     mean = sign * (np.mean(list(a.values())) - np.mean(list(b.values()))) if na and nb else math.nan
-    out = {"mean": float(mean), "ci": [math.nan, math.nan], "n": min(na, nb), "paired": False,
-           "test": f"Welch t interval (unpaired: the sides have different runs, {na} and {nb})"}
+    test = (f"no interval: {na} matched run(s), a paired t interval needs 2" if set(a) == set(b) else
+            f"Welch t interval (unpaired: the sides have different runs, {na} and {nb})")
+    out = {"mean": float(mean), "ci": [math.nan, math.nan], "n": min(na, nb), "paired": False, "test": test}
     if na >= 2 and nb >= 2:
         va, vb = np.var(list(a.values()), ddof=1) / na, np.var(list(b.values()), ddof=1) / nb
         se = math.sqrt(va + vb)

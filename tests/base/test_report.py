@@ -48,6 +48,13 @@ def test_difference_is_paired_when_the_seeds_match_and_oriented_by_the_claim():
     assert lower["mean"] == pytest.approx(-1.0) and lower["ci"][1] < 0
 
 
+def test_one_matched_run_per_side_is_not_called_unpaired():
+    d = S.difference({"s0": 3.0}, {"s0": 1.0}, 0.95)
+    assert d["mean"] == pytest.approx(2.0) and d["n"] == 1 and all(math.isnan(x) for x in d["ci"])
+    assert "Welch" not in d["test"] and "1 matched run" in d["test"]
+    assert "Welch" in S.difference({"s0": 3.0}, {"s1": 1.0}, 0.95)["test"]      # one run each, not the same
+
+
 def test_difference_falls_back_to_welch_when_the_runs_differ():
     a = {"s0": 3.0, "s1": 5.0}
     b = {"s2": 1.0, "s3": 2.0, "s4": 3.0}
