@@ -61,7 +61,8 @@ def difference(claimed: dict, other: dict, confidence: float, higher_is_better: 
     interval: paired t over the shared run keys when both sides have the same keys, else Welch."""
     a, b = _finite(claimed), _finite(other)
     sign = 1.0 if higher_is_better else -1.0
-    if set(a) == set(b) and len(a) >= 2:
+    matched = set(a) == set(b)
+    if matched and len(a) >= 2:
         d = {k: sign * (a[k] - b[k]) for k in a}
         out = mean_ci(d, confidence)
         out["test"] = f"paired t interval over {out['n']} matched runs"
@@ -69,7 +70,7 @@ def difference(claimed: dict, other: dict, confidence: float, higher_is_better: 
         return out
     na, nb = len(a), len(b)
     mean = sign * (np.mean(list(a.values())) - np.mean(list(b.values()))) if na and nb else math.nan
-    test = (f"no interval: {na} matched run(s), a paired t interval needs 2" if set(a) == set(b) else
+    test = (f"no interval: {na} matched run(s), a paired t interval needs 2" if matched else
             f"Welch t interval (unpaired: the sides have different runs, {na} and {nb})")
     out = {"mean": float(mean), "ci": [math.nan, math.nan], "n": min(na, nb), "paired": False, "test": test}
     if na >= 2 and nb >= 2:

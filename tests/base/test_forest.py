@@ -11,9 +11,10 @@ from infomax import stats
 
 
 def claims_of(*comparisons):
-    return {"experiment": "t", "studies": ["vib_vim", "dim_infobal"], "confidence": 0.95, "min_seeds": 2, "deviations": {}, "anchors": [],
-            "reconstructed": [], "claims": [{"id": "A1", "statement": "s", "verdict": "inconclusive", "reason": "r",
-                                             "metric": "m", "comparisons": list(comparisons)}]}
+    return {"experiment": "t", "studies": ["vib_vim", "dim_infobal"], "confidence": 0.95, "min_seeds": 2,
+            "deviations": {}, "anchors": [], "reconstructed": [],
+            "claims": [{"id": "A1", "statement": "s", "verdict": "inconclusive", "reason": "r", "metric": "m",
+                        "comparisons": list(comparisons)}]}
 
 
 def test_the_detectable_difference_is_the_half_width_of_the_interval():
