@@ -55,16 +55,75 @@ def maybe_compile(fn, used: dict):
     return torch.compile(fn) if used["compile"] else fn
 
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16")               # what a job trains in
+PRECISION_CHOICES = ("auto", *PRECISIONS)           # what a config may ask for (auto: resolve_precision)
+
+# oneDNN runs the CPU's bfloat16 matmuls; ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) caps
+# the instructions it may use.  These caps still allow native bfloat16 (AVX-512 BF16 and later).
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                     "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2",
+                     "ALL", "DEFAULT")
+
+
+def cpu_features() -> dict:
+    """What decides native bfloat16 on this CPU: the hardware's BF16 instructions (AVX-512 BF16,
+    AMX-BF16) and oneDNN's instruction cap (ONEDNN_MAX_CPU_ISA), if any: oneDNN runs the bfloat16
+    matmuls.  (ATen's own vector level, ``aten``, is reported but decides nothing: measured on an
+    AVX-512 BF16 EPYC, ATEN_CPU_CAPABILITY=avx2 left a 512x512 bfloat16 matmul at 177 GFLOP/s,
+    ONEDNN_MAX_CPU_ISA=AVX2 took it to 2 GFLOP/s, float32 82.)"""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    avx512_bf16 = caps.get("avx512_bf16", getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    import os
+
+    return {"name": caps.get("cpu_name", "this CPU"), "avx512_bf16": bool(avx512_bf16),
+            "amx_bf16": bool(caps.get("amx_bf16", False)), "aten": torch.backends.cpu.get_cpu_capability(),
+            "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")}
+
+
+def native_bfloat16(device: torch.device) -> tuple[bool, str]:
+    """(whether ``device`` computes bfloat16 matmuls natively, why, in words).  A CUDA device that
+    supports bfloat16 (Ampere and later); a CPU with AVX-512 BF16 or AMX-BF16 that ATen and oneDNN
+    are allowed to use.  Anything else emulates bfloat16: on an AVX2 CPU a bfloat16 matmul ran
+    30-90x slower than float32 (docs/speed.md)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return True, f"{name} computes bfloat16 natively"
+        return False, f"{name} has no native bfloat16 (before Ampere)"
+    if device.type != "cpu":
+        return False, f"device {device.type}: native bfloat16 is known for cpu and cuda only"
+    f = cpu_features()
+    have = [n for n, k in (("AVX-512 BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16")) if f[k]]
+    if not have:
+        return False, f"{f['name']} has neither AVX-512 BF16 nor AMX: bfloat16 would be emulated"
+    isa = (f["onednn_isa"] or "DEFAULT").upper()
+    if isa not in _ONEDNN_BF16_ISAS:
+        return False, (f"{f['name']} has {' and '.join(have)}, but ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN "
+                       f"below AVX512_CORE_BF16: bfloat16 would be emulated")
+    return True, f"{f['name']} has {' and '.join(have)}"
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """(the precision a job trains in, why): ``auto`` is bfloat16 where ``device`` computes it
+    natively and float32 elsewhere; ``float32`` and ``bfloat16`` are taken as asked (bfloat16 on a
+    device that emulates it runs, slowly, and the reason says so)."""
+    if requested not in PRECISION_CHOICES:
+        raise ValueError(f"precision {requested!r}: expected one of {', '.join(PRECISION_CHOICES)}")
+    if requested == "float32":
+        return "float32", "asked for (precision: float32)"
+    native, why = native_bfloat16(device)
+    if requested == "bfloat16":
+        return "bfloat16", "asked for (precision: bfloat16)" + ("" if native else f"; {why}: expect it many times slower")
+    return ("bfloat16" if native else "float32"), f"precision auto: {why}"
 
 
 def autocast(device: torch.device, precision: str):
     """The training precision as a context: ``float32`` (autocast off) or ``bfloat16`` (autocast
     of matmuls and convolutions to bfloat16 on the CPU or CUDA; weights, optimiser state,
-    reductions and losses stay float32).  Native on CPUs with AVX-512 BF16 or AMX and on
-    Ampere-or-later GPUs; elsewhere it runs, emulated and slower."""
+    reductions and losses stay float32).  ``auto`` must be resolved first (``resolve_precision``)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)} "
+                         f"(auto is resolved per job by infomax.loop.resolve_precision)")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
@@ -125,14 +184,15 @@ def resume_config(cfg) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_seconds")}
 
 
-def resume_key(config, data_path, model_format: str) -> dict:
+def resume_key(config, data_path, model_format: str, device) -> dict:
     """What must match for a resume state to be reused: the resume format, the model format, the
-    prepared data file's content hash, and the configuration: a step dataclass, or what
+    kind of device (a CUDA generator's state cannot seed a CPU generator, nor the other way round),
+    the prepared data file's content hash, and the configuration: a step dataclass, or what
     ``resume_config`` made of one (a list of them for a group of models)."""
     if not isinstance(config, (dict, list)):
         config = resume_config(config)
-    return {"format": RESUME_FORMAT, "model_format": model_format, "data_sha256": file_digest(data_path),
-            "config": config}
+    return {"format": RESUME_FORMAT, "model_format": model_format, "device": torch.device(device).type,
+            "data_sha256": file_digest(data_path), "config": config}
 
 
 def _key_mismatch(found, key: dict) -> str:
@@ -142,6 +202,9 @@ def _key_mismatch(found, key: dict) -> str:
         return f"it has resume format {old!r}, this code writes {key['format']!r}"
     if found.get("model_format") != key["model_format"]:
         return f"it was written for model format {found.get('model_format')!r}, not {key['model_format']!r}"
+    if found.get("device") != key["device"]:
+        return (f"it was written on a {found.get('device')} device, this job runs on {key['device']} "
+                f"(random-number states do not carry over between kinds of device)")
     if found.get("data_sha256") != key["data_sha256"]:
         return "it was written for other prepared data (the data file's content hash differs)"
     if found.get("config") != key["config"]:
@@ -248,6 +311,8 @@ def rng_state(gen, device) -> dict:
 
 
 def restore_rng(state, gen, device):
+    """Put the generator states of ``rng_state`` back.  Every ``set_state`` takes a CPU byte tensor,
+    a CUDA generator's too, while a resume state is loaded with map_location=device."""
     gen.set_state(state["gen"].cpu())
     torch.set_rng_state(state["cpu_rng"].cpu())
     if device.type == "cuda" and state.get("cuda_rng") is not None:

@@ -252,7 +252,7 @@ def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
     from infomax.dim_infobal import tables as tables_b
     from infomax.dim_infobal.evaluate import LAYERS
     from infomax.estimators import MI_ESTIMATORS
-    from infomax.loop import PRECISIONS
+    from infomax.loop import PRECISION_CHOICES
     from infomax.vib_vim import study as study_a
     from infomax.vib_vim import tables as tables_a
     from infomax.vib_vim.runs import OBJECTIVES
@@ -261,8 +261,8 @@ def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
     vv, ib = defs["experiment"]["properties"]["vib_vim"]["properties"], defs["dim_infobal"]["properties"]
     assert defs["estimator_list"]["items"]["enum"] == list(MI_ESTIMATORS)
     assert vv["objectives"]["items"]["enum"] == list(OBJECTIVES)
-    assert defs["train"]["properties"]["precision"]["enum"] == list(PRECISIONS)
-    assert ib["train"]["properties"]["precision"]["enum"] == list(PRECISIONS)
+    assert defs["train"]["properties"]["precision"]["enum"] == list(PRECISION_CHOICES)
+    assert ib["train"]["properties"]["precision"]["enum"] == list(PRECISION_CHOICES)
     assert ib["evaluate"]["properties"]["layers"]["items"]["enum"] == list(LAYERS)
     assert study_a.TABLES == tuple(tables_a.COLUMNS) and study_b.TABLES == tuple(tables_b.COLUMNS)
     from infomax.studies import STUDIES

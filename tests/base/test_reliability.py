@@ -133,10 +133,20 @@ def test_resume_state_of_another_format_is_ignored(tiny_data, tmp_path, monkeypa
 def test_study_b_resume_key_holds_the_data_identity(tiny_data, tmp_path):
     other = prepare_embedded(tmp_path / "other.pt", n_images=200, test_fraction=0.25, val_fraction=0.1, seed=1)
     cfg = cfg_b()
-    a = loop.resume_key(cfg, tiny_data, TB.MODEL_FORMAT)
-    assert a == loop.resume_key(cfg, tiny_data, TB.MODEL_FORMAT)
-    assert a != loop.resume_key(cfg, other, TB.MODEL_FORMAT)
+    a = loop.resume_key(cfg, tiny_data, TB.MODEL_FORMAT, "cpu")
+    assert a == loop.resume_key(cfg, tiny_data, TB.MODEL_FORMAT, torch.device("cpu"))
+    assert a != loop.resume_key(cfg, other, TB.MODEL_FORMAT, "cpu")
     assert a["format"] == loop.RESUME_FORMAT
+
+
+def test_a_resume_state_of_another_kind_of_device_is_ignored_with_the_reason(tiny_data, tmp_path, capsys):
+    """A CUDA generator's state cannot seed a CPU generator (set_state fails on its size), nor the
+    other way round: a state written on the other kind of device is ignored, naming why."""
+    cfg = cfg_b()
+    key = loop.resume_key(cfg, tiny_data, TB.MODEL_FORMAT, "cpu")
+    save_torch({"key": {**key, "device": "cuda"}, "epoch": 1}, tmp_path / "m.pt.resume")
+    assert loop.load_resume(tmp_path / "m.pt.resume", key, "cpu") is None
+    assert "written on a cuda device, this job runs on cpu" in capsys.readouterr().out
 
 
 # --- orphaned temp files ----------------------------------------------------------------------

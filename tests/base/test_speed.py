@@ -78,3 +78,81 @@ def test_tf32_loss_is_close_to_float32(tiny_data):
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     assert torch.allclose(fp32[:, 0], tf32[:, 0], rtol=5e-3), (fp32, tf32)
+
+
+# --- precision: auto -----------------------------------------------------------------------------
+# bfloat16 where the device computes it natively, float32 elsewhere.  The CPU's features are
+# mocked both ways (loop.cpu_features), so the choice is tested on every machine.
+
+NATIVE_CPU = {"name": "Test CPU", "avx512_bf16": True, "amx_bf16": False, "aten": "AVX512", "onednn_isa": None}
+AVX2_CPU = {**NATIVE_CPU, "avx512_bf16": False, "aten": "AVX2"}
+
+
+@pytest.mark.parametrize("features,expected,why", [
+    (NATIVE_CPU, "bfloat16", "Test CPU has AVX-512 BF16"),
+    ({**NATIVE_CPU, "avx512_bf16": False, "amx_bf16": True}, "bfloat16", "Test CPU has AMX-BF16"),
+    (AVX2_CPU, "float32", "Test CPU has neither AVX-512 BF16 nor AMX: bfloat16 would be emulated"),
+    ({**NATIVE_CPU, "onednn_isa": "AVX2"}, "float32", "ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN below AVX512_CORE_BF16"),
+    ({**NATIVE_CPU, "onednn_isa": "avx512_core_amx"}, "bfloat16", "Test CPU has AVX-512 BF16"),
+])
+def test_auto_precision_follows_the_cpu(monkeypatch, features, expected, why):
+    from infomax import loop
+
+    monkeypatch.setattr(loop, "cpu_features", lambda: features)
+    precision, reason = loop.resolve_precision("auto", torch.device("cpu"))
+    assert precision == expected and reason.startswith("precision auto: ") and why in reason
+
+
+def test_an_explicit_precision_is_kept_and_emulation_is_named(monkeypatch):
+    from infomax import loop
+
+    cpu = torch.device("cpu")
+    for features in (NATIVE_CPU, AVX2_CPU):
+        monkeypatch.setattr(loop, "cpu_features", lambda: features)
+        assert loop.resolve_precision("float32", cpu) == ("float32", "asked for (precision: float32)")
+        assert loop.resolve_precision("bfloat16", cpu)[0] == "bfloat16"
+    assert "emulated: expect it many times slower" in loop.resolve_precision("bfloat16", cpu)[1]
+    with pytest.raises(ValueError, match="precision 'fp16': expected one of auto, float32, bfloat16"):
+        loop.resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="auto is resolved per job"):
+        loop.autocast(cpu, "auto")
+
+
+def test_auto_precision_on_cuda_asks_the_device(monkeypatch):
+    from infomax import loop
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Test GPU")
+    for supported, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, s=supported: s)
+        assert loop.resolve_precision("auto", torch.device("cuda"))[0] == expected
+
+
+def test_the_real_cpu_and_onednn_cap_decide(monkeypatch):
+    """Without a mock: ONEDNN_MAX_CPU_ISA=AVX2 (how an AVX-512 machine stands in for an AVX2 one)
+    always reads as emulated; the machine's own answer names its CPU."""
+    from infomax import loop
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert loop.resolve_precision("auto", torch.device("cpu"))[0] == "float32"
+
+
+@pytest.mark.parametrize("features,expected", [(NATIVE_CPU, "bfloat16"), (AVX2_CPU, "float32")])
+def test_a_job_resolves_auto_once_and_records_it(tiny_data, tmp_path, monkeypatch, capsys, features, expected):
+    """Study A and study B: the checkpoint's config holds the precision that ran, and its summary
+    what was asked and why; the job's log says it."""
+    from infomax import loop
+    from infomax.dim_infobal.train import train as train_b_job
+
+    from configs import train_b
+
+    monkeypatch.setattr(loop, "cpu_features", lambda: features)
+    a = train_one(train_a(objective="vib", K=4, epochs=1, batch_size=20, precision="auto"), tiny_data, tmp_path / "a.pt")
+    b = train_b_job(train_b("dim_l", "jsd", method="dim_l", epochs=1, batch_size=16, fc_units=32, local_units=16,
+                            global_hidden=16, prior_hidden=(16,), curve_probe_images=40, curve_probe_epochs=1,
+                            precision="auto"),
+                    tiny_data, tmp_path / "b.pt", device="cpu", progress=False)
+    for s in (a, b):
+        assert s["config"]["precision"] == expected
+        assert s["precision"]["asked"] == "auto" and s["precision"]["used"] == expected
+        assert s["precision"]["why"].startswith("precision auto: Test CPU")
+    assert capsys.readouterr().out.count(f"training in {expected} on cpu (precision auto: Test CPU") == 2

@@ -12,7 +12,7 @@ from infomax.dim_infobal.train import load_model as load_infobal_model
 from infomax.dim_infobal.train import train as train_infobal
 from infomax.probes import probe_accuracy, train_probe
 
-from configs import eval_b, train_b
+from configs import eval_b, native_bf16_only, train_b
 
 SMALL = dict(epochs=2, batch_size=16, lr=1e-3, adversary_lr=1e-3, fc_units=32, local_units=16, global_hidden=16,
              prior_hidden=(16,), view_dim=8, infomin_hidden=8, infomin_units=8, curve_probe_images=60,
@@ -50,6 +50,7 @@ def test_every_kind_trains_and_reloads_with_its_curve(tiny_data, tmp_path, kind,
 # <= 0.16 nats (InfoBal DV) apart, all weights 5.7-5.8% apart (relative norm).  The curve probes
 # score 20 validation images, too few to compare.  Tolerances: 5%, 0.4 nats, 12%; the loss must
 # fall, and bfloat16 must not be float32 in disguise (the weights differ).
+@native_bf16_only()
 @pytest.mark.parametrize("kind,estimator", [("dim_l", "jsd"), ("infobal", "dv")])
 def test_bfloat16_training_is_close_to_float32(tiny_data, tmp_path, kind, estimator):
     runs = {}

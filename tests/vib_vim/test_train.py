@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from configs import PAPER, eval_a, train_a, train_one
+from configs import PAPER, eval_a, native_bf16_only, train_a, train_one
 
 from infomax.data import flatten, load_prepared, to_signed
 from infomax.files import save_torch
@@ -140,6 +140,7 @@ def weight_vector(ck):
     return torch.cat([v.flatten() for v in ck["state_dict"].values()])
 
 
+@native_bf16_only()
 @pytest.mark.parametrize("objective", ["vib", "vim"])
 def test_bfloat16_training_is_close_to_float32(tiny_data, tmp_path, objective):
     f32 = group([small(objective, 1e-2, 0, epochs=3, lr=1e-3)], tiny_data, tmp_path, "f32")[0]
@@ -217,11 +218,11 @@ def test_resumed_group_equals_uninterrupted_group(tiny_data, tmp_path, monkeypat
 
 def test_resume_state_of_another_config_is_ignored(tiny_data, tmp_path, capsys):
     out = tmp_path / "m.pt"
-    key = resume_key([resume_config(small(lr=1e-3))], tiny_data, T.GROUP_FORMAT)
+    key = resume_key([resume_config(small(lr=1e-3))], tiny_data, T.GROUP_FORMAT, "cpu")
     save_torch({"key": key}, tmp_path / "m.pt.resume")
     train_one(small(), tiny_data, out)
     assert "another configuration (differs in: lr)" in capsys.readouterr().out
-    save_torch({"key": resume_key([resume_config(small()), resume_config(small(seed=1))], tiny_data, T.GROUP_FORMAT)}, tmp_path / "m.pt.resume")
+    save_torch({"key": resume_key([resume_config(small()), resume_config(small(seed=1))], tiny_data, T.GROUP_FORMAT, "cpu")}, tmp_path / "m.pt.resume")
     train_one(small(), tiny_data, out)
     assert "another group (not these 1 models)" in capsys.readouterr().out
 

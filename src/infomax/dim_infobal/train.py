@@ -5,7 +5,7 @@ per step, resume states: ``infomax.loop``).  ``step`` is shared with ``infomax b
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -13,8 +13,8 @@ import torch
 from ..data import load_prepared, stratified_part
 from ..estimators import MI_ESTIMATORS
 from ..files import save_torch
-from ..loop import (PRECISIONS, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint, maybe_compile,
-                    resolve_device, restore_rng, resume_key, resume_path, rng_state)
+from ..loop import (PRECISION_CHOICES, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint,
+                    maybe_compile, resolve_device, resolve_precision, restore_rng, resume_key, resume_path, rng_state)
 from ..probes import probe_accuracy, train_probe
 from .evaluate import encoder_features
 from .model import DIMNet, InfoBalNet
@@ -60,7 +60,8 @@ class TrainConfig:
     curve_probe_epochs: int
     curve_probe_lr: float
     checkpoint_seconds: float
-    precision: str                          # float32, or bfloat16 autocast of matmuls and convolutions
+    precision: str                          # auto, float32, or bfloat16 autocast of matmuls and convolutions
+                                            # (train() resolves auto for its device: infomax.loop)
     global_weight: float | None = None      # DIM kinds (alpha, beta, gamma of Hjelm et al.)
     local_weight: float | None = None
     prior_weight: float | None = None
@@ -72,8 +73,8 @@ class TrainConfig:
     pair_weights: tuple | None = None
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
         if self.kind not in KINDS:
             raise ValueError(f"kind {self.kind!r}: expected one of {', '.join(KINDS)}")
         allowed = ["none"] if self.kind == "random" else list(MI_ESTIMATORS)
@@ -229,6 +230,10 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     the same state every DIM run of that seed starts from, and the floor for the probes."""
     out_path = Path(out_path)
     device = resolve_device(device) if isinstance(device, str) else device
+    asked = cfg.precision
+    precision, why = resolve_precision(asked, device)            # once per job
+    print(f"{out_path.stem}: training in {precision} on {device.type} ({why})", flush=True)
+    cfg = replace(cfg, precision=precision)                      # the resume key and checkpoint hold what ran
     data = load_prepared(data_path, device)
     x_all = data.splits["train"][0]
     n = x_all.shape[0]
@@ -253,7 +258,7 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
             return cfg.lam
         return cfg.lam * min(1.0, epoch_float / cfg.lam_warmup_epochs)
 
-    key = resume_key(cfg, data_path, MODEL_FORMAT)
+    key = resume_key(cfg, data_path, MODEL_FORMAT, device)
     session = Session(resume_path(out_path), key, out_path.name, device, cfg.checkpoint_seconds, resumable=epochs > 0)
     bounds = mi_bounds(cfg.estimator, n) if epochs else (-math.inf, math.inf)
     history, curves = [], []
@@ -299,7 +304,8 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     train_seconds = session.finish()
     summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "in_channels": data.image_shape[0],
                "train_seconds": train_seconds, "history": history, "curves": curves, "data": str(data_path),
-               "device": str(device), "torch": torch.__version__, "speed": used}
+               "device": str(device), "torch": torch.__version__, "speed": used,
+               "precision": {"asked": asked, "used": precision, "why": why}}
     save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, out_path)
     session.done()
     return summary

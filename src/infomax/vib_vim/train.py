@@ -31,8 +31,8 @@ import torch
 
 from ..data import flatten, load_prepared, to_signed
 from ..files import save_torch
-from ..loop import (EMA, PRECISIONS, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint,
-                    maybe_compile, resolve_device, resume_config, resume_key)
+from ..loop import (EMA, PRECISION_CHOICES, DivergenceGuard, Session, Speed, apply_speed, autocast, load_checkpoint,
+                    maybe_compile, resolve_device, resolve_precision, resume_config, resume_key)
 from .model import StackedMLP, StochasticMLP
 from .objectives import OBJECTIVES, objective_loss
 
@@ -60,11 +60,12 @@ class TrainConfig:
     mmd_scales: tuple
     log_every: int                          # epochs between loss read-outs (one host sync each)
     checkpoint_seconds: float               # how often the resume state is written
-    precision: str                          # float32, or bfloat16 autocast of the matmuls (infomax.loop.autocast)
+    precision: str                          # auto, float32, or bfloat16 autocast of the matmuls (infomax.loop);
+                                            # train() resolves auto for its device before anything uses it
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
         if self.beta < 0:
@@ -186,6 +187,10 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     if len(out_paths) != len(cfgs):
         raise ValueError(f"{len(cfgs)} models but {len(out_paths)} output paths")
     device = resolve_device(device) if isinstance(device, str) else device
+    asked = cfgs[0].precision
+    precision, why = resolve_precision(asked, device)            # once per job, for the whole group
+    print(f"{Path(resume_file).stem}: training in {precision} on {device.type} ({why})", flush=True)
+    cfgs = [replace(c, precision=precision) for c in cfgs]      # the resume key and checkpoints hold what ran
     data = load_prepared(data_path, device)
     x_all, y_all = data.splits["train"]
     n = x_all.shape[0]
@@ -202,7 +207,7 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     order = {s: torch.Generator(device=device).manual_seed(s) for s in seeds}     # data order per seed
     which = torch.tensor([seeds.index(c.seed) for c in cfgs], device=device)
 
-    key = resume_key([resume_config(c) for c in cfgs], data_path, GROUP_FORMAT)   # the data hashed once
+    key = resume_key([resume_config(c) for c in cfgs], data_path, GROUP_FORMAT, device)   # the data hashed once
     resume_file = Path(resume_file)
     session = Session(resume_file, key, resume_file.stem, device, c0.checkpoint_seconds)
     histories = [[] for _ in cfgs]
@@ -210,10 +215,11 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
         stack.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
+        # set_state takes a CPU byte tensor on every device (the state was loaded onto ``device``)
         for g, s in zip(noise, state["noise"]):
-            g.set_state(s.cpu() if device.type == "cpu" else s)
+            g.set_state(s.cpu())
         for s, st in zip(seeds, state["order"]):
-            order[s].set_state(st.cpu() if device.type == "cpu" else st)
+            order[s].set_state(st.cpu())
         histories = state["histories"]
 
     def resume_state():
@@ -258,7 +264,8 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
         # train_seconds: the group's training time shared equally among its models
         summary = {"format": MODEL_FORMAT, "config": asdict(c), "train_seconds": seconds / M,
                    "history": histories[m], "data": str(data_path), "device": str(device),
-                   "torch": torch.__version__, "speed": used, "group": {"size": M, "seconds": seconds}}
+                   "torch": torch.__version__, "speed": used, "group": {"size": M, "seconds": seconds},
+                   "precision": {"asked": asked, "used": precision, "why": why}}
         state_dict = {k: v.cpu() for k, v in stack.solo_state(m, averaged).items()}
         save_torch({**summary, "state_dict": state_dict}, path)
         summaries.append(summary)
