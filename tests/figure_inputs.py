@@ -36,7 +36,7 @@ def make_inputs(root, seeds=(0, 1), objectives=("deterministic", "vib", "vim"), 
                                         err_12=e12, rate_bits=rate, izy_bits=izy,
                                         probe_acc=0.985 - 0.1 * t ** 2 + rng.normal(0, 0.002),
                                         knn_acc=0.98 - 0.08 * t ** 2 + rng.normal(0, 0.002),
-                                        train_seconds=100.0))
+                                        train_seconds=100.0, precision="float32"))
                     validation.append(dict(objective=obj, beta=beta, seed=seed, K=K,
                                            val_err_12=e12 + rng.normal(0, 0.0005)))
                 for attack, levels, scale in [("gaussian", np.linspace(0, 1, 6), 1.0),
@@ -115,7 +115,7 @@ def make_infobal_inputs(root, seeds=(0, 1), runs=B_RUNS, epochs=5, rng_seed=0, r
                 for probe, bonus in [("linear", 0.0), ("mlp", 0.03)]:
                     base = 0.35 + 0.5 * quality if method != "random" else 0.3 - 0.05 * li
                     probes.append(dict(method=method, estimator=est, seed=seed, layer=layer, probe=probe,
-                                       acc=min(1.0, base + bonus + 0.02 * li + noise(0.01))))
+                                       acc=min(1.0, base + bonus + 0.02 * li + noise(0.01)), precision="float32"))
             for level in B_LEVELS:
                 clean = 0.35 + 0.5 * quality if method != "random" else 0.3
                 robust.append(dict(method=method, estimator=est, seed=seed, attack="gaussian", level=level,

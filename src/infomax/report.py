@@ -193,6 +193,19 @@ def run_studies(settings: dict, tables_paths: dict) -> list[str]:
     return [s for s in CLAIMS_OF if s in names]
 
 
+def precision_used(paths: dict) -> list[str]:
+    """The training precisions a study's runs used, from the ``precision`` column of its tables
+    (``paths``: table name -> CSV); each model's checkpoint holds the precision that ran, so a
+    config's ``auto`` reads here as what each machine chose.  Empty: no table has the column."""
+    import pandas as pd
+
+    used = set()
+    for path in paths.values():
+        df = pd.read_csv(path, usecols=lambda c: c == "precision", dtype=str, keep_default_na=False)
+        used |= {v for v in df.get("precision", []) if v}
+    return sorted(used)
+
+
 def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
     """Everything of claims.json: settings (from the workflow), table paths, the published file.
     Only the studies the experiment ran (``run_studies``) have claims, anchors and deviations."""
@@ -200,6 +213,10 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
     published = load_published(published_path)
     studies = run_studies(settings, tables_paths)
     tables = {study: CLAIMS_OF[study].read_tables(tables_paths[study], settings["options"][study]) for study in studies}
+    # the precision asked for (the config's, maybe "auto") and the precision(s) the runs used
+    settings = {**settings, "facts": {s: {**f, **({"precision_used": precision_used(tables_paths[s])}
+                                                   if s in studies else {})}
+                                      for s, f in settings["facts"].items()}}
     parts = {cid: comps for study in studies for cid, comps in CLAIMS_OF[study].claims(tables[study], rc).items()}
     mine = {**published, "anchors": {k: a for k, a in published["anchors"].items() if a["study"] in studies}}
     anchor_list = anchors(mine, settings["facts"], tables, rc)
@@ -264,6 +281,20 @@ PRECISION_TEXT = {"float32": "float32",
                   "bfloat16": "bfloat16 autocast (matmuls and convolutions; weights, optimiser state and losses in float32)"}
 
 
+def precision_text(facts: dict) -> str:
+    """A study's training precision in words: what its runs used (``precision_used``, from the
+    tables), and what the config asked for when that was ``auto`` or differs."""
+    asked, used = facts.get("precision"), facts.get("precision_used") or []
+    if not used:
+        return PRECISION_TEXT.get(asked, asked) if asked else ""
+    text = " and ".join(PRECISION_TEXT.get(p, p) for p in used)
+    if asked == "auto":
+        return f"{text} (precision auto: bfloat16 where the device computes it natively, else float32)"
+    if used != [asked]:
+        return f"{text} (asked for: {asked})"
+    return text
+
+
 def render_markdown(claims: dict, figures: list[dict], forest: dict | None = None) -> str:
     """REPLICATION.md from claims.json's content and the figures ({name, caption, rule, path});
     ``forest`` ({path, caption}): the forest plot of the verdicts, shown at the top."""
@@ -280,11 +311,10 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
         lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the other "
                   "study's claims are not part of this report.", ""]
     facts = claims.get("facts", {})
-    precision = {study: facts.get(study, {}).get("precision") for study in STUDY_TITLES if study in ran}   # study A first
+    precision = {study: precision_text(facts.get(study, {})) for study in STUDY_TITLES if study in ran}   # study A first
     if any(precision.values()):
         lines += ["Training precision: " + "; ".join(
-            f"{STUDY_TITLES[study]} {PRECISION_TEXT.get(p, p)}" for study, p in precision.items() if p)
-            + ". Evaluation runs in float32.", ""]
+            f"{STUDY_TITLES[study]} {p}" for study, p in precision.items() if p) + ". Evaluation runs in float32.", ""]
     dev = claims["deviations"]
     if any(dev.values()):
         lines += ["**This experiment is not the published protocol**, so published numbers are shown for "

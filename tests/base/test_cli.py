@@ -61,8 +61,8 @@ def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     assert main(["vib_vim", "collect", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "out/metrics.csv")))
     assert ",".join(rows[0]) == ("objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,"
-                                 "knn_acc,train_seconds")
-    assert rows[0]["objective"] == "vib" and rows[0]["K"] == "2"
+                                 "knn_acc,train_seconds,precision")
+    assert rows[0]["objective"] == "vib" and rows[0]["K"] == "2" and rows[0]["precision"] == "float32"
     rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
     assert [(r["attack"], float(r["level"])) for r in rob] == [("gaussian", 0.0), ("saltpepper", 0.1), ("fgsm", 0.1)]
     assert (evals / "vib_b1e-3_s0.npz").stat().st_size > 0
@@ -93,7 +93,8 @@ def test_study_b_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     assert [(r["method"], r["epoch"]) for r in curves] == [("dim_l", "0"), ("dim_l", "1"), ("random", "0")]
     assert curves[2]["mi_estimate"] == "" and 0 <= float(curves[2]["probe_acc"]) <= 1   # no critic, a probe
     probes = list(csv.DictReader(open(tmp_path / "out/probes.csv")))
-    assert ",".join(probes[0]) == "method,estimator,seed,layer,probe,acc" and len(probes) == 12
+    assert ",".join(probes[0]) == "method,estimator,seed,layer,probe,acc,precision" and len(probes) == 12
+    assert {p["precision"] for p in probes} == {"float32"}
     assert {(r["method"], r["estimator"]) for r in probes} == {("dim_l", "jsd"), ("random", "none")}
     rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))
     assert ",".join(rob[0]) == "method,estimator,seed,attack,level,acc" and len(rob) == 4

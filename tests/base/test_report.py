@@ -505,3 +505,22 @@ def test_cli_names_a_missing_table(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "unknown vib_vim.metric; missing vib_vim.metrics" in err and "dim_infobal.robustness," in err
     assert not (tmp_path / "c.json").exists() and not (tmp_path / "r.md").exists()
+
+
+def test_the_report_names_the_precision_each_run_used(tmp_path):
+    """precision: auto in the config; what ran is in the tables' precision column (from each
+    checkpoint), so the report says what each machine chose, and both when runs differ."""
+    a, b, old = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "old.csv"
+    a.write_text("objective,precision\nvib,bfloat16\nvim,bfloat16\n")
+    b.write_text("objective,precision\nvib,float32\n")
+    old.write_text("objective,err_12\nvib,0.1\n")                       # a table from before the column
+    assert R.precision_used({"metrics": a}) == ["bfloat16"]
+    assert R.precision_used({"metrics": a, "more": b, "old": old}) == ["bfloat16", "float32"]
+    assert R.precision_used({"old": old}) == []
+    auto = R.precision_text({"precision": "auto", "precision_used": ["bfloat16"]})
+    assert auto.startswith(R.PRECISION_TEXT["bfloat16"]) and "(precision auto: bfloat16 where" in auto
+    assert R.precision_text({"precision": "auto", "precision_used": ["float32"]}).startswith("float32 (precision auto")
+    assert R.precision_text({"precision": "auto", "precision_used": ["bfloat16", "float32"]}).startswith(
+        R.PRECISION_TEXT["bfloat16"] + " and float32")
+    assert R.precision_text({"precision": "float32", "precision_used": ["float32"]}) == "float32"
+    assert R.precision_text({"precision": "bfloat16", "precision_used": []}) == R.PRECISION_TEXT["bfloat16"]

@@ -36,7 +36,8 @@ def evaluate(a):
                            {f"curve.epoch{c['epoch']}.mi_estimate": c["mi_estimate"] for c in info["curves"]})},
                        path)
         save_json({"method": tc["method"], "estimator": tc["estimator"], "seed": tc["seed"], "kind": tc["kind"],
-                   "train_seconds": info["train_seconds"], "curves": info["curves"], "device": str(device),
+                   "train_seconds": info["train_seconds"], "precision": tc["precision"], "curves": info["curves"],
+                   "device": str(device),
                    "torch": torch.__version__, **res}, out_dir / f"{path.stem}.json")
         print(f"{path.name}: " + "  ".join(f"{p['layer']}/{p['probe']} {p['acc']:.4f}" for p in res["probes"]),
               flush=True)

@@ -28,13 +28,16 @@ def estimator_fn(name: str):
 
 
 def dim_losses(net, out: dict, estimator: str, global_weight: float, local_weight: float, prior_weight: float,
-               gen=None):
+               prior=None):
     """Deep InfoMax (Hjelm et al.): maximise global_weight * I_G + local_weight * I_L, and match
     sigmoid(y) to U[0,1]^d adversarially with weight prior_weight.
 
     out: the encoder's outputs on a batch (B >= 2).  I_G scores [flatten(conv); y] pairs with the
     global critic, I_L every (y, location of C) pair with encode-and-dot; ``estimator`` turns the
-    (B, B[, L]) scores into an MI estimate.  Returns (encoder loss, adversary loss, InfoMax estimate).
+    (B, B[, L]) scores into an MI estimate.  ``prior``: the batch's sample of U[0,1]^d for the prior
+    discriminator (``prior_sample``, drawn before the forward pass so that a compiled forward holds
+    no random draw; None: drawn here from the global RNG).  Returns (encoder loss, adversary loss,
+    InfoMax estimate).
     """
     est = estimator_fn(estimator)
     y = out["y"]
@@ -50,9 +53,15 @@ def dim_losses(net, out: dict, estimator: str, global_weight: float, local_weigh
         # loss is the BCE of "prior sample" vs "sigmoid(y)" on detached codes.
         fake = torch.sigmoid(y)
         loss = loss + prior_weight * F.softplus(-net.adversary(fake).float()).mean()
-        prior = torch.rand(y.shape, device=y.device, generator=gen)
+        if prior is None:
+            prior = torch.rand(y.shape, device=y.device)
         adv = F.softplus(-net.adversary(prior).float()).mean() + F.softplus(net.adversary(fake.detach()).float()).mean()
     return loss, adv, mi
+
+
+def prior_sample(batch: int, y_dim: int, device, gen) -> torch.Tensor:
+    """DIM's prior-matching sample, U[0,1]^(batch, y_dim), from ``gen``."""
+    return torch.rand((batch, y_dim), device=device, generator=gen)
 
 
 def infobal_losses(net, out: dict, estimator: str, lam: float, view_weights=None, pair_weights=None):

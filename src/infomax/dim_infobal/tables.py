@@ -11,10 +11,13 @@ from .runs import RANDOM
 # The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
 COLUMNS = {
     "curves": ["method", "estimator", "seed", "epoch", "mi_estimate", "probe_acc"],
-    "probes": ["method", "estimator", "seed", "layer", "probe", "acc"],
+    "probes": ["method", "estimator", "seed", "layer", "probe", "acc", "precision"],
     "robustness": ["method", "estimator", "seed", "attack", "level", "acc"],
 }
-TEXT = {"curves": ("method", "estimator"), "probes": ("method", "estimator", "layer", "probe"),
+# Columns that record how a run was made (the precision it trained in): written in every table,
+# read by the report's facts, never by a claim or figure, so tables from before them still read.
+RECORDS = ("precision",)
+TEXT = {"curves": ("method", "estimator"), "probes": ("method", "estimator", "layer", "probe", "precision"),
         "robustness": ("method", "estimator", "attack")}
 
 RANDOM_METHOD = RANDOM[0]
@@ -163,7 +166,8 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
         # the untrained floor's curve is its epoch-0 point: the curve probe on it, no MI estimate
         out["curves"] += [{**head, "epoch": c["epoch"], "mi_estimate": num(c["mi_estimate"]),
                            "probe_acc": num(c["probe_acc"])} for c in e["curves"]]
-        out["probes"] += [{**head, **p, "acc": num(p["acc"])} for p in e["probes"]]
+        out["probes"] += [{**head, **p, "acc": num(p["acc"]), "precision": e.get("precision", "")}
+                          for p in e["probes"]]
         out["robustness"] += [{**head, **r, "acc": num(r["acc"])} for r in e["robustness"]]
     return out
 
@@ -175,4 +179,4 @@ def collect(eval_paths, out_dir) -> list[Path]:
 
 def read(path, table: str):
     """One collected study-B table (``table``: curves, probes or robustness)."""
-    return read_table(path, COLUMNS[table], TEXT[table])
+    return read_table(path, [c for c in COLUMNS[table] if c not in RECORDS], TEXT[table])

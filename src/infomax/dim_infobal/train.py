@@ -18,7 +18,7 @@ from ..loop import (PRECISION_CHOICES, DivergenceGuard, Session, Speed, apply_sp
 from ..probes import probe_accuracy, train_probe
 from .evaluate import encoder_features
 from .model import DIMNet, InfoBalNet
-from .objectives import dim_input, dim_losses, infobal_losses
+from .objectives import dim_input, dim_losses, infobal_losses, prior_sample
 
 MODEL_FORMAT = "infomax-dim_infobal-model-v1"
 OLDER_FORMATS = ("infomax-infobal-model-v1",)     # the same format, named before study B was renamed
@@ -108,11 +108,12 @@ def build_net(cfg: TrainConfig, in_ch: int):
                   global_hidden=cfg.global_hidden, prior_hidden=cfg.prior_hidden)
 
 
-def losses_of(net, cfg: TrainConfig, out: dict, lam: float, gen=None):
-    """(encoder loss, adversary loss, InfoMax estimate, InfoMin term) of one batch."""
+def losses_of(net, cfg: TrainConfig, out: dict, lam: float, prior=None):
+    """(encoder loss, adversary loss, InfoMax estimate, InfoMin term) of one batch (``prior``: DIM's
+    prior sample, ``draw_prior``)."""
     if cfg.kind == "infobal":
         return infobal_losses(net, out, cfg.estimator, lam, cfg.view_weights, cfg.pair_weights)
-    loss, adv, mi = dim_losses(net, out, cfg.estimator, cfg.global_weight, cfg.local_weight, cfg.prior_weight, gen)
+    loss, adv, mi = dim_losses(net, out, cfg.estimator, cfg.global_weight, cfg.local_weight, cfg.prior_weight, prior)
     return loss, adv, mi, torch.zeros_like(mi)
 
 
@@ -158,18 +159,29 @@ def build(cfg: TrainConfig, in_ch: int, device):
     return net, opt, opt_adv
 
 
-def forward(net, cfg: TrainConfig, x, lam: float, gen=None):
+def draw_prior(cfg: TrainConfig, batch: int, device, gen):
+    """The step's random numbers, drawn before the forward pass: DIM's prior sample when the kind
+    matches a prior (prior_weight > 0), else None (InfoBal and the other kinds draw nothing)."""
+    if cfg.kind in ("dim_g", "dim_l") and cfg.prior_weight > 0:
+        return prior_sample(batch, cfg.y_dim, device, gen)
+    return None
+
+
+def forward(net, cfg: TrainConfig, x, lam: float, prior=None):
     """(encoder loss, adversary loss, InfoMax estimate, InfoMin term) of one batch of uint8 images
-    x (B, C, H, W), scaled to [-1, 1] and padded to 32x32 on the device."""
-    return losses_of(net, cfg, net(dim_input(x)), lam, gen)
+    x (B, C, H, W), scaled to [-1, 1] and padded to 32x32 on the device; ``prior``: ``draw_prior``'s.
+    No random draw and no host sync inside, so torch.compile makes it one graph."""
+    return losses_of(net, cfg, net(dim_input(x)), lam, prior)
 
 
 def step(net, opt, opt_adv, cfg: TrainConfig, x, lam: float, gen=None, forward=forward) -> torch.Tensor:
     """One training step on the batch x; returns (encoder loss, adversary loss, InfoMax, InfoMin)
-    stacked and detached, on the device (no host sync).  The forward (encoder, critics, adversary)
-    runs in the config's precision; the backward follows its dtypes."""
+    stacked and detached, on the device (no host sync).  The step's random numbers come from
+    ``gen`` first (``draw_prior``); the forward (encoder, critics, adversary) runs in the config's
+    precision; the backward follows its dtypes."""
+    prior = draw_prior(cfg, x.shape[0], x.device, gen)
     with autocast(x.device, cfg.precision):
-        loss, adv, mi, infomin = forward(net, cfg, x, lam, gen)
+        loss, adv, mi, infomin = forward(net, cfg, x, lam, prior)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

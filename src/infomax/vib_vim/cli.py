@@ -50,7 +50,8 @@ def _evaluate_model(model, info, model_path, data, cfg, device, out, embedding=N
             raise SystemExit(f"--embedding {embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
         atomic_write(embedding, lambda f: np.savez(f, **emb, objective=tc["objective"], beta=tc["beta"],
                                                    err_12=res["test"]["err_S"]))
-    save_json({**head, "train_seconds": info["train_seconds"], "device": str(device),
+    # precision: what the model trained in (its config holds the resolved value, never "auto")
+    save_json({**head, "train_seconds": info["train_seconds"], "precision": tc["precision"], "device": str(device),
                "torch": torch.__version__, **res}, out)
     t = res["test"]
     print(f"{Path(model_path).name}: err_1 {t['err_1']:.4f} err_{cfg.samples} {t['err_S']:.4f} "

@@ -14,11 +14,14 @@ from .runs import OBJECTIVES  # plotting order
 # The output contract (docs/outputs.md): columns of results/<experiment>/vib_vim/<table>.csv.
 COLUMNS = {
     "metrics": ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
-                "probe_acc", "knn_acc", "train_seconds"],
+                "probe_acc", "knn_acc", "train_seconds", "precision"],
     "validation": ["objective", "beta", "seed", "K", "val_err_12"],
     "robustness": ["objective", "beta", "seed", "attack", "level", "acc"],
 }
-TEXT = {"metrics": ("objective",), "validation": ("objective",), "robustness": ("objective", "attack")}
+# Columns that record how a run was made (the precision it trained in): written in every table,
+# read by the report's facts, never by a claim or figure, so tables from before them still read.
+RECORDS = ("precision",)
+TEXT = {"metrics": ("objective", "precision"), "validation": ("objective",), "robustness": ("objective", "attack")}
 
 # vocabulary: plotting order, colours, markers, names
 COLORS = {"deterministic": "0.3", "vib": "tab:blue", "vim": "#e6550d"}
@@ -67,7 +70,7 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
         out["metrics"].append({**head, "err_1": num(t["err_1"]), "err_12": num(t["err_S"]),
                                "rate_bits": num(t["rate_bits"]), "izy_bits": num(t["izy_bits"]),
                                "probe_acc": num(e["probe_acc"]), "knn_acc": num(e["knn_acc"]),
-                               "train_seconds": num(e["train_seconds"])})
+                               "train_seconds": num(e["train_seconds"]), "precision": e.get("precision", "")})   # "": an evaluation from before the column
         out["validation"].append({**head, "val_err_12": num(e["val"]["err_S"])})
         out["robustness"] += [{**{k: head[k] for k in ("objective", "beta", "seed")}, **r, "acc": num(r["acc"])}
                               for r in e["robustness"]]
@@ -81,7 +84,7 @@ def collect(eval_paths, out_dir) -> list[Path]:
 
 def read(path, table: str):
     """One collected study-A table (``table``: metrics, validation or robustness)."""
-    return read_table(path, COLUMNS[table], TEXT[table])
+    return read_table(path, [c for c in COLUMNS[table] if c not in RECORDS], TEXT[table])
 
 
 def main_k(df) -> int:

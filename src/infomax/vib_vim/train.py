@@ -109,21 +109,34 @@ def build(cfgs: list[TrainConfig], in_dim: int, device):
     return stack, opt, EMA(params, c.ema_decay), noise
 
 
-def loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, noise):
+def draw_noise(objective: str, noise, B: int, K: int, device):
+    """The step's random numbers, drawn before the forward pass (so a compiled forward has no
+    generator inside: Dynamo breaks its graph at every draw with an explicit generator): eps for
+    z = mu + sigma * eps and, for VIM, the prior sample, each (M, B, K) from model m's generator
+    ``noise[m]``, in the order a one-model job draws them (eps, then the prior sample).  None for
+    what the objective does not draw."""
+    def draw(shape):
+        return torch.stack([torch.randn(shape, device=device, generator=g).view(B, K) for g in noise])
+
+    if objective == "deterministic":
+        return None, None
+    # per generator the order is eps, then the prior: each model's generator is its own stream
+    eps = draw((1, B, K))
+    return eps, (draw((B, K)) if objective == "vim" else None)
+
+
+def loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, eps, prior_z):
     """Per-model (total, ce, regulariser, training accuracy), each (M,), for one batch.  x: uint8
-    images (B, ...) shared by every model or (M, B, ...) per model; y: (B,) or (M, B); ``noise``:
-    the models' generators."""
+    images (B, ...) shared by every model or (M, B, ...) per model; y: (B,) or (M, B); ``eps``,
+    ``prior_z``: the step's noise (``draw_noise``).  No random draw and no host sync inside, so
+    torch.compile makes it one graph."""
     M = stack.M
     xs = to_signed(flatten(x) if x.dim() in (2, 4) else x.flatten(2))
     mu, sigma = stack.encode(xs)
     B = mu.shape[1]
     yy = y.expand(M, B) if y.dim() == 1 else y
-
-    def draw(shape):
-        return lambda: torch.stack([torch.randn(shape, device=mu.device, generator=g).view(B, stack.K) for g in noise])
-
     total, ce, reg, logits = objective_loss(cfg0.objective, stack.decode, mu, sigma, yy, betas,
-                                            noise=draw((1, B, stack.K)), prior=draw((B, stack.K)),
+                                            noise=lambda: eps, prior=lambda: prior_z,
                                             kernel=cfg0.mmd_kernel, scales=cfg0.mmd_scales)
     acc = (logits.detach().argmax(-1) == yy).float().mean(1)
     return total, ce, reg, acc
@@ -131,10 +144,11 @@ def loss(stack: StackedMLP, cfg0: TrainConfig, betas: torch.Tensor, x, y, noise)
 
 def step(stack, opt, ema, cfg0, betas, x, y, noise, loss=loss) -> torch.Tensor:
     """One step of every model; returns (4, M): total, ce, regulariser, accuracy, detached (no
-    host sync).  The forward runs in the group's precision (the backward follows its dtypes);
-    ``loss``: this module's, or its torch.compile'd self."""
+    host sync).  The noise is drawn first (``draw_noise``), then the forward runs in the group's
+    precision (the backward follows its dtypes); ``loss``: this module's, or its torch.compile'd self."""
+    eps, prior_z = draw_noise(cfg0.objective, noise, y.shape[-1], stack.K, x.device)
     with autocast(x.device, cfg0.precision):
-        total, ce, reg, acc = loss(stack, cfg0, betas, x, y, noise)
+        total, ce, reg, acc = loss(stack, cfg0, betas, x, y, eps, prior_z)
     opt.zero_grad(set_to_none=True)
     total.sum().backward()               # model m's weights only see model m's term
     opt.step()
