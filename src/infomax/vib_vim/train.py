@@ -156,6 +156,31 @@ def step(stack, opt, ema, cfg0, betas, x, y, noise, loss=loss) -> torch.Tensor:
     return torch.stack([total.detach(), ce.detach(), reg.detach(), acc])
 
 
+def batch(x_all, y_all, perms, i: int, batch_size: int, which):
+    """Step i's batch: slice i of each seed's permutation ``perms`` (seeds, n); one batch shared by
+    every model when the group has one seed, else (M, B) images, model m reading its seed's
+    (``which[m]``: the index of model m's seed)."""
+    idx = perms[:, i * batch_size:(i + 1) * batch_size]                                  # (seeds, B)
+    if perms.shape[0] == 1:
+        return x_all[idx[0]], y_all[idx[0]]                                              # shared batch
+    sel = idx[which]                                                                     # (M, B)
+    return x_all[sel], y_all[sel]
+
+
+def restore(state: dict, stack, opt, ema, noise, orders):
+    """Put a resume state back: weights, Adam, EMA, each model's noise generator and each seed's
+    data-order generator (``orders``, in the order of the group's sorted seeds).  The state was
+    loaded onto the job's device, and ``set_state`` takes a CPU byte tensor on every device (a
+    CUDA generator too), so each generator state goes through the CPU."""
+    stack.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    ema.load_state_dict(state["ema"])
+    for g, s in zip(noise, state["noise"]):
+        g.set_state(s.cpu())
+    for g, s in zip(orders, state["order"]):
+        g.set_state(s.cpu())
+
+
 # --- divergence (infomax.loop.DivergenceGuard)
 # A loss this many times its first step's (plus LOSS_SLACK) has diverged.  Healthy runs spike early:
 # quick's K=2 VIB at beta=1 (lr 3e-3) went from ~11 to 1321 at step 2 and trained fine, so 100x
@@ -226,14 +251,7 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     session = Session(resume_file, key, resume_file.stem, device, c0.checkpoint_seconds)
     histories = [[] for _ in cfgs]
     if (state := session.state) is not None:
-        stack.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        ema.load_state_dict(state["ema"])
-        # set_state takes a CPU byte tensor on every device (the state was loaded onto ``device``)
-        for g, s in zip(noise, state["noise"]):
-            g.set_state(s.cpu())
-        for s, st in zip(seeds, state["order"]):
-            order[s].set_state(st.cpu())
+        restore(state, stack, opt, ema, noise, [order[s] for s in seeds])
         histories = state["histories"]
 
     def resume_state():
@@ -251,12 +269,7 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
             g["lr"] = lr
         perms = torch.stack([torch.randperm(n, device=device, generator=order[s]) for s in seeds])
         for i in range(steps_per_epoch):
-            idx = perms[:, i * c0.batch_size:(i + 1) * c0.batch_size]                  # (seeds, B)
-            if len(seeds) == 1:
-                x, y = x_all[idx[0]], y_all[idx[0]]                                    # shared batch
-            else:
-                sel = idx[which]                                                       # (M, B)
-                x, y = x_all[sel], y_all[sel]
+            x, y = batch(x_all, y_all, perms, i, c0.batch_size, which)
             terms = step(stack, opt, ema, c0, betas, x, y, noise, fwd)
             guard_step(session.guard, terms)
             sums += terms
