@@ -17,6 +17,8 @@ from infomax.tools.bench import (
     BenchConfig,
     GroupStep,
     count_flops,
+    count_ops,
+    on_device,
     embedded_images,
     headline_group,
     job_steps_per_epoch,
@@ -97,6 +99,16 @@ def test_roofline_is_the_larger_bound_at_the_steps_precision():
     assert r["limited_by"] == "memory" and r["bound_seconds"] == pytest.approx(0.03)
     assert roofline(2e9, 1e8, "float32", ceil, tf32=True)["compute_seconds"] == pytest.approx(0.005)
     assert roofline(2e9, 1e8, "float32", {k: v for k, v in ceil.items() if k != "tf32"}, tf32=True)["ceiling"] == "float32"
+    # a small step of many ops on a GPU: 400 launches of 10 us outweigh its 20 ms of matmuls
+    r = roofline(2e9, 1e8, "float32", {**ceil, "op": {"seconds_per_op": 1e-4}}, ops=400)
+    assert r["limited_by"] == "launch" and r["launch_seconds"] == r["bound_seconds"] == pytest.approx(0.04)
+    assert roofline(2e9, 1e8, "float32", ceil, ops=400)["launch_seconds"] == 0      # no op cost measured
+
+
+def test_ops_are_counted_once_per_aten_call():
+    a = torch.ones(3)
+    assert count_ops(lambda: (a + 1).mul_(2)) == 2
+    assert count_ops(lambda: None) == 0
 
 
 @pytest.mark.slow
@@ -115,6 +127,13 @@ def test_quick_bench_prints_the_roofline_and_writes_json(tmp_path, capsys):
     c = r["ceiling"]
     assert c["float32"]["n"] == 256 and c["float32"]["flops_per_s"] > 0
     assert c["bfloat16"]["dtype"] == "bfloat16" and c["bfloat16"]["flops_per_s"] > 0
+    from infomax.loop import native_bfloat16
+
+    native = native_bfloat16(torch.device("cpu"))[0]
+    assert c["bfloat16"]["native"] is native and c["bfloat16"]["n"] == 256       # (quick's size; emulated: at most 256)
+    assert c["op"]["seconds_per_op"] > 0 and "one op" in printed
+    assert r["precision"]["A"]["asked"] == exp["vib_vim"]["train"]["precision"]
+    assert f"precision study A: {r['precision']['A']['used']} ({r['precision']['A']['why']})" in printed
     assert c["bandwidth"]["mib"] == 64 and c["bandwidth"]["bytes_per_s"] > 0
 
     # study A: the experiment's first vib group, stacked, in its precision; then a group of one
@@ -127,7 +146,8 @@ def test_quick_bench_prints_the_roofline_and_writes_json(tmp_path, capsys):
     assert r["stacking_gain"] == pytest.approx(one["seconds_per_model_step"] / group_a["seconds_per_model_step"])
     for s in r["steps"]:
         assert s["flops_per_step"] > 0 and s["bytes_per_step"] == s["bytes"]["total"] > 0
-        assert s["bound_seconds"] == pytest.approx(max(s["compute_seconds"], s["memory_seconds"]))
+        assert s["bound_seconds"] == pytest.approx(max(s["compute_seconds"], s["memory_seconds"], s["launch_seconds"]))
+        assert s["ops_per_step"] > 50 and s["launch_seconds"] == pytest.approx(s["ops_per_step"] * c["op"]["seconds_per_op"])
         assert s["of_roofline"] == pytest.approx(s["bound_seconds"] / s["seconds_per_step"])
         assert f"{s['of_roofline']:.0%}" in printed
     for s in (group_a, b):
@@ -201,12 +221,18 @@ def test_table1_predicts_study_a_only_and_stacks_seeds_with_group_size():
     assert sorted(j["models"] for j in stacked) == [1, 1, 3, 3, 3]            # each objective's seeds, one job
 
 
-def test_quick_times_its_first_vib_group_in_bfloat16():
+@pytest.mark.parametrize("native,expected", [(True, "bfloat16"), (False, "float32")])
+def test_quick_times_its_first_vib_group_in_the_precision_its_jobs_choose(monkeypatch, native, expected):
+    from infomax import loop
+
+    monkeypatch.setattr(loop, "cpu_features", lambda: {"name": "Test CPU", "avx512_bf16": native, "amx_bf16": False,
+                                                       "aten": "AVX512", "onednn_isa": None})
     exp = load_experiment(DEFAULT_CONFIG, "quick")
     name = headline_group(exp)
     cfgs = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, name)]
     assert name == "vib_g0" and len(cfgs) == exp["vib_vim"]["group_size"]
-    assert {c.precision for c in cfgs} == {"bfloat16"} and {c.objective for c in cfgs} == {"vib"}
+    assert {c.precision for c in cfgs} == {"auto"} and {c.objective for c in cfgs} == {"vib"}
+    assert {c.precision for c in on_device(cfgs, torch.device("cpu"))} == {expected}
 
 
 def test_bad_settings_are_named():

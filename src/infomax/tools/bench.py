@@ -4,18 +4,22 @@ from the device's roofline, and what that predicts for an experiment's training.
 In one run, for the current device, with the torch thread count the training jobs use (the rules
 run ``threads: 1``):
 
-  ceilings    the rate of a large matmul in float32 and bfloat16 (on CUDA also TF32), and the
-              memory bandwidth of a large tensor copy;
+  ceilings    the rate of a large matmul in float32 and, where the device computes it natively,
+              bfloat16 (elsewhere a small bfloat16 matmul, marked emulated: a large one takes
+              minutes there); on CUDA also TF32; the memory bandwidth of a large tensor copy; and the
+              cost of one tiny op (its launch and dispatch: on a GPU the launch latency);
   steps       the steps the pipeline runs, built by the jobs' own builders and fed as the training
               loops feed them (uint8 images on the device, index-slice batches, no host sync inside a
               timed window): study A's stacked ``vib_vim.train.step`` on a group of the experiment's
               ``vib_vim.group_size`` models (its first ``vib`` group), and on a group of one for
               comparison; study B's ``dim_infobal.train.step`` (DIM(L), JSD); each in the precision
-              the experiment trains it in;
-  roofline    per step: its FLOPs (``FlopCounterMode``, forward and backward) and a lower bound on
-              its memory traffic (``traffic``); the bound time max(FLOPs / the matmul ceiling of the
-              step's precision, bytes / bandwidth), and the fraction of it the step reaches
-              (bound / measured time: 100% would be a step running at the roofline);
+              the experiment trains it in on this device (``auto`` resolved as a job resolves it);
+  roofline    per step: its FLOPs (``FlopCounterMode``, forward and backward), a lower bound on
+              its memory traffic (``traffic``) and its aten ops (``count_ops``: on a GPU each is a
+              kernel launch); the bound time max(FLOPs / the matmul ceiling of the step's
+              precision, bytes / bandwidth, ops x the cost of one op), and the fraction of it the
+              step reaches (bound / measured time: 100% would be a step running at the roofline);
+              a small step on a GPU is launch-bound, and CUDA graphs (--compile) are the lever;
   prediction  seconds per epoch, and the wall time of the experiment's training jobs (study A: its
               stacked groups), counted from the config with the pipeline's run lists and timed per
               kind of job.
@@ -41,7 +45,7 @@ from ..config import select, split_sizes
 from ..studies import load
 from ..dim_infobal import runs as runs_b
 from ..dim_infobal import train as train_b
-from ..loop import Speed, apply_speed, maybe_compile, resolve_device
+from ..loop import Speed, apply_speed, maybe_compile, native_bfloat16, resolve_device, resolve_precision
 from ..vib_vim import runs as runs_a
 from ..vib_vim import train as train_a
 
@@ -121,6 +125,31 @@ def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
+
+
+def count_ops(fn) -> int:
+    """The aten ops ``fn()`` runs (forward, backward, optimiser): on a GPU each is a kernel launch
+    (a few are views or metadata only, so this is an upper bound on launches)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def op_cost(device, reps: int) -> dict:
+    """Seconds of one tiny op (an in-place add on a one-element tensor): the launch and dispatch
+    cost every op of a step pays however small it is; the median over ``reps`` windows."""
+    x = torch.zeros(1, device=device)
+    secs = _rate(lambda: x.add_(1.0), device, reps)
+    return {"seconds": secs, "seconds_per_op": statistics.median(secs)}
 
 
 def traffic(fn, params, ema_params=()) -> dict:
@@ -208,9 +237,14 @@ def bandwidth(mb: int, device, reps: int) -> dict:
     return {"mib": mb, "seconds": secs, "bytes_per_s": 2 * src.numel() * 4 / statistics.median(secs)}
 
 
+EMULATED_MATMUL = 256      # the bfloat16 matmul where it is emulated: ~30-90x slower, so a large one takes minutes
+
+
 def ceilings(b: BenchConfig, device) -> dict:
-    """The matmul ceilings of this device, float32 (strict) and bfloat16, on CUDA also TF32, and its
-    copy bandwidth.  On a CPU, bfloat16 is native with AVX-512 BF16 or AMX and emulated without."""
+    """The matmul ceilings of this device, float32 (strict) and bfloat16, on CUDA also TF32, its
+    copy bandwidth and the cost of one tiny op.  bfloat16 is timed at full size only where the
+    device computes it natively (``loop.native_bfloat16``); elsewhere at EMULATED_MATMUL, once,
+    and marked emulated."""
     cuda = device.type == "cuda"
     n = b.matmul_size or (4096 if cuda else 2048)
     with _cuda_tf32(False):
@@ -218,19 +252,26 @@ def ceilings(b: BenchConfig, device) -> dict:
     if cuda:
         with _cuda_tf32(True):
             out["tf32"] = matmul_rate(n, torch.float32, device, b.matmul_reps)
-    out["bfloat16"] = matmul_rate(n, torch.bfloat16, device, b.matmul_reps)
+    native, why = native_bfloat16(device)
+    if native:
+        out["bfloat16"] = {**matmul_rate(n, torch.bfloat16, device, b.matmul_reps), "native": True, "why": why}
+    else:
+        out["bfloat16"] = {**matmul_rate(min(n, EMULATED_MATMUL), torch.bfloat16, device, 1), "native": False, "why": why}
     out["bandwidth"] = bandwidth(b.copy_mb or (1024 if cuda else 256), device, b.matmul_reps)
+    out["op"] = op_cost(device, b.matmul_reps)
     return out
 
 
-def roofline(flops: int, nbytes: int, precision: str, ceil: dict, tf32: bool = False) -> dict:
-    """The step's bound time on this device: the larger of its FLOPs at the matmul ceiling of its
-    precision (bfloat16; float32, or TF32 when it is on) and its bytes at the copy bandwidth."""
+def roofline(flops: int, nbytes: int, precision: str, ceil: dict, tf32: bool = False, ops: int = 0) -> dict:
+    """The step's bound time on this device: the largest of its FLOPs at the matmul ceiling of its
+    precision (bfloat16; float32, or TF32 when it is on), its bytes at the copy bandwidth and its
+    ``ops`` at the cost of one tiny op (launches: what bounds a small step on a GPU)."""
     name = "bfloat16" if precision == "bfloat16" else "tf32" if tf32 and "tf32" in ceil else "float32"
-    compute = flops / ceil[name]["flops_per_s"]
-    memory = nbytes / ceil["bandwidth"]["bytes_per_s"]
-    return {"ceiling": name, "compute_seconds": compute, "memory_seconds": memory,
-            "bound_seconds": max(compute, memory), "limited_by": "compute" if compute >= memory else "memory"}
+    parts = {"compute": flops / ceil[name]["flops_per_s"], "memory": nbytes / ceil["bandwidth"]["bytes_per_s"],
+             "launch": ops * ceil["op"]["seconds_per_op"] if "op" in ceil else 0.0}
+    limit = max(parts, key=parts.get)
+    return {"ceiling": name, "compute_seconds": parts["compute"], "memory_seconds": parts["memory"],
+            "launch_seconds": parts["launch"], "bound_seconds": parts[limit], "limited_by": limit}
 
 
 # -----------------------------------------------------------------------------
@@ -313,10 +354,12 @@ def measure(step, steps: int, b: BenchConfig, device, ceil: dict, tf32: bool) ->
     """FLOPs and traffic of one real (eager) step, the timed windows, and the step against its roofline."""
     flops = count_flops(lambda: step(eager=True))
     mem = traffic(lambda: step(eager=True), step.params, step.ema_params)
+    ops = count_ops(lambda: step(eager=True))
     secs = time_steps(step, steps, b.repeats, b.warmup, device)
     t = statistics.median(secs)
-    r = roofline(flops, mem["total"], step.precision, ceil, tf32)
-    return {"precision": step.precision, "models": step.models, "seconds_per_step": t, "window_seconds_per_step": secs,
+    r = roofline(flops, mem["total"], step.precision, ceil, tf32, ops)
+    return {"precision": step.precision, "models": step.models, "ops_per_step": ops,
+            "seconds_per_step": t, "window_seconds_per_step": secs,
             "steps_per_window": steps, "samples_per_s": step.samples / t, "seconds_per_model_step": t / step.models,
             "flops_per_step": flops, "flops_per_s": flops / t, "bytes_per_step": mem["total"], "bytes": mem,
             "bytes_per_s": mem["total"] / t, **r, "of_roofline": r["bound_seconds"] / t}
@@ -455,6 +498,14 @@ def run_bench(b: BenchConfig, log=print) -> dict:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
 
 
+def on_device(cfgs: list, device) -> list:
+    """The train configs as a job on ``device`` runs them: ``precision: auto`` resolved
+    (``loop.resolve_precision``), like ``train`` does once per job."""
+    from dataclasses import replace
+
+    return [replace(c, precision=resolve_precision(c.precision, device)[0]) for c in cfgs]
+
+
 def _run(b: BenchConfig, busy, log) -> dict:
     device = resolve_device(b.device)
     used = apply_speed(Speed(tf32=b.tf32, compile=b.compile), device)
@@ -468,11 +519,20 @@ def _run(b: BenchConfig, busy, log) -> dict:
 
     log("ceilings: matmuls and a copy ...")
     ceil = res["ceiling"] = ceilings(b, device)
+    # each study's training precision as its jobs choose it here (auto: bfloat16 where native)
+    res["precision"] = {}
+    for study, block in (("A", "vib_vim"), ("B", "dim_infobal")):
+        if block in exp["studies"]:
+            asked = exp[block]["train"]["precision"]
+            used_p, why = resolve_precision(asked, device)
+            res["precision"][study] = {"asked": asked, "used": used_p, "why": why}
+            log(f"study {study}: training precision {used_p} ({why})")
     x28, labels = embedded_images()
     x_b = as_cifar(x28) if ib["dataset"] == "cifar10" else x28
     timed = {}                                      # _timing_key -> measurement (reused by the prediction)
 
     def timed_step(study, cfgs, what):
+        cfgs = on_device(cfgs, device)
         key = _timing_key(cfgs)
         if key not in timed:
             log(f"study {study}: {what} ...")
@@ -487,7 +547,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
     if "vib_vim" in exp["studies"]:
         group = headline_group(exp)
         members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, group)]
-        c = members[0]
+        c = on_device(members[:1], device)[0]
         rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of {len(members)}", "group": group,
                      **timed_step("A", members, f"group {group}, {len(members)} models, {c.precision}")})
         first["A"] = (rows[-1], c, "mnist")
@@ -496,8 +556,8 @@ def _run(b: BenchConfig, busy, log) -> dict:
                          **timed_step("A", members[:1], f"a group of one, {c.precision}")})
             res["stacking_gain"] = rows[1]["seconds_per_model_step"] / rows[0]["seconds_per_model_step"]
     if "dim_infobal" in exp["studies"]:
-        cfg_b = train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l", "kind": "dim_l",
-                                       "estimator": "jsd", "seed": 0})
+        cfg_b = on_device([train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l",
+                                                  "kind": "dim_l", "estimator": "jsd", "seed": 0})], device)[0]
         rows.append({"study": "B", "label": f"dim_l jsd, {x_b.shape[1]}x32x32", "group": "dim_l",
                      **timed_step("B", [cfg_b], f"dim_l jsd, {cfg_b.precision}")})
         first["B"] = (rows[-1], cfg_b, ib["dataset"])
@@ -523,7 +583,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
         j["seconds"] = 0.0
         if j["epochs"]:                             # the untrained floor has no steps
             m = timed_step(j["study"], j["configs"], f"prediction, {j['group']} ({j['models']} model(s), "
-                                                     f"{j['configs'][0].precision})")
+                                                     f"{on_device(j['configs'][:1], device)[0].precision})")
             g["timed"][j["models"]] = m
             j["seconds"] = j["epochs"] * j_spe * m["seconds_per_step"]
         g["seconds"] += j["seconds"]
@@ -578,22 +638,29 @@ def report(res: dict) -> str:
     if res["busy_cpus_before"] is not None and res["busy_cpus_before"] > 0.25:
         lines.append(f"note: other processes kept {res['busy_cpus_before']:.1f} CPUs busy just before the run: "
                      f"the timings may be low")
+    for study, p in res.get("precision", {}).items():
+        lines.append(f"precision study {study}: {p['used']} ({p['why']})")
     for name, c in res["ceiling"].items():
         if name == "bandwidth":
             lines.append(f"ceiling   memory   copy {c['mib']} MiB: {c['bytes_per_s'] / G:,.1f} GB/s "
                          f"(median of {len(c['seconds'])})")
+        elif name == "op":
+            lines.append(f"ceiling   one op   a tiny in-place add: {c['seconds_per_op'] * 1e6:,.1f} us "
+                         f"(launch and dispatch; median of {len(c['seconds'])})")
         else:
+            note = "" if c.get("native", True) else f"; emulated: {c['why']}"
             lines.append(f"ceiling   {name:8s} matmul {c['n']}x{c['n']}: {c['flops_per_s'] / G:,.1f} GFLOP/s "
-                         f"(median of {len(c['seconds'])})")
+                         f"(median of {len(c['seconds'])}{note})")
     lines += ["", f"{'step':32s} {'precision':9s} {'ms/step':>9s} {'ms/model':>9s} {'GFLOP':>7s} {'MB':>7s} "
-                  f"{'GFLOP/s':>8s} {'GB/s':>6s} {'bound ms':>9s} {'limit':>7s} {'of roofline':>11s}"]
+                  f"{'ops':>6s} {'GFLOP/s':>8s} {'GB/s':>6s} {'bound ms':>9s} {'limit':>7s} {'of roofline':>11s}"]
     for r in res["steps"]:
         lines.append(f"{r['study']} {r['label']:30s} {r['precision']:9s} {r['seconds_per_step'] * 1e3:9.2f} "
                      f"{r['seconds_per_model_step'] * 1e3:9.2f} {r['flops_per_step'] / G:7.2f} "
-                     f"{r['bytes_per_step'] / 1e6:7.1f} {r['flops_per_s'] / G:8.1f} {r['bytes_per_s'] / G:6.1f} "
-                     f"{r['bound_seconds'] * 1e3:9.2f} {r['limited_by']:>7s} {r['of_roofline']:11.0%}")
-    lines.append("bound = max(GFLOP / the matmul ceiling of the step's precision, MB / copy bandwidth); "
-                 "of roofline = bound / measured time")
+                     f"{r['bytes_per_step'] / 1e6:7.1f} {r['ops_per_step']:6d} {r['flops_per_s'] / G:8.1f} "
+                     f"{r['bytes_per_s'] / G:6.1f} {r['bound_seconds'] * 1e3:9.2f} {r['limited_by']:>7s} "
+                     f"{r['of_roofline']:11.0%}")
+    lines.append("bound = max(GFLOP / the matmul ceiling of the step's precision, MB / copy bandwidth, "
+                 "ops x one op's cost); of roofline = bound / measured time")
     if "stacking_gain" in res:
         lines.append(f"stacking: a group of {res['steps'][0]['models']} takes {res['stacking_gain']:.2f}x less time "
                      f"per model than a group of one")
