@@ -47,12 +47,22 @@ def apply_speed(speed: "Speed | None", device: torch.device) -> dict:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
+        # every batch has one shape (the last partial batch is dropped), so cuDNN's choice of
+        # convolution algorithm, timed once per shape, pays off (study B's encoder)
+        torch.backends.cudnn.benchmark = True
     return {"tf32": tf32, "compile": bool(speed.compile)}
 
 
-def maybe_compile(fn, used: dict):
-    """``fn`` compiled with torch.compile when ``used["compile"]``, else ``fn`` itself."""
-    return torch.compile(fn) if used["compile"] else fn
+def maybe_compile(fn, used: dict, device=None):
+    """``fn`` compiled with torch.compile when ``used["compile"]``, else ``fn`` itself.  On CUDA in
+    mode "reduce-overhead" (CUDA graphs: one launch for the whole graph): a study-A step is
+    launch-bound there (150-180 aten ops for ~0.1 ms of compute), and the steps' forward and loss
+    are one graph each (tests/base/test_speed.py).  Not yet run on a GPU: scripts/gpu_check.sh
+    measures it."""
+    if not used["compile"]:
+        return fn
+    cuda = device is not None and torch.device(device).type == "cuda"
+    return torch.compile(fn, mode="reduce-overhead") if cuda else torch.compile(fn)
 
 
 PRECISIONS = ("float32", "bfloat16")               # what a job trains in
@@ -128,10 +138,19 @@ def autocast(device: torch.device, precision: str):
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The job's device: ``auto`` is CUDA when torch sees a GPU, else the CPU.  On a machine with
+    several GPUs a job takes the one with the fewest jobs (``infomax.gpus.pick_gpu``: without it
+    every job would run on cuda:0)."""
+    if spec == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
     if spec == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but torch sees no CUDA GPU (use device: auto or cpu)")
+    if spec in ("auto", "cuda"):
+        from .gpus import pick_gpu
+
+        device = torch.device("cuda", pick_gpu(torch.cuda.device_count()))
+        torch.cuda.set_device(device)
+        return device
     return torch.device(spec)
 
 

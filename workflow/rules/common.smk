@@ -29,6 +29,7 @@ ENV = "../../environment.yml"
 from infomax.config import ConfigError, select
 from infomax.sources import MNIST_WHEEL
 from infomax.files import link_or_copy
+from infomax.gpus import JOBS_PER_GPU, gpu_job_limit, visible_gpus
 from infomax.dim_infobal import runs as runs_b
 from infomax.studies import STUDIES, report_settings, selected, validate_config
 from infomax.vib_vim import runs as runs_a
@@ -46,10 +47,20 @@ IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
 # study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
 # the config defines (or the built-in untrained floor), so the split is never ambiguous.
 IB_METHODS = "|".join(sorted([*IB["methods"], runs_b.RANDOM[0]], key=len, reverse=True))
-# GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  Local runs
-# ignore it unless a limit is given (--resources gpu=N, as workflow/profiles/gpu does: N jobs
-# share the GPU); the SLURM executor turns it into a GPU request per job.
+# GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  A local run on
+# a machine with GPUs gets gpu = JOBS_PER_GPU x the GPUs it sees unless --resources gpu=N says
+# otherwise (infomax.gpus; each job then takes the least-used GPU); the SLURM executor turns the
+# token into a GPU request per job.
 GPU = 0 if X["device"] == "cpu" else 1
+
+
+onstart:
+    # at start, when the executor is known (a cluster job gets its GPU from the cluster instead)
+    _limit = gpu_job_limit(dict(workflow.global_resources), GPU > 0, workflow.local_exec, visible_gpus())
+    if _limit is not None:
+        workflow.register_resource("gpu", _limit)
+        print(f"GPU jobs: at most {_limit} at once ({JOBS_PER_GPU} per visible GPU; --resources gpu=N to change)")
+
 # torch threads per job (torch.set_num_threads follows the rule's `threads`, so --cores is never
 # oversubscribed).  One thread per job and one job per core gave the best throughput on a
 # 2-core CPU (measured: +17% over one 2-thread job); raise it with --set-threads rule=N.

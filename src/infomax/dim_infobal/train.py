@@ -257,7 +257,7 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     data.splits["val"] = stratified_part(*data.splits["val"], cfg.curve_val_images)  # what the curves score
 
     used = apply_speed(speed, device)
-    fwd = maybe_compile(forward, used)
+    fwd = maybe_compile(forward, used, device)
     net, opt, opt_adv = build(cfg, data.image_shape[0], device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     probe_idx = torch.randperm(n, device=device, generator=gen)[:min(cfg.curve_probe_images, n)]

@@ -314,7 +314,7 @@ class GroupStep:
         self.which = torch.tensor([seeds.index(c.seed) for c in cfgs], device=device) if len(seeds) > 1 else None
         self.batches = [device_batches(len(x), cfgs[0].batch_size, device, torch.Generator(device=device).manual_seed(s))
                         for s in seeds]
-        self.loss = maybe_compile(train_a.loss, used)
+        self.loss = maybe_compile(train_a.loss, used, device)
         self.sums = torch.zeros(4, len(cfgs), device=device)
 
     def __call__(self, eager=False):
@@ -339,7 +339,7 @@ class InfoBalStep:
         self.net.train()
         self.params = [p for o in (self.opt, self.opt_adv) if o is not None for g in o.param_groups for p in g["params"]]
         self.ema_params = []
-        self.forward = maybe_compile(train_b.forward, used)
+        self.forward = maybe_compile(train_b.forward, used, device)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.batches = device_batches(len(x), cfg.batch_size, device, self.gen)
         self.sums = torch.zeros(4, device=device)

@@ -239,7 +239,7 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {c0.batch_size} is larger than the train split ({n} images) of {data_path}")
     used = apply_speed(speed, device)
-    fwd = maybe_compile(loss, used)
+    fwd = maybe_compile(loss, used, device)
     M = len(cfgs)
     betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
     seeds = sorted({c.seed for c in cfgs})
