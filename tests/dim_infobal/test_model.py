@@ -94,8 +94,8 @@ def test_dim_losses_recomputed_by_hand():
     net = DIMNet(1, global_weight=0.5, local_weight=2.0, prior_weight=0.1, local_units=8, global_hidden=8,
                  prior_hidden=(8,))
     out = net(torch.randn(6, 1, 32, 32))
-    gen = torch.Generator().manual_seed(1)
-    loss, adv, mi = dim_losses(net, out, "jsd", 0.5, 2.0, 0.1, gen)
+    prior_z = torch.rand(out["y"].shape, generator=torch.Generator().manual_seed(1))    # as train.draw_prior draws it
+    loss, adv, mi = dim_losses(net, out, "jsd", 0.5, 2.0, 0.1, prior_z)
     y = out["y"]
     i_g = jsd_mi(net.global_critic(out["conv"].flatten(1), y))
     i_l = jsd_mi(dot_scores(net.local_y(y), net.local_x(local_vectors(out["local"]))))
