@@ -17,8 +17,13 @@
 #              checks the profile and the workflow, not CUDA training)
 #   quick      the quick workflow with the gpu profile (device: auto, so it trains on CUDA)
 #   quick_cuda every quick checkpoint (study A and B) records a CUDA device
-#   bench      python -m infomax bench --device cuda (paper), and bench_table1: table1 stacked
-#              with --group-size 3, the README's GPU time for it
+#   resume     an interrupted GPU job resumes: smoke on device auto with longer training and a
+#              resume state every epoch; one training job of each study is killed (SIGKILL) once
+#              its resume state exists, then `--rerun-incomplete` must resume it ("resuming ...
+#              from epoch N" in its log) and finish the workflow
+#   bench      python -m infomax bench --device cuda (paper: ms per step of each study at paper
+#              size), bench_compile: the same with --compile (CUDA graphs), and bench_table1: table1
+#              stacked with --group-size 3, the README's GPU time for it
 # Both workflows run in a scratch directory (snakemake --directory), so results land in
 # $SCRATCH/results/<experiment>/ and the repository's results/ is never touched.
 #
@@ -33,6 +38,8 @@
 # Helper modes (no GPU needed; used by the steps above and by tests/tools/test_gpu_check.py):
 #     bash scripts/gpu_check.sh --summarize-claims results/smoke/claims.json
 #     bash scripts/gpu_check.sh --summarize-devices results/smoke [--expect-cuda]
+#     bash scripts/gpu_check.sh --resume-check DIR   (the resume step alone, on whatever device
+#                                                    torch picks: also runs on a CPU)
 set -u
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -113,6 +120,55 @@ PY
 
 helper() { "$PY" -c "$HELPER" "$@"; }
 
+# resume_check DIR: smoke in DIR with the device torch picks; kill one training job of each study
+# once its resume state exists; --rerun-incomplete must resume both and finish.
+resume_check() {
+    local dir="$1" study pattern pid found i name
+    KILLED=()
+    mkdir -p "$dir" || return 1
+    cat >"$dir/resume.yaml" <<'YAML'
+experiments:
+  smoke:
+    device: auto
+    vib_vim: {train: {epochs: 60, checkpoint_seconds: 1.0e-3}}
+    dim_infobal: {train: {epochs: 30, checkpoint_seconds: 1.0e-3}}
+YAML
+    local run=(snakemake -s "$REPO/Snakefile" --directory "$dir" --configfile "$dir/resume.yaml"
+               --config experiment=smoke --cores all --keep-going)
+    echo "\$ ${run[*]} &   (then kill one training job of each study)"
+    "${run[@]}" >"$dir/first_run.log" 2>&1 &
+    pid=$!
+    for study in vib_vim dim_infobal; do
+        found=""
+        for i in $(seq 1200); do                      # up to 10 minutes for a resume state
+            found="$(find "$dir/results/smoke/$study" -name '*.resume' 2>/dev/null | head -n 1)"
+            [ -n "$found" ] && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        [ -n "$found" ] || { echo "no resume state of $study appeared (see $dir/first_run.log)"; kill "$pid"; return 1; }
+        # the job that wrote it (its --resume or --out names it), not its shell
+        name="$(basename "$found" .resume)"
+        pattern="^[^ ]*python[^ ]* -m infomax $study train .*${name}"
+        echo "resume state $found: killing its training job (SIGKILL)"
+        pkill -KILL -f "$pattern" || { echo "no '$pattern' process to kill"; kill "$pid"; return 1; }
+        KILLED+=("$name")
+    done
+    wait "$pid"
+    echo "first run exited $? (a killed job fails it; expected)"
+    echo "\$ snakemake --unlock && ${run[*]} --rerun-incomplete"
+    snakemake -s "$REPO/Snakefile" --directory "$dir" --configfile "$dir/resume.yaml" --config experiment=smoke \
+        --unlock >/dev/null 2>&1
+    "${run[@]}" --rerun-incomplete >"$dir/second_run.log" 2>&1 || { echo "the rerun failed: $dir/second_run.log"; return 1; }
+    for name in "${KILLED[@]}"; do             # its rerun's log: "resuming <run> from epoch N"
+        if ! grep -h "^resuming ${name%.pt}.* from epoch" "$dir/results/smoke/logs/"*/train/*.log; then
+            echo "the killed job $name did not resume (logs: $dir/results/smoke/logs/*/train/)"
+            return 1
+        fi
+    done
+    echo "both killed jobs resumed; the workflow finished"
+}
+
 # --- options --------------------------------------------------------------------------------------
 SKIP_TESTS=0 SKIP_SMOKE=0 SKIP_QUICK=0 SKIP_BENCH=0
 while [ $# -gt 0 ]; do
@@ -129,6 +185,9 @@ while [ $# -gt 0 ]; do
             [ $# -ge 2 ] || { echo "--summarize-devices needs a results/<experiment> directory" >&2; exit 64; }
             if [ "${3:-}" = "--expect-cuda" ]; then helper devices "$2" --expect-cuda; else helper devices "$2"; fi
             exit $? ;;
+        --resume-check)
+            [ $# -ge 2 ] || { echo "--resume-check needs a scratch directory" >&2; exit 64; }
+            cd "$REPO" || exit 64; resume_check "$2"; exit $? ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
     esac
@@ -243,21 +302,32 @@ for exp in smoke quick; do
     echo "${DEVICES[$exp]}"
 done
 
-# --- 5. the bench ---------------------------------------------------------------------------------
+# --- 5. an interrupted GPU job resumes ----------------------------------------------------------
+if [ "$SKIP_SMOKE" -eq 1 ]; then
+    skip_step resume
+else
+    run_step resume resume_check "$SCRATCH/resume"
+fi
+
+# --- 6. the bench ---------------------------------------------------------------------------------
 BENCH_LINES="(skipped)"
 if [ "$SKIP_BENCH" -eq 1 ]; then
-    skip_step bench; skip_step bench_table1
+    skip_step bench; skip_step bench_compile; skip_step bench_table1
 else
     run_step bench "$PY" -m infomax bench --device cuda --config "$REPO/config/config.yaml" --out "$SCRATCH/bench.json"
+    # the same with --compile: on CUDA, CUDA graphs (mode reduce-overhead), against the launch bound
+    run_step bench_compile "$PY" -m infomax bench --device cuda --compile --config "$REPO/config/config.yaml" \
+        --out "$SCRATCH/bench_compile.json"
     # table1 on the GPU: each objective's 3 seeds as one stacked model (README's GPU row)
     run_step bench_table1 "$PY" -m infomax bench --device cuda --config "$REPO/config/config.yaml" \
         --experiment table1 --group-size 3 --out "$SCRATCH/bench_table1.json"
-    BENCH_LINES="$(cat "$LOGS/bench.log" "$LOGS/bench_table1.log" \
-        | grep -E '^(infomax bench:|note:|ceiling |prediction:|all training steps:)' | sed 's/^/  /')"
+    BENCH_LINES="$(cat "$LOGS/bench.log" "$LOGS/bench_compile.log" "$LOGS/bench_table1.log" \
+        | grep -E '^(infomax bench:|note:|precision |ceiling |step  |[AB] .* (group of|jsd)|prediction:|all training steps:)' \
+        | sed 's/^/  /')"
     [ -n "$BENCH_LINES" ] || BENCH_LINES="  (no bench report in $LOGS/bench.log)"
 fi
 
-# --- 6. the summary -------------------------------------------------------------------------------
+# --- 7. the summary -------------------------------------------------------------------------------
 TOTAL="$(elapsed "$T_START" "$(now)")"
 FAILED=()
 summary() {

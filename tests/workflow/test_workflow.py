@@ -22,10 +22,10 @@ pytestmark = pytest.mark.slow     # Snakemake launches
 
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 # The output contract, as docs/outputs.md spells it (not the code's own constants: they could drift).
-METRICS_HEADER = "objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,knn_acc,train_seconds"
+METRICS_HEADER = "objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,knn_acc,train_seconds,precision"
 ROBUSTNESS_HEADER = "objective,beta,seed,attack,level,acc"
 CURVES_HEADER = "method,estimator,seed,epoch,mi_estimate,probe_acc"
-PROBES_HEADER = "method,estimator,seed,layer,probe,acc"
+PROBES_HEADER = "method,estimator,seed,layer,probe,acc,precision"
 IB_ROBUSTNESS_HEADER = "method,estimator,seed,attack,level,acc"
 def test_paper_dry_run_plans_the_full_protocol(tmp_path):
     r = snakemake("-n", "--config", "experiment=paper", "--cores", "1", cwd=tmp_path)   # nothing made yet

@@ -419,19 +419,14 @@ def training_jobs(exp: dict) -> list[dict]:
 
 def default_jobs(device, threads: int, config_path) -> tuple[int, str]:
     """How many training jobs run at once, and why.  CPU: `snakemake --cores all` with the rules'
-    threads.  CUDA: the `gpu` resource of workflow/profiles/gpu (jobs sharing the one GPU)."""
+    threads.  CUDA: the workflow's limit on a local run, JOBS_PER_GPU per visible GPU (infomax.gpus)."""
     if device.type != "cuda":
         n = max(1, (os.cpu_count() or 1) // threads)
         return n, f"--cores all on {os.cpu_count()} cores, {threads} thread(s) per job"
-    import yaml
+    from ..gpus import JOBS_PER_GPU
 
-    profile = Path(config_path).resolve().parents[1] / "workflow" / "profiles" / "gpu" / "config.yaml"
-    if profile.is_file():
-        for r in yaml.safe_load(profile.read_text()).get("resources", []):
-            name, _, n = str(r).partition("=")
-            if name.strip() == "gpu":
-                return int(n), f"gpu={int(n)} in workflow/profiles/gpu: jobs sharing one GPU"
-    return 1, f"one job on the GPU ({profile} has no gpu resource)"
+    n = torch.cuda.device_count()
+    return n * JOBS_PER_GPU, f"{JOBS_PER_GPU} jobs per GPU on {n} GPU(s), the workflow's local limit"
 
 
 def list_schedule(seconds: list[float], workers: int) -> float:
