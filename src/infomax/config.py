@@ -238,9 +238,13 @@ def data_used(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced:
     if ds["source"] == "embedded":
         return "; ".join(["the embedded 5,000-image MNIST subset", *reduced])
     parts = []
+    n = TORCHVISION_TRAIN.get(dataset)
     if ds["train_size"] is not None:
         parts.append(f"a {ds['train_size']:,}-image training subset (validation {ds['val_size']:,} images, "
                      f"the official test set)")
+    elif ds["val_size"]:             # the official split trains on all its train images; these hold some out
+        parts.append(f"{n - ds['val_size']:,} of the {n:,} official training images ({ds['val_size']:,} held out "
+                     f"for validation)" if n else f"the official training images less {ds['val_size']:,} for validation")
     parts += [f"{what} on a fixed stratified {n:,} of the {split} images"
               for what, (n, split) in (fixed_parts or {}).items() if n is not None]
     parts += list(reduced)

@@ -267,16 +267,20 @@ def prepare_official(name: str, source: str, train: tuple, test: tuple, out_path
     """Prepared file of a data set with an official train/test split (every source but the
     embedded subset writes through here, so the same images give the same file).
 
-    Validation is a stratified, seeded cut of ``val_size`` images from the official train set;
-    ``train_size`` (None: all the rest) keeps a stratified, seeded part of the remaining train
-    images, disjoint from validation; the official test set is kept whole and never touched.
+    Validation is a stratified, seeded cut of ``val_size`` images from the official train set (0:
+    none, every train image is trained on, in the official order, as Alemi et al.'s code reads
+    MNIST); ``train_size`` (None: all the rest) keeps a stratified, seeded part of the remaining
+    train images, disjoint from validation; the official test set is kept whole and never touched.
     ``train`` and ``test`` are (uint8 images N x C x H x W, int64 labels N) tensors.
     """
     (x_tr, y_tr), (x_te, y_te) = train, test
     n = len(y_tr)
-    if not (0 < val_size < n):
-        raise DataError(f"{name}: val_size={val_size} must be in 1..{n - 1} ({name} train has {n} images)")
-    parts = stratified_split(y_tr, {"train": 1 - val_size / n, "val": val_size / n}, seed)
+    if not (0 <= val_size < n):
+        raise DataError(f"{name}: val_size={val_size} must be in 0..{n - 1} ({name} train has {n} images)")
+    if val_size == 0:
+        parts = {"train": np.arange(n), "val": np.arange(0)}
+    else:
+        parts = stratified_split(y_tr, {"train": 1 - val_size / n, "val": val_size / n}, seed)
     if len(parts["val"]) != val_size:  # guaranteed by stratified_split for two splits; checked anyway
         raise DataError(f"{name}: got {len(parts['val'])} validation images, expected {val_size}")
     rest = parts["train"]

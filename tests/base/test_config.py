@@ -73,12 +73,12 @@ def test_top_level_group_size_replaces_the_experiments_and_changes_no_model():
 
     name, t1 = select({**CONFIG, "experiment": "table1"})
     assert name == "table1" and t1["vib_vim"]["group_size"] == 1 and CONFIG["group_size"] is None
-    _, stacked = select({**CONFIG, "experiment": "table1", "group_size": 3})
-    assert stacked["vib_vim"]["group_size"] == 3
+    _, stacked = select({**CONFIG, "experiment": "table1", "group_size": 5})
+    assert stacked["vib_vim"]["group_size"] == 5
     assert {k: v for k, v in stacked.items() if k != "vib_vim"} == {k: v for k, v in t1.items() if k != "vib_vim"}
     one = {r: runs_a.train_settings(t1, *r, K=256) for r in runs_a.runs(t1)}
     groups = runs_a.groups(stacked)
-    assert [len(m) for n, m in groups.items() if not n.startswith("k2_")] == [3, 3, 3]
+    assert [len(m) for n, m in groups.items() if not n.startswith("k2_")] == [5, 5, 5]
     for name in groups:                             # each model's settings are the same in either layout
         for member, cfg in zip(groups[name], runs_a.group_train_settings(stacked, name)):
             if member[3] == 256:
@@ -269,3 +269,27 @@ def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
 
     assert defs["experiment"]["properties"]["studies"]["items"]["enum"] == [s.NAME for s in STUDIES]
     assert tables_a.OBJECTIVES is OBJECTIVES and tables_b.estimator_order() == tuple(MI_ESTIMATORS)
+
+
+def test_val_size_0_only_where_nothing_is_chosen_or_drawn_on_validation():
+    """table1 trains on all 60,000 MNIST train images (val_size 0, as Alemi's code); a beta grid
+    chosen on validation, or study B's per-epoch validation curves, need a validation split."""
+    t1 = experiment(CONFIG, "table1")
+    assert t1["data"]["mnist"]["val_size"] == 0 and len(t1["vib_vim"]["seeds"]) == 5
+    msg = broken(lambda c: c["experiments"]["table1"]["vib_vim"]["betas"].__setitem__("vib", [1.0e-3, 1.0e-2]))
+    assert "experiments.table1.data.mnist.val_size: 0 (no validation split), but vib_vim.betas.vib lists 2 betas" in msg
+    def study_b_on_mnist(c):
+        c["experiments"]["table1"]["studies"] = ["vib_vim", "dim_infobal"]
+        c["experiments"]["table1"]["dim_infobal"] = {"dataset": "mnist"}
+    msg = broken(study_b_on_mnist)
+    assert "experiments.table1.data.mnist.val_size: the val split (0 images) needs >= 2" in msg and "curves" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["data"]["mnist"].__setitem__("val_size", 5))
+    assert "experiments.quick.data.mnist.val_size" in msg                   # 1..9: too few to choose on
+
+
+def test_the_facts_say_how_much_of_the_training_set_was_trained_on():
+    from infomax.config import data_used
+
+    assert data_used(experiment(CONFIG, "table1"), "mnist") == "full"
+    paper = data_used(experiment(CONFIG, "paper"), "mnist")
+    assert paper.startswith("55,000 of the 60,000 official training images (5,000 held out for validation)")

@@ -407,3 +407,15 @@ def test_stratified_part_is_fixed_stratified_and_ordered():
     assert torch.equal(xa, torch.sort(xa).values) and torch.equal(y[xa], ya)  # the split's order, pairs kept
     for n in (None, 300, 400):
         assert stratified_part(x, y, n)[0] is x                             # the whole split
+
+
+def test_val_size_0_trains_on_every_train_image_in_the_official_order(fake_mnist, tmp_path):
+    """As Alemi et al.'s code reads MNIST (validation_size=0): no validation split, all of train."""
+    _, data = fake_mnist
+    download("mnist", tmp_path / "raw")
+    p = load_prepared(prepare_downloaded("mnist", tmp_path / "raw", tmp_path / "m.pt", val_size=0, seed=0))
+    assert [len(p.splits[k][1]) for k in ("train", "val", "test")] == [40, 0, 20]
+    assert p.splits["val"][0].shape == (0, 1, 28, 28) and p.meta["val_size"] == 0
+    assert np.array_equal(p.splits["train"][0][:, 0].numpy(), data["train"][0].astype(np.uint8))
+    with pytest.raises(DataError, match="val_size=-1 must be in 0..39"):
+        prepare_downloaded("mnist", tmp_path / "raw", tmp_path / "n.pt", val_size=-1, seed=0)

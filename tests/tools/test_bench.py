@@ -215,10 +215,11 @@ def test_list_schedule_gives_each_free_worker_the_longest_job_left():
 def test_table1_predicts_study_a_only_and_stacks_seeds_with_group_size():
     exp = load_experiment(DEFAULT_CONFIG, "table1")
     jobs = training_jobs(exp)
-    assert {j["study"] for j in jobs} == {"A"} and len(jobs) == 9 + 2          # 3 objectives x 3 seeds, 2 K=2
+    assert {j["study"] for j in jobs} == {"A"} and len(jobs) == 15 + 2         # 3 objectives x 5 seeds, 2 K=2
     assert {j["models"] for j in jobs} == {1} and {j["epochs"] for j in jobs if j["configs"][0].K == 256} == {200}
-    stacked = training_jobs(load_experiment(DEFAULT_CONFIG, "table1", group_size=3))
-    assert sorted(j["models"] for j in stacked) == [1, 1, 3, 3, 3]            # each objective's seeds, one job
+    assert steps_per_epoch(exp, "mnist", 100) == (60000, 600)                  # all 60,000: no validation split
+    stacked = training_jobs(load_experiment(DEFAULT_CONFIG, "table1", group_size=5))
+    assert sorted(j["models"] for j in stacked) == [1, 1, 5, 5, 5]            # each objective's seeds, one job
 
 
 @pytest.mark.parametrize("native,expected", [(True, "bfloat16"), (False, "float32")])

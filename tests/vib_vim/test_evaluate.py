@@ -128,3 +128,31 @@ def test_robustness_on_a_fixed_part_of_the_test_set(tiny_data):
     with torch.no_grad():
         acc_all = (model.decoder(model.encode(to_signed(flatten(xt)))[0]).argmax(-1) == yt).float().mean().item()
     assert whole["robustness"][0]["acc"] == pytest.approx(acc_all)
+
+
+def test_without_a_validation_split_the_validation_cells_stay_empty(tiny_data, tmp_path):
+    """val_size 0 (table1, as Alemi's code): no validation numbers are invented; each objective's
+    one beta is its 'best', and a beta grid without validation errors is refused, naming the file."""
+    import csv
+
+    from infomax.data import load_prepared, prepare_official
+    from infomax.vib_vim import tables as TA
+
+    d = load_prepared(tiny_data)
+    out = prepare_official("mnist", "wheel", d.splits["train"], d.splits["test"], tmp_path / "m.pt", val_size=0, seed=0)
+    data = load_prepared(out)
+    torch.manual_seed(0)
+    res = evaluate(StochasticMLP(784, K=4).eval(), data, eval_a(gaussian=[0.0], saltpepper=[0.0], fgsm=[0.0]), "vib")
+    assert res["val"] is None and 0 <= res["test"]["err_1"] <= 1
+    rows = TA.rows([{"objective": "vib", "beta": 1e-3, "seed": s, "K": 256, "train_seconds": 1.0, "precision": "float32",
+                     **res} for s in (0, 1)] +
+                   [{"objective": "deterministic", "beta": 0.0, "seed": 0, "K": 256, "train_seconds": 1.0, **res}])
+    assert [r["val_err_12"] for r in rows["validation"]] == [None, None, None]
+    paths = TA.write_tables(rows, TA.COLUMNS, tmp_path / "t")
+    val = next(p for p in paths if p.name == "validation.csv")
+    assert [r["val_err_12"] for r in csv.DictReader(open(val))] == ["", "", ""]        # empty cells
+    assert TA.best_betas(val) == {"vib": 1e-3, "deterministic": 0.0}
+    grid = tmp_path / "grid.csv"
+    grid.write_text("objective,beta,seed,K,val_err_12\nvib,0.001,0,256,\nvib,0.01,0,256,\n")
+    with pytest.raises(ValueError, match="grid.csv: vib has 2 betas but no validation errors"):
+        TA.best_betas(grid)

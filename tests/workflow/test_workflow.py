@@ -52,16 +52,16 @@ def test_table1_dry_run_plans_alemis_rows_and_stacks_them_with_group_size(tmp_pa
     r = snakemake("-n", "--config", "experiment=table1", "--cores", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    # deterministic, VIB 1e-3 and VIM: 3 seeds each, one model per job; two K=2 models; study A only
-    assert counts["train_vib_vim"] == counts["evaluate_vib_vim"] == 11
-    assert counts["link_vib_vim"] == 9 and counts["link_vib_vim_k2"] == 2
+    # deterministic, VIB 1e-3 and VIM: 5 seeds each, one model per job; two K=2 models; study A only
+    assert counts["train_vib_vim"] == counts["evaluate_vib_vim"] == 17
+    assert counts["link_vib_vim"] == 15 and counts["link_vib_vim_k2"] == 2
     assert not any("dim_infobal" in job for job in counts) and "dim_infobal" not in r.stdout
     assert "cifar10" not in r.stdout and counts["replication"] == counts["summary"] == 1
-    for seed in (0, 1, 2):
+    for seed in (0, 1, 2, 3, 4):
         assert f"results/table1/vib_vim/models/vib_b1e-3_s{seed}.pt" in r.stdout
         assert f"results/table1/vib_vim/models/deterministic_b0_s{seed}.pt" in r.stdout
     # on a GPU: each objective's seeds as one stacked model
-    r = snakemake("-n", "--config", "experiment=table1", "group_size=3", "--cores", "1", cwd=tmp_path)
+    r = snakemake("-n", "--config", "experiment=table1", "group_size=5", "--cores", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout)["train_vib_vim"] == 3 + 2 and "groups/vib_g0/models" in r.stdout
     assert "groups/vib_g1/" not in r.stdout

@@ -62,7 +62,9 @@ def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
         problems.append(f"{at}.dim_infobal.train.curve_probe_images: {t['curve_probe_images']} is more than the "
                         f"{ib['dataset']} train split ({s['train']} images)")
     if s["val"] < 2:
-        problems.append(f"{at}.data.{ib['dataset']}: the val split ({s['val']} images) needs >= 2 for the curves")
+        key = "val_fraction" if exp["data"][ib["dataset"]]["source"] == "embedded" else "val_size"
+        problems.append(f"{at}.data.{ib['dataset']}.{key}: the val split ({s['val']} images) needs >= 2: study B "
+                        f"(dim_infobal) draws its per-epoch curves on validation")
     if ib["evaluate"]["batch_size"] > s["train"]:
         problems.append(f"{at}.dim_infobal.evaluate.batch_size: {ib['evaluate']['batch_size']} is larger than the "
                         f"{ib['dataset']} train split ({s['train']} images) the probes train on")

@@ -39,7 +39,8 @@ def _evaluate_model(model, info, model_path, data, cfg, device, out, embedding=N
     tc = info["config"]
     res = evaluate(model, data, cfg, tc["objective"], with_robustness=not no_robustness)
     head = {"objective": tc["objective"], "beta": tc["beta"], "seed": tc["seed"], "K": tc["K"]}
-    metrics = {**{f"test.{k}": v for k, v in res["test"].items()}, **{f"val.{k}": v for k, v in res["val"].items()},
+    metrics = {**{f"test.{k}": v for k, v in res["test"].items()},
+               **{f"val.{k}": v for k, v in (res["val"] or {}).items()},          # None: no validation split
                "probe_acc": res["probe_acc"], "knn_acc": res["knn_acc"],
                **{f"robustness.{r['attack']}.{r['level']}": r["acc"] for r in res["robustness"]}}
     # the deterministic model has no noise, so no rate: NaN by design

@@ -52,8 +52,11 @@ def encode_all(model, x_uint8, chunk):
 
 
 @torch.no_grad()
-def classification(model, x_uint8, y, samples, stochastic, gen, chunk) -> dict:
-    """err_1, err_S, rate (bits) and I(Z;Y) >= log2(10) - CE (bits) on one split."""
+def classification(model, x_uint8, y, samples, stochastic, gen, chunk) -> dict | None:
+    """err_1, err_S, rate (bits) and I(Z;Y) >= log2(10) - CE (bits) on one split; None for an
+    empty split (an experiment without validation: data.<set>.val_size 0)."""
+    if x_uint8.shape[0] == 0:
+        return None
     wrong1 = wrongS = 0
     ce_sum = kl_sum = 0.0
     for s in chunks(x_uint8.shape[0], chunk):
@@ -122,7 +125,8 @@ def evaluate(model, data, cfg: EvalConfig, objective: str, with_robustness=True,
              embedding_points: int = 1000) -> dict:
     """All study-A numbers for one model.  ``data`` is a Prepared (splits on the model's device).
 
-    Returns {"test": {...}, "val": {...}, "probe_acc", "knn_acc", "robustness": [...], "embedding"}.
+    Returns {"test": {...}, "val": {...} (None without a validation split), "probe_acc", "knn_acc",
+    "robustness": [...], "embedding"}.
     """
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(cfg.seed)

@@ -43,6 +43,13 @@ def size_checks(exp: dict, at: str, sizes: dict) -> list[str]:
         if block["batch_size"] > train:
             problems.append(f"{at}.{name}.batch_size: {block['batch_size']} is larger than the mnist train split "
                             f"({train} images): no full batch to train on")
+    if sizes["mnist"]["val"] == 0:                  # val_size 0: nothing to choose a beta on
+        for obj in vv["objectives"]:
+            grid = vv["betas"].get(obj, [])
+            if len(grid) > 1:
+                problems.append(f"{at}.data.mnist.val_size: 0 (no validation split), but vib_vim.betas.{obj} lists "
+                                f"{len(grid)} betas, and study A (vib_vim) chooses among them on validation: give "
+                                f"val_size > 0, or one beta")
     if vv["evaluate"]["knn_k"] > train:
         problems.append(f"{at}.vib_vim.evaluate.knn_k: {vv['evaluate']['knn_k']} neighbours, but the mnist train "
                         f"split has {train} images")

@@ -71,7 +71,8 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
                                "rate_bits": num(t["rate_bits"]), "izy_bits": num(t["izy_bits"]),
                                "probe_acc": num(e["probe_acc"]), "knn_acc": num(e["knn_acc"]),
                                "train_seconds": num(e["train_seconds"]), "precision": e.get("precision", "")})   # "": an evaluation from before the column
-        out["validation"].append({**head, "val_err_12": num(e["val"]["err_S"])})
+        # no validation split (val_size 0): the row with its cell left empty, nothing invented
+        out["validation"].append({**head, "val_err_12": num(e["val"]["err_S"]) if e["val"] else None})
         out["robustness"] += [{**{k: head[k] for k in ("objective", "beta", "seed")}, **r, "acc": num(r["acc"])}
                               for r in e["robustness"]]
     return out
@@ -113,12 +114,19 @@ def best_betas(validation_csv, K=None) -> dict[str, float]:
     """For each objective, the beta with the lowest MEAN validation 12-sample error over seeds
     (ties -> the smaller beta).  Deterministic has no beta -> 0.0.  Reads validation data only:
     the test set picks nothing."""
-    df = main_rows(read(validation_csv, "validation"), validation_csv, K)
-    df = df.dropna(subset=["val_err_12"])
+    every = main_rows(read(validation_csv, "validation"), validation_csv, K)
+    df = every.dropna(subset=["val_err_12"])
     best = {}
-    for obj in objectives_in(df):
+    for obj in objectives_in(every):
         if obj == "deterministic":
             best[obj] = 0.0
+            continue
+        grid = sorted(every[every["objective"] == obj]["beta"].unique())
+        if df[df["objective"] == obj].empty:          # no validation split (val_size 0): nothing to choose on
+            if len(grid) != 1:
+                raise ValueError(f"{validation_csv}: {obj} has {len(grid)} betas but no validation errors to choose "
+                                 f"among them (an experiment with val_size 0 trains one beta per objective)")
+            best[obj] = float(grid[0])
             continue
         means = df[df["objective"] == obj].groupby("beta")["val_err_12"].mean()
         tied = means[means <= means.min() + 1e-12]  # robust to float noise in the means
