@@ -56,7 +56,7 @@ def select(config: dict) -> tuple[str, dict]:
     """(name, merged settings) of the experiment selected by ``config['experiment']``, with the
     top-level ``group_size`` (when not null) as its study-A group size: how many models one job
     stacks is scheduling only (a model trains alike alone or stacked: tests/vib_vim/test_train.py),
-    so it may follow the machine (``--config group_size=3`` on a GPU) rather than the experiment."""
+    so it may follow the machine (``--config group_size=5`` on a GPU) rather than the experiment."""
     name = config["experiment"]
     exp = experiment(config, name)
     if config["group_size"] is not None:
