@@ -132,7 +132,7 @@ def decide(diff: dict, direction: str, margin: float, min_seeds: int, delta: flo
     decided = _outcome(lo, hi, direction, margin, delta)
     if decided is not None:
         return decided
-    inside = f" nor inside ±δ = ±{fmt(delta)}" if delta is not None else ""
+    inside = f" and does not lie inside ±δ = ±{fmt(delta)}" if delta is not None else ""
     return INCONCLUSIVE, (f"the interval [{fmt(lo)}, {fmt(hi)}] contains {fmt(margin)}{inside} "
                           "(too wide, or no clear difference)")
 
