@@ -528,10 +528,10 @@ def forest_figure(claims: dict, stem) -> list[Path]:
                 Line2D([], [], color="0.45", lw=1.2, label="no difference")]
     if any(r.get("band") is not None for r in rows):
         fraction = claims.get("negligible_fraction")
-        handles.append(Patch(color=DELTA_BAND, alpha=0.55, label=f"\u00b1\u03b4: too small to matter ("
+        handles.append(Patch(color=DELTA_BAND, alpha=0.55, label=f"\u00b1\u03b4: too small to matter\n("
                              + (f"{fmt(fraction)} \u00d7 " if fraction is not None else "a fraction of ")
                              + "the beaten side's error)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8, frameon=False)
     fig.suptitle(f"Verdicts of experiment `{claims['experiment']}`: each voting comparison against its margin, "
                  f"{claims['confidence']:.0%} intervals over seeds", fontsize=10)
     return save_figure(fig, stem)

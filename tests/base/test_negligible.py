@@ -262,7 +262,7 @@ def test_forest_plot_draws_the_delta_band_and_a_fourth_colour(tmp_path, monkeypa
         assert box.x0 == pytest.approx(-r["band"]) and box.x1 == pytest.approx(r["band"])
     assert R.VERDICT_COLORS[S.NEGLIGIBLE] in seen["colours"]
     assert S.NEGLIGIBLE in seen["legend"]
-    assert any(t.startswith("\u00b1\u03b4: too small to matter (0.1 \u00d7 the beaten side's error)") for t in seen["legend"])
+    assert any(t.startswith("\u00b1\u03b4: too small to matter\n(0.1 \u00d7 the beaten side's error)") for t in seen["legend"])
 
 
 # -----------------------------------------------------------------------------
