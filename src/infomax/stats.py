@@ -270,6 +270,13 @@ def comparison(name, metric, unit, claimed_label, claimed, other_label, other, r
     if failed:   # a failed model: say so, never decide on the runs that happen to be left
         verdict, reason = INCONCLUSIVE, (f"failed run(s) without a finite value ({'; '.join(failed)}): "
                                          "see their evaluation logs")
+    elif verdict == NEGLIGIBLE:  # say it in the claim's words: how large, and whether it is clear
+        lo, hi = diff["ci"]
+        better = "better" if diff["mean"] > 0 else "worse"
+        clear = (f"significant (the interval [{fmt(lo)}, {fmt(hi)}] excludes 0), but" if lo > 0 or hi < 0 else
+                 f"not significant (the interval [{fmt(lo)}, {fmt(hi)}] contains 0), and")
+        reason = (f"{claimed_label} is {fmt(abs(diff['mean']))} {unit} {better} than {other_label}: {clear} it lies "
+                  f"inside ±δ = ±{fmt(delta)}, too small to matter")
     elif verdict == INCONCLUSIVE:
         projection = projected_seeds(claimed, other, diff, rc.confidence, higher_is_better, direction, margin,
                                      delta, rc.min_seeds)

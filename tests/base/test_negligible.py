@@ -65,6 +65,15 @@ def test_each_side_of_each_boundary(mean, sd, verdict, why):
         assert "does not lie inside ±δ = ±0.5" in c["reason"] and c["projection"]["seeds"] is not None
 
 
+def test_a_negligible_reason_says_how_large_and_whether_it_is_clear():
+    worse = compare(-0.3, 0.1)                                  # [-0.42, -0.18]: clearly worse, below δ
+    assert worse["reason"].startswith("X is 0.3 % worse than Y: significant (the interval [")
+    assert worse["reason"].endswith("excludes 0), but it lies inside ±δ = ±0.5, too small to matter")
+    flat = compare(0.1, 0.1)                                    # [-0.02, 0.22]
+    assert flat["reason"].startswith("X is 0.1 % better than Y: not significant (the interval [")
+    assert "contains 0), and it lies inside ±δ = ±0.5" in flat["reason"]
+
+
 def test_the_delta_interval_is_open():
     diff = {"n": 5, "ci": [-0.2, 0.5]}
     assert S.decide(diff, S.ABOVE, 0.0, 2, delta=0.5)[0] == S.INCONCLUSIVE        # touches +δ: not inside
@@ -221,7 +230,7 @@ def test_the_report_states_delta_in_every_comparison_and_the_projection():
     wide = S.comparison("w", "acc", "%", "X", wide_a, "Y", wide_b, RC, margin=5.0, error=S.ACCURACY)
     md = R.render_markdown(claims_of(negl, open_, wide), [])
     assert md.count("  - smallest effect of interest: ") == 3
-    assert "**negligible**, the interval" in md
+    assert "**negligible**, X is 0.1 % better than Y: not significant" in md
     assert "the smallest difference this experiment could detect: ±0.50 % (the interval's half-width); at this " \
            "spread, about 10 seeds per side would make the interval lie above 0 (supported)" in md
     assert "smallest effect of interest: none: the claim has an explicit margin" in md
