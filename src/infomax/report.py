@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .files import atomic_write, save_json
-from .stats import ABOVE, BELOW, CONTRADICTED, INCONCLUSIVE, SUPPORTED, combine, fmt, mean_ci
+from .stats import ABOVE, BELOW, CONTRADICTED, INCONCLUSIVE, NEGLIGIBLE, SUPPORTED, combine, fmt, mean_ci
 from .studies import STUDIES
 
 CLAIMS_OF = {s.NAME: s.claims_module() for s in STUDIES}
@@ -40,14 +40,16 @@ class ReportConfig:
     confidence: float
     min_seeds: int                  # fewer runs on a side: inconclusive
     anchor_tolerance: float         # anchors: ours / published within [1/(1+t), 1+t], or inside our CI
+    negligible_fraction: float      # delta of a direction claim: this fraction of the beaten side's error
     margins: dict                   # every other key of the block: a claim's margin, by name
 
     @classmethod
     def of(cls, block: dict) -> "ReportConfig":
-        base = {"confidence", "min_seeds", "anchor_tolerance"}
+        base = {"confidence", "min_seeds", "anchor_tolerance", "negligible_fraction"}
         lacking = sorted(base - set(block))
         if lacking:
-            raise ValueError(f"report: missing {', '.join(lacking)}")
+            raise ValueError("; ".join(f"report.{k}: missing" for k in lacking)
+                             + " (the config's report block sets it; workflow/schemas/config.schema.yaml requires it)")
         return cls(**{k: block[k] for k in sorted(base)}, margins={k: v for k, v in block.items() if k not in base})
 
     def margin(self, name: str) -> float:
@@ -62,6 +64,9 @@ class ReportConfig:
             raise ValueError(f"report.min_seeds = {self.min_seeds}: expected >= 2 (an interval needs 2 runs)")
         if self.anchor_tolerance <= 0:
             raise ValueError(f"report.anchor_tolerance = {self.anchor_tolerance}: expected > 0")
+        if not 0 < self.negligible_fraction < 1:
+            raise ValueError(f"report.negligible_fraction = {self.negligible_fraction}: expected a fraction in (0, 1) "
+                             "of the beaten side's error")
 
 
 # -----------------------------------------------------------------------------
@@ -236,6 +241,7 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({
         "experiment": settings["experiment"], "studies": studies, "confidence": rc.confidence, "min_seeds": rc.min_seeds,
+        "negligible_fraction": rc.negligible_fraction,
         "margins": {**rc.margins, "anchor_tolerance": rc.anchor_tolerance},
         "facts": settings["facts"], "protocols": published["protocols"],
         "claims": claims, "anchors": anchor_list, "reconstructed": RECONSTRUCTED,
@@ -274,7 +280,8 @@ def _difference_label(p):
     return f"{b} minus {a} (lower is better: positive favours {a})"
 
 
-VERDICT_MARK = {SUPPORTED: "**supported**", CONTRADICTED: "**contradicted**", INCONCLUSIVE: "inconclusive"}
+VERDICT_MARK = {SUPPORTED: "**supported**", CONTRADICTED: "**contradicted**", NEGLIGIBLE: "**negligible**",
+                INCONCLUSIVE: "inconclusive"}
 
 
 PRECISION_TEXT = {"float32": "float32",
@@ -305,7 +312,12 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              "`claims.json`; as one web page with the figures embedded: `REPLICATION.html`.", "",
              f"Intervals are {conf} Student-t intervals over seeds (paired across seeds when both sides ran the "
              f"same seeds). A verdict needs at least {claims['min_seeds']} runs per side; otherwise it is "
-             "inconclusive. A claim is contradicted if any of its voting comparisons is, supported if all are.", ""]
+             "inconclusive. A direction claim (\"X beats Y\", margin 0) whose metric is an accuracy or an error has a "
+             f"smallest effect of interest δ = {fmt(claims['negligible_fraction'])} × the error of the side it says is "
+             "beaten (`report.negligible_fraction`, fixed in the config before the run): a difference whose whole "
+             "interval lies inside ±δ is **negligible**, decided but not supported. A claim is contradicted if any "
+             "of its voting comparisons is, supported if all are, negligible if all are negligible or supported. "
+             "An open comparison projects how many seeds per side would decide it at its observed spread.", ""]
     ran = claims["studies"]
     if len(ran) < len(STUDY_TITLES):
         lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the other "
@@ -343,12 +355,15 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
                 d = p["difference"]
                 lines.append(f"  - difference, {_difference_label(p)}: {_ci_text(d, unit)}; "
                              f"claimed: {p['hypothesis']}")
+                if p.get("delta_rule"):
+                    lines.append(f"  - smallest effect of interest: {p['delta_rule']}")
                 if p["verdict"] == INCONCLUSIVE:
                     h = p.get("detectable")
+                    proj = (p.get("projection") or {}).get("text")
                     lines.append(f"  - how close it came: observed {_show(d['mean'], unit)} {unit}; the smallest "
                                  "difference this experiment could detect: "
                                  + (f"±{_show(h, unit)} {unit} (the interval's half-width)" if h is not None
-                                    else "none (no interval: too few runs)"))
+                                    else "none (no interval: too few runs)") + (f"; {proj}" if proj else ""))
             if p.get("test"):
                 lines.append(f"  - test: {p['test']}" + (f"; {p['note']}" if p.get("note") else ""))
         anchored = [a for a in claims["anchors"] if c["id"] in a["claims"]]
@@ -426,7 +441,8 @@ def render_html(markdown: str, figure_files: dict) -> str:
             f"<style>{HTML_STYLE}</style></head><body>\n{body}</body></html>\n")
 
 
-VERDICT_COLORS = {SUPPORTED: "#1a9641", CONTRADICTED: "#d7191c", INCONCLUSIVE: "0.55"}
+VERDICT_COLORS = {SUPPORTED: "#1a9641", CONTRADICTED: "#d7191c", NEGLIGIBLE: "#2b6cb0", INCONCLUSIVE: "0.55"}
+DELTA_BAND = "#9ecae1"            # the +-delta band of a direction claim (light blue: negligible's colour)
 
 
 FOREST_CLIP = 6.0                 # the forest plot's x range: +-this many half-widths from the margin
@@ -440,7 +456,9 @@ def forest_rows(claims: dict) -> list[dict]:
     detectable difference): ``z`` = (oriented difference - oriented margin) / half-width, so the
     interval is [z - 1, z + 1], the claim's margin is at 0 and the verdict reads off the picture
     (supported: the interval lies right of 0; contradicted: left of it).  ``zero`` is where no
-    difference at all lies on that scale.  Rows without an interval have z = None."""
+    difference at all lies on that scale; ``band`` is delta on that scale (a direction claim's
+    +-delta around its line at 0: the row is negligible when its interval lies inside it), None
+    without a delta.  Rows without an interval have z = None."""
     rows = []
     for c in claims["claims"]:
         for p in c["comparisons"]:
@@ -448,14 +466,16 @@ def forest_rows(claims: dict) -> list[dict]:
                 d = p["difference"]
                 sign = -1.0 if p.get("direction", ABOVE) == BELOW else 1.0
                 half = p.get("detectable")
-                z = zero = None
+                z = zero = band = None
+                delta = p.get("delta")
                 if half is not None and half > 0:
                     z = sign * (d["mean"] - p["margin"]) / half
                     zero = sign * (0.0 - p["margin"]) / half
+                    band = delta / half if delta is not None else None
                 rows.append({"label": f"{c['id']}: {p['name']}", "study": c.get("study", ""), "unit": p["unit"],
                              "mean": d["mean"], "ci": d["ci"], "margin": p["margin"],
                              "direction": p.get("direction", ABOVE), "verdict": p["verdict"],
-                             "half": half, "z": z, "zero": zero, "n": d.get("n")})
+                             "half": half, "z": z, "zero": zero, "n": d.get("n"), "delta": delta, "band": band})
     return rows
 
 
@@ -463,6 +483,8 @@ def _forest_text(r) -> str:
     """The row's numbers in its own unit: difference [interval] and the claim's condition."""
     unit = r["unit"]
     cond = ("> " if r["direction"] == ABOVE else "\u2264 ") + fmt(r["margin"])
+    if r.get("delta") is not None:
+        cond += f", \u03b4 = {r['delta']:.2g}"
     lo, hi = r["ci"]
     if r["z"] is None:
         return f"{r['mean']:+.2f} {unit}, no interval ({r['n']} run(s)); claim {cond}"
@@ -477,10 +499,13 @@ def forest_figure(claims: dict, stem) -> list[Path]:
     "at most" claims included.  So the margin is the line at 0, every interval spans 2 units, a
     row is supported when its interval lies right of 0 and contradicted when left; a grey tick
     marks where no difference would lie.  The row's own numbers (difference, interval, unit, the
-    claim's condition) stand beside it.  Rows beyond the range end in an arrow at its edge."""
+    claim's condition) stand beside it.  Rows beyond the range end in an arrow at its edge.  A
+    direction claim's row has its +-delta band around the line (``band``): a negligible row's
+    interval lies inside it."""
     import textwrap
 
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from .figures import plt, save_figure
 
@@ -499,6 +524,9 @@ def forest_figure(claims: dict, stem) -> list[Path]:
         mine = [r for r in rows if r["study"] == study]
         for i, r in enumerate(mine):
             color = VERDICT_COLORS[r["verdict"]]
+            if r.get("band") is not None:
+                b = min(r["band"], clip + 0.3)
+                ax.fill_between([-b, b], i - 0.38, i + 0.38, color=DELTA_BAND, alpha=0.55, lw=0, zorder=0)
             if r["z"] is not None:
                 z = r["z"]
                 lo, hi = max(z - 1, -clip), min(z + 1, clip)
@@ -528,7 +556,12 @@ def forest_figure(claims: dict, stem) -> list[Path]:
     handles = [Line2D([], [], color=c, lw=2.4, marker="o", label=v) for v, c in VERDICT_COLORS.items()]
     handles += [Line2D([], [], color="k", lw=1.2, label="the claim's margin"),
                 Line2D([], [], color="0.45", lw=1.2, label="no difference")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    if any(r.get("band") is not None for r in rows):
+        fraction = claims.get("negligible_fraction")
+        handles.append(Patch(color=DELTA_BAND, alpha=0.55, label=f"\u00b1\u03b4: too small to matter\n("
+                             + (f"{fmt(fraction)} \u00d7 " if fraction is not None else "a fraction of ")
+                             + "the beaten side's error)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8, frameon=False)
     fig.suptitle(f"Verdicts of experiment `{claims['experiment']}`: each voting comparison against its margin, "
                  f"{claims['confidence']:.0%} intervals over seeds", fontsize=10)
     return save_figure(fig, stem)

@@ -12,6 +12,7 @@ from infomax import stats
 
 def claims_of(*comparisons):
     return {"experiment": "t", "studies": ["vib_vim", "dim_infobal"], "confidence": 0.95, "min_seeds": 2,
+            "negligible_fraction": 0.1,
             "deviations": {}, "anchors": [], "reconstructed": [],
             "claims": [{"id": "A1", "statement": "s", "verdict": "inconclusive", "reason": "r", "metric": "m",
                         "comparisons": list(comparisons)}]}

@@ -403,6 +403,9 @@ def test_write_report_files(tmp_path):
 
     strict = json.loads(claims_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in claims.json"))
     assert strict["experiment"] == "paper" and [c["id"] for c in strict["claims"]] == list(R.CLAIMS)
+    # delta: the fraction from the config, and in every comparison with a difference, how it was computed
+    assert strict["negligible_fraction"] == CONFIG["report"]["negligible_fraction"]
+    assert all(p["delta_rule"] for c in strict["claims"] for p in c["comparisons"] if p.get("difference"))
     v = {c["id"]: c["verdict"] for c in claims["claims"]}
     assert v["A1"] == S.SUPPORTED and v["B3"] == S.SUPPORTED and v["B1"] == S.INCONCLUSIVE   # no InfoBal runs
     # A4: VIB at 1e-3 (2.1%) beats deterministic; paper holds 5,000 train images out (Alemi trains on

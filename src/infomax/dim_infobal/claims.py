@@ -6,7 +6,7 @@ metrics and margins are this project's reading of claims the sources state in wo
 (RECONSTRUCTED); each claim says exactly what it measured.
 """
 
-from ..stats import BELOW, comparison, fmt, missing
+from ..stats import ACCURACY, BELOW, comparison, fmt, missing
 from ..tables import per_seed
 from .tables import LAYER_NAMES, PROBE_NAMES, RANDOM, Methods, probe_description, read
 
@@ -103,7 +103,9 @@ def claims(b: dict, rc) -> dict:
                     f"{trained.groupby(['method', 'estimator', 'seed']).ngroups} trained runs")
             b2.append(comparison("MI estimate rises over the second half of training", "mi_estimate", "nats",
                                  f"epoch {last}", at_epoch(last, "mi_estimate", 1), f"epoch {mid}",
-                                 at_epoch(mid, "mi_estimate", 1), rc, note=note + " (validation split, eval mode)"))
+                                 at_epoch(mid, "mi_estimate", 1), rc, note=note + " (validation split, eval mode)",
+                                 no_delta="an MI estimate in nats has no error to take a fraction of, so the rise "
+                                          "has no negligible outcome (supported / contradicted / inconclusive)"))
             b2.append(comparison("probe accuracy plateaus over the second half (gain at most "
                                  f"{fmt(rc.margin('plateau_points'))} points)", "probe_acc", "%",
                                  f"epoch {last}", at_epoch(last, "probe_acc", 100), f"epoch {mid}",
@@ -146,10 +148,13 @@ def claims(b: dict, rc) -> dict:
         b4.append(comparison(f"{jl} vs {dl_}, drop of the curve probe from its best epoch to the last",
                              "probe_drawdown", "%", jl, drawdown("jsd"), dl_, drawdown("dv"), rc,
                              higher_is_better=False,
+                             no_delta="a drawdown is a fall in accuracy points, not either side's error rate, so "
+                                      "the one rule for delta (a fraction of the beaten side's error) does not apply",
                              note="stability: best minus final per-epoch probe accuracy (validation), epochs >= 1; "
                                   "smaller is more stable"))
         b4.append(comparison(f"{jl} vs {dl_}, linear probe on Y / R", "linear_y", "%", jl,
                              probe_values(method, "jsd"), dl_, probe_values(method, "dv"), rc, votes=False,
+                             error=ACCURACY,
                              note=_dim_probe_note("y", "linear", b["probe_setup"])))
     out["B4"] = b4 or [missing("JSD vs DV", "no method of this experiment ran both JSD and DV")]
     return out

@@ -6,7 +6,7 @@ the test set picks nothing.  The metrics and margins are this project's reading 
 sources state in words (RECONSTRUCTED); each claim says exactly what it measured.
 """
 
-from ..stats import comparison, fmt, missing
+from ..stats import ACCURACY, ERROR, comparison, fmt, missing
 from ..tables import close, per_seed
 from .tables import ATTACK_NAMES, at_beta, best_betas, label, main_rows, read
 
@@ -75,7 +75,7 @@ def claims(a: dict, rc) -> dict:
         a = per_seed(at(src, "vim", best["vim"]), metric, scale)
         b = per_seed(at(src, "vib", best["vib"]), metric, scale)
         return comparison(label_text, metric, unit, label("vim", best["vim"]), a, label("vib", best["vib"]), b,
-                          rc, higher_is_better=higher, votes=votes, note=note)
+                          rc, higher_is_better=higher, votes=votes, note=note, error=ACCURACY if higher else ERROR)
 
     out["A1"] = [vs("err_12", "test error, 12 samples of z", "%", 100, False),
                  vs("err_1", "test error, 1 sample of z", "%", 100, False, votes=False)]
@@ -102,7 +102,7 @@ def claims(a: dict, rc) -> dict:
     else:
         out["A4"] = [comparison("test error (12 samples), VIB beta=1e-3 vs deterministic", "err_12", "%",
                                 label("vib", 1e-3), per_seed(vib3, "err_12", 100), label("deterministic"),
-                                per_seed(det, "err_12", 100), rc, higher_is_better=False,
+                                per_seed(det, "err_12", 100), rc, higher_is_better=False, error=ERROR,
                                 note="beta fixed at the published 1e-3, not selected")]
     return out
 
