@@ -64,13 +64,13 @@ def select(config: dict) -> tuple[str, dict]:
     return name, exp
 
 
-def schema_problems(validator, instance, prefix) -> list[str]:
+def schema_problems(validator, instance, prefix, yaml_hints=True) -> list[str]:
     problems = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = err.message
         if err.validator == "additionalProperties":
             msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
-        if err.validator == "type" and isinstance(err.instance, str):
+        if yaml_hints and err.validator == "type" and isinstance(err.instance, str):
             msg += " (YAML reads 1e-3 as a string: write 1.0e-3)"
         problems.append(f"{_key_path([*prefix, *err.absolute_path])}: {msg}")
     return problems
@@ -119,7 +119,8 @@ def validate_settings(settings, sub_schema: dict, what: str, defs: dict | None =
     defs = schema()["$defs"] if defs is None else defs
     problems = non_finite(settings, (what,))
     if not problems:
-        problems = schema_problems(jsonschema.Draft202012Validator({**sub_schema, "$defs": defs}), settings, [what])
+        problems = schema_problems(jsonschema.Draft202012Validator({**sub_schema, "$defs": defs}), settings, [what],
+                                   yaml_hints=False)      # JSON, not YAML: no 1e-3 hint
     if problems:
         raise ConfigError("; ".join(problems))
 
