@@ -63,6 +63,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def running_snakemake(folder) -> int | None:
+    """The pid of another Snakemake process running in ``folder`` and holding its locks
+    (``.snakemake/locks/`` not empty), or None.  Linux (/proc); elsewhere always None.  This process
+    and its ancestors are never counted (a job's own Snakemake runs below the main one)."""
+    folder = Path(folder).resolve()
+    locks = folder / ".snakemake" / "locks"
+    if not (locks.is_dir() and any(locks.iterdir())) or not Path("/proc/self").exists():
+        return None
+    mine, pid = set(), os.getpid()
+    while pid > 1:                                  # this process and its ancestors
+        mine.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in mine:
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(Path(a.decode(errors="replace")).name == "snakemake" for a in args[:3]) and \
+                    "--mode" not in [a.decode(errors="replace") for a in args] and \
+                    Path(os.readlink(proc / "cwd")).resolve() == folder:
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
 def remove_orphans(path) -> list[Path]:
     """Remove the temp files an earlier, killed attempt left next to ``path`` (``.<name>.<pid>.<hex>.tmp``,
     the names ``atomic_write`` uses) whose process is no longer running; return them.  ``path``
