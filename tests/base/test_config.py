@@ -293,3 +293,93 @@ def test_the_facts_say_how_much_of_the_training_set_was_trained_on():
     assert data_used(experiment(CONFIG, "table1"), "mnist") == "full"
     paper = data_used(experiment(CONFIG, "paper"), "mnist")
     assert paper.startswith("55,000 of the 60,000 official training images (5,000 held out for validation)")
+
+
+# -----------------------------------------------------------------------------
+# Non-finite numbers, bounds, step settings, exact beta tags (issue 31)
+
+
+def numeric_leaves(node, path):
+    """Dotted paths (as tuples) of every number under ``node``, list items included."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from numeric_leaves(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from numeric_leaves(v, (*path, i))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path
+
+
+NUMERIC = list(numeric_leaves(RAW, ()))
+
+
+def _set(c, path, value):
+    parent = c
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+
+
+def _dotted(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_every_numeric_key_refuses_non_finite_values(value):
+    """One check covers the whole schema: every number of config.yaml, NaN or ±inf, is named."""
+    assert len(NUMERIC) > 150
+    for path in NUMERIC:
+        c = copy.deepcopy(CONFIG)
+        _set(c, path, value)
+        with pytest.raises(ConfigError) as e:
+            validate_config(c)
+        assert f"{_dotted(path)}: {value} is not a finite number" in str(e.value), (path, str(e.value))
+
+
+def test_non_finite_beta_in_an_override_is_named_not_a_traceback():
+    msg = broken(lambda c: c["experiments"]["smoke"]["vib_vim"].__setitem__("betas", {"vib": [float("nan")], "vim": [1.0]}))
+    assert msg.splitlines()[1].strip() == "experiments.smoke.vib_vim.betas.vib[0]: nan is not a finite number " \
+                                         "(NaN and infinity are never valid values)"
+
+
+@pytest.mark.parametrize("key,value", [(("vib_vim", "K"), 100_000_000), (("vib_vim", "evaluate", "samples"), 100_000_000),
+                                       (("vib_vim", "group_size"), 10_000), (("vib_vim", "train", "batch_size"), 10**7),
+                                       (("dim_infobal", "train", "fc_units"), 10**7)])
+def test_sizes_that_would_exhaust_memory_are_refused(key, value):
+    def edit(c):
+        block = c["experiments"]["paper"]
+        for k in key[:-1]:
+            block = block[k]
+        block[key[-1]] = value
+
+    assert f"experiments.paper.{'.'.join(key)}: {value} is greater than the maximum" in broken(edit)
+
+
+def _old_beta_tag(beta):
+    """beta_tag before issue 31 (7 significant digits), to check that no existing file name changes."""
+    if beta == 0:
+        return "0"
+    mantissa, exponent = f"{beta:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def test_beta_tags_are_exact_and_keep_every_existing_name():
+    assert beta_tag(1e-3) != beta_tag(1.0000001e-3) == "1.0000001e-3"
+    assert beta_tag(1.00000001e-3) == "1.00000001e-3" and float(beta_tag(1.00000001e-3)) == 1.00000001e-3
+    betas = {float(b) for exp in RAW["experiments"] for b in
+             [b for e in [experiment(CONFIG, exp)["vib_vim"]] for bl in (e["betas"], e["k2"]["betas"])
+              for v in bl.values() for b in v]}
+    assert len(betas) >= 10 and all(beta_tag(b) == _old_beta_tag(b) for b in betas)
+
+
+def test_two_betas_differing_after_the_7th_digit_get_two_models():
+    c = copy.deepcopy(CONFIG)
+    c["experiments"]["smoke"]["vib_vim"]["betas"] = {"vib": [1e-3, 1.0000001e-3], "vim": [1.0]}
+    validate_config(c)
+    smoke = experiment(c, "smoke")
+    names = [runs_a.run_name(*r) for r in runs_a.runs(smoke) if r[0] == "vib"]
+    assert len(set(names)) == len(names) == 2 * len(smoke["vib_vim"]["seeds"])

@@ -163,3 +163,31 @@ def test_a_full_disk_names_the_file_for_torch_files_too(tmp_path, monkeypatch):
     with pytest.raises(WriteError, match=r"cannot write .*m\.pt: no space left on the device"):
         save_torch(_checkpoint(), tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_running_snakemake_in_the_folder_is_found_and_a_killed_one_is_not(tmp_path):
+    """The lock advice (issue 31): a second run is told another still runs (common.smk stops it)
+    only while a Snakemake process with its locks lives in the folder."""
+    import subprocess
+    import sys
+
+    from infomax.files import running_snakemake
+
+    locks = tmp_path / ".snakemake/locks"
+    locks.mkdir(parents=True)
+    assert running_snakemake(tmp_path) is None                      # no locks
+    (locks / "0.input.lock").write_text("x")
+    assert running_snakemake(tmp_path) is None                      # locks of a killed run: --unlock fits
+    p = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 30"], cwd=tmp_path)
+    try:
+        for _ in range(50):
+            if running_snakemake(tmp_path) == p.pid:
+                break
+            import time
+            time.sleep(0.05)
+        assert running_snakemake(tmp_path) == p.pid
+        assert running_snakemake(tmp_path / ".snakemake") is None  # another folder
+    finally:
+        p.kill()
+        p.wait()
+    assert running_snakemake(tmp_path) is None

