@@ -14,7 +14,8 @@ rule train_dim_infobal:
         f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
     params:
         settings=lambda wc: settings(runs_b.train_settings(X, wc.method, wc.estimator, int(wc.seed))),
-        data_settings=settings(X["data"][IB["dataset"]]),  # what the prepared file must be made from
+        # what the prepared file must be made from (a function: an experiment without study B has no data block for it)
+        data_settings=lambda wc: settings(X["data"][IB["dataset"]]),
         device=X["device"],
     threads: TORCH_THREADS
     resources:
@@ -39,7 +40,7 @@ rule evaluate_dim_infobal:
         dim_infobal_seed_files("eval", "json"),
     params:
         settings=settings(IB["evaluate"]),  # each model is evaluated with the seed it trained with
-        data_settings=settings(X["data"][IB["dataset"]]),
+        data_settings=lambda wc: settings(X["data"][IB["dataset"]]),
         device=X["device"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: TORCH_THREADS
