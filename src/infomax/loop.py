@@ -12,6 +12,7 @@ first offending step instead of writing a model.
 """
 
 import hashlib
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,8 +84,6 @@ def cpu_features() -> dict:
     ONEDNN_MAX_CPU_ISA=AVX2 took it to 2 GFLOP/s, float32 82.)"""
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     avx512_bf16 = caps.get("avx512_bf16", getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-    import os
-
     return {"name": caps.get("cpu_name", "this CPU"), "avx512_bf16": bool(avx512_bf16),
             "amx_bf16": bool(caps.get("amx_bf16", False)), "aten": torch.backends.cpu.get_cpu_capability(),
             "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")}
