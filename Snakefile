@@ -30,18 +30,15 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+# the shared wildcards; each study's own are in its rule file
 wildcard_constraints:
-    objective="|".join(VV["objectives"]),
-    beta=r"0|[0-9.]+e-?[0-9]+",
     seed=r"\d+",
     dataset="mnist|cifar10",
-    method=IB_METHODS,
-    estimator=r"[a-z0-9]+",  # file names are <method>_<estimator>_s<seed>: method names are matched exactly
 
 
 include: "workflow/rules/data.smk"
-include: "workflow/rules/vib_vim.smk"
-include: "workflow/rules/dim_infobal.smk"
+for _study in STUDIES:  # each study's rules and plumbing: workflow/rules/<study>.smk
+    include: f"workflow/rules/{_study.NAME}.smk"
 include: "workflow/rules/report.smk"
 
 

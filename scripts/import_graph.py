@@ -1,15 +1,22 @@
 """The import graph of src/infomax: which module imports which (top-level and inside functions),
-with its cycles, and whether any base module imports a study.  Exit status 1 on a cycle or a base
-module that reaches into a study package.
+with its cycles, and whether any base module imports a study; and the shared files' strings: no
+base module (src/infomax/*.py, tools/) and no shared workflow file (the Snakefile and the rule files
+that are not a study's own) names a study, even in a string, and no base module but the table's
+own spells out a vocabulary word (an attack's name).  Exit status 1 on a cycle, a base module that
+reaches into a study package, or a shared file that names one.
 
-    python scripts/import_graph.py            # edges, then "no cycle" / the cycles
+    python scripts/import_graph.py [SRC [PROJECT]]   # edges, then "no cycle" / the cycles, then the names
 """
 
 import ast
+import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+# The one base module allowed to name the studies: their list (it imports them).
+STUDY_LIST = "studies.py"
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -87,19 +94,100 @@ def base_into_studies(g: dict[str, set[str]], package: str = "infomax") -> list[
             for t in sorted(g[m]) if t.count(".") >= 2 and t.split(".")[1] in studies]
 
 
+def study_names(root: Path = SRC, package: str = "infomax") -> list[str]:
+    """The study packages: the folders of the package with a ``study.py``."""
+    return sorted(p.parent.name for p in (root / package).glob("*/study.py"))
+
+
+def attack_names(root: Path = SRC, package: str = "infomax") -> list[str]:
+    """The names of the attacks table (``attacks.py``'s ``Attack("<name>", ...)`` entries), read
+    from its source: this script imports nothing of the package."""
+    path = root / package / "attacks.py"
+    if not path.is_file():
+        return []
+    return [node.args[0].value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Attack"
+            and node.args and isinstance(node.args[0], ast.Constant)]
+
+
+def _word(name: str) -> re.Pattern:
+    # a name inside a longer identifier counts too (vib_vim_error_vs_beta), a longer word does not
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])")
+
+
+def python_strings(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant of a Python file (docstrings and f-string parts included)."""
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def workflow_text(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of a Snakemake file without its comments (a ``#`` outside a string)."""
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        code, quote = [], None
+        for ch in line:
+            if quote is None and ch == "#":
+                break
+            if ch in "\"'":
+                quote = None if quote == ch else (ch if quote is None else quote)
+            code.append(ch)
+        out.append((i, "".join(code)))
+    return out
+
+
+def shared_files(root: Path = SRC, package: str = "infomax", project: Path = ROOT) -> list[Path]:
+    """The base modules and the shared workflow files (the Snakefile and every rule file that is
+    not a study's own ``workflow/rules/<study>.smk``)."""
+    base = [p for p in sorted((root / package).glob("*.py")) if p.name != STUDY_LIST]
+    base += sorted((root / package / "tools").glob("*.py"))
+    names = set(study_names(root, package))
+    flow = [project / "Snakefile"] if (project / "Snakefile").is_file() else []
+    flow += [p for p in sorted((project / "workflow" / "rules").glob("*.smk")) if p.stem not in names]
+    return base + flow
+
+
+def names_in_shared_files(root: Path = SRC, package: str = "infomax", project: Path = ROOT) -> list[str]:
+    """'<file>:<line>: names study <name>' (or 'spells attack <name>', outside attacks.py) for
+    every string of a base module and every line of a shared workflow file that does."""
+    vocab = [("study", n, None) for n in study_names(root, package)]
+    vocab += [("attack", n, "attacks.py") for n in attack_names(root, package)]
+    out = []
+    for path in shared_files(root, package, project):
+        lines = python_strings(path) if path.suffix == ".py" else workflow_text(path)
+        for kind, name, owner in vocab:
+            if path.name == owner or (kind == "attack" and path.suffix != ".py"):
+                continue
+            pattern = _word(name)
+            for line, text in lines:
+                if pattern.search(text):
+                    where = path.relative_to(project) if path.is_relative_to(project) else path
+                    verb = "names study" if kind == "study" else f"spells {kind}"
+                    out.append(f"{where}:{line}: {verb} {name}")
+    return sorted(set(out))
+
+
 def main(argv=None) -> int:
+    """``[SRC [PROJECT]]``: the source folder (default: this project's src/) and the project folder
+    whose Snakefile and workflow/rules are checked (default: the source folder's parent)."""
+    argv = list(argv or [])
     root = Path(argv[0]) if argv else SRC
+    project = Path(argv[1]) if len(argv) > 1 else root.parent
     g = graph(root)
     for mod in sorted(g):
         print(f"{mod} -> {', '.join(sorted(g[mod])) or '-'}")
     found, leaks = cycles(g), base_into_studies(g)
+    named = names_in_shared_files(root, "infomax", project)
     for c in found:
         print("cycle: " + " <-> ".join(c))
     for leak in leaks:
         print("base imports a study: " + leak)
-    if not found and not leaks:
-        print(f"{len(g)} modules: no cycle; no base module imports a study")
-    return 1 if found or leaks else 0
+    for n in named:
+        print("shared file: " + n)
+    if not found and not leaks and not named:
+        print(f"{len(g)} modules: no cycle; no base module imports a study; no base module or shared workflow "
+              f"file names a study")
+    return 1 if found or leaks or named else 0
 
 
 if __name__ == "__main__":

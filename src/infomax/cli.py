@@ -89,8 +89,8 @@ def cmd_bench(a):
     speed = speed_of(a)
     kw = dict(device=a.device, threads=a.threads, experiment=a.experiment, config=a.config, jobs=a.jobs,
               group_size=a.group_size, tf32=speed.tf32, compile=speed.compile)
-    kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("copy_mb", a.copy_mb), ("steps_a", a.steps_a),
-                                 ("steps_b", a.steps_b), ("repeats", a.repeats), ("warmup", a.warmup))
+    kw.update({k: v for k, v in (("matmul_size", a.matmul_size), ("copy_mb", a.copy_mb), ("steps", a.steps),
+                                 ("repeats", a.repeats), ("warmup", a.warmup))
                if v is not None})
     b = BenchConfig.quick(**kw) if a.quick else BenchConfig(**kw)
     res = run_bench(b, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -107,7 +107,7 @@ def cmd_restore_mtimes(a):
 
 def _table_args(sp):
     sp.add_argument("--table", nargs="+", required=True, metavar="STUDY.TABLE=PATH",
-                    help="every study's collected tables, e.g. vib_vim.metrics=results/quick/vib_vim/metrics.csv")
+                    help="every study's collected tables, as <study>.<table>=results/<experiment>/<study>/<table>.csv")
 
 
 def main(argv=None):
@@ -164,13 +164,13 @@ def main(argv=None):
     sp.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "config" / "config.yaml"))
     sp.add_argument("--jobs", type=int, help="training jobs at once in the prediction (default: --cores all on "
                     "the CPU; the gpu profile's gpu=N on CUDA)")
-    sp.add_argument("--group-size", type=int, help="study A's models per job, as the workflow's --config "
-                    "group_size=N (default: the experiment's vib_vim.group_size)")
+    sp.add_argument("--group-size", type=int, help="models per stacked job, as the workflow's --config "
+                    "group_size=N (default: the experiment's)")
     sp.add_argument("--quick", action="store_true", help="a few steps and a small matmul: rough numbers")
     sp.add_argument("--matmul-size", type=int, help="n of the n x n matmul ceilings (default 2048 CPU, 4096 CUDA)")
     sp.add_argument("--copy-mb", type=int, help="MiB of the bandwidth copy (default 256 CPU, 1024 CUDA)")
-    sp.add_argument("--steps-a", type=int, help="study-A steps per timed window (default 20 CPU, 100 CUDA)")
-    sp.add_argument("--steps-b", type=int, help="study-B steps per timed window (default 1 CPU, 20 CUDA)")
+    sp.add_argument("--steps", type=int, help="steps per timed window, every study (default: each study's "
+                    "STEPS in <study>/bench.py, by device)")
     sp.add_argument("--repeats", type=int, help="timed windows (median reported; default 3)")
     sp.add_argument("--warmup", type=int, help="untimed steps first (default 2)")
     sp.add_argument("--tf32", default="auto", choices=["auto", "on", "off"])

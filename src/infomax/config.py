@@ -52,15 +52,15 @@ def experiment(config: dict, name: str) -> dict:
     return exps[BASE] if name == BASE else merge(exps[BASE], exps[name] or {})
 
 
-def select(config: dict) -> tuple[str, dict]:
-    """(name, merged settings) of the experiment selected by ``config['experiment']``, with the
-    top-level ``group_size`` (when not null) as its study-A group size: how many models one job
-    stacks is scheduling only (a model trains alike alone or stacked: tests/vib_vim/test_train.py),
-    so it may follow the machine (``--config group_size=5`` on a GPU) rather than the experiment."""
+def select(config: dict, studies=()) -> tuple[str, dict]:
+    """(name, merged settings) of the experiment selected by ``config['experiment']``, with each of
+    ``studies``' overrides from the top level of the config merged on (``<study>.study.overrides``:
+    scheduling that may follow the machine rather than the experiment, such as study A's
+    ``--config group_size=5`` on a GPU); ``infomax.studies.select`` passes them all."""
     name = config["experiment"]
     exp = experiment(config, name)
-    if config["group_size"] is not None:
-        exp = merge(exp, {"vib_vim": {"group_size": config["group_size"]}})
+    for study in studies:
+        exp = merge(exp, study.overrides(config))
     return name, exp
 
 
@@ -311,14 +311,9 @@ def _levels(values) -> str:
     return ", ".join(f"{v:g}" for v in values if v != 0)
 
 
-def reduced(exp: dict, paper: dict, study: str) -> list[str]:
-    """What ``exp`` evaluates less of than the ``paper`` experiment: noise levels, probed layers."""
-    out = []
-    ev, full = exp[study]["evaluate"], paper[study]["evaluate"]
-    names = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}
-    for key, name in names.items():
-        if key in ev and set(ev[key]) < set(full[key]):
-            out.append(f"{name} at {_levels(ev[key])} only (paper: {_levels(full[key])})")
-    if "layers" in ev and set(ev["layers"]) < set(full["layers"]):
-        out.append(f"probes on layer(s) {', '.join(ev['layers'])} only (paper: {', '.join(full['layers'])})")
-    return out
+def reduced_levels(ev: dict, full: dict, names: dict) -> list[str]:
+    """'<name> at <levels> only (paper: <levels>)' for each key of ``names`` ({evaluate key: its
+    name in words}) whose level list in the evaluate block ``ev`` is a strict subset of ``full``'s
+    (the ``paper`` experiment's): what an experiment evaluates less of, in the report's words."""
+    return [f"{name} at {_levels(ev[key])} only (paper: {_levels(full[key])})"
+            for key, name in names.items() if key in ev and set(ev[key]) < set(full[key])]

@@ -633,16 +633,3 @@ def pad_to(x: torch.Tensor, size: int, value: float) -> torch.Tensor:
     top, left = (size - h) // 2, (size - w) // 2
     return F.pad(x, (left, size - w - left, top, size - h - top), value=value)
 
-
-def perturb(x01: torch.Tensor, attack: str, level: float, gen) -> torch.Tensor:
-    """Random corruption of images in [0, 1]: Gaussian noise (sigma) clipped to [0, 1], or
-    salt-and-pepper (a fraction ``level`` of pixels set to 0 or 1 with equal odds)."""
-    if level == 0:
-        return x01
-    if attack == "gaussian":
-        return (x01 + level * torch.randn(x01.shape, device=x01.device, generator=gen)).clamp_(0, 1)
-    if attack == "saltpepper":
-        u = torch.rand(x01.shape, device=x01.device, generator=gen)
-        salt = torch.rand(x01.shape, device=x01.device, generator=gen) < 0.5
-        return torch.where(u < level, salt.to(x01.dtype), x01)
-    raise ValueError(f"unknown random attack {attack!r}: expected gaussian or saltpepper")

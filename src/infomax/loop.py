@@ -184,6 +184,15 @@ class EMA:
         self.steps = state["steps"]
 
 
+def device_batches(n: int, batch_size: int, device, gen):
+    """Index batches as the training loops draw them, forever: slices of a fresh permutation of
+    ``range(n)`` on the device every epoch (the bench feeds the studies' steps with it)."""
+    while True:
+        perm = torch.randperm(n, device=device, generator=gen)
+        for i in range(n // batch_size):
+            yield perm[i * batch_size:(i + 1) * batch_size]
+
+
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume")
 

@@ -1,13 +1,18 @@
 """The studies of this project, in report order: the one module that names them.  Each is a
 ``<study>.study`` module (interface: ``infomax.vib_vim.study``).  A third study is a package with
-such a module, one line here, its block in the config schema and its rule file."""
+such a module, one line here, its block in the config schema and its rule file
+(workflow/rules/<name>.smk, included by the Snakefile for every study here)."""
 
 from . import config
 from .dim_infobal import study as dim_infobal
 from .vib_vim import study as vib_vim
 
 STUDIES = (vib_vim, dim_infobal)
-BY_NAME = {s.NAME: s for s in STUDIES}
+
+
+def select(cfg: dict) -> tuple[str, dict]:
+    """``infomax.config.select`` with every study's top-level overrides."""
+    return config.select(cfg, STUDIES)
 
 
 def selected(exp: dict) -> tuple:
@@ -29,7 +34,7 @@ def report_settings(cfg: dict) -> dict:
     """What the replication report needs to know about the selected experiment beyond its tables:
     per study it runs, the facts compared with the published protocols (config/published.yaml)
     and the options its claims read; the report's statistics."""
-    name, exp = config.select(cfg)
+    name, exp = select(cfg)
     paper = config.experiment(cfg, config.BASE)
     run = selected(exp)
     return {"experiment": name, "report": dict(cfg["report"]), "studies": [s.NAME for s in run],

@@ -69,8 +69,12 @@ def test_an_experiment_checks_only_the_studies_it_runs():
 
 
 def test_top_level_group_size_replaces_the_experiments_and_changes_no_model():
-    from infomax.config import select
+    """The top-level group_size is study A's override (vib_vim.study.overrides), merged by
+    infomax.studies.select; the base's config.select knows no study and merges only what it is given."""
+    from infomax import config
+    from infomax.studies import select
 
+    assert config.select({**CONFIG, "experiment": "table1", "group_size": 5})[1] == experiment(CONFIG, "table1")
     name, t1 = select({**CONFIG, "experiment": "table1"})
     assert name == "table1" and t1["vib_vim"]["group_size"] == 1 and CONFIG["group_size"] is None
     _, stacked = select({**CONFIG, "experiment": "table1", "group_size": 5})

@@ -15,12 +15,10 @@ from infomax.loop import Speed, apply_speed
 from infomax.tools.bench import (
     DEFAULT_CONFIG,
     BenchConfig,
-    GroupStep,
     count_flops,
     count_ops,
     on_device,
     embedded_images,
-    headline_group,
     job_steps_per_epoch,
     list_schedule,
     load_experiment,
@@ -30,6 +28,8 @@ from infomax.tools.bench import (
     traffic,
 )
 from infomax.vib_vim import runs as runs_a
+from infomax.vib_vim.bench import Step as GroupStep
+from infomax.vib_vim.bench import headline_group
 from infomax.vib_vim import train as train_a
 
 from configs import train_a as train_config_a
@@ -132,18 +132,18 @@ def test_quick_bench_prints_the_roofline_and_writes_json(tmp_path, capsys):
     native = native_bfloat16(torch.device("cpu"))[0]
     assert c["bfloat16"]["native"] is native and c["bfloat16"]["n"] == 256       # (quick's size; emulated: at most 256)
     assert c["op"]["seconds_per_op"] > 0 and "one op" in printed
-    assert r["precision"]["A"]["asked"] == exp["vib_vim"]["train"]["precision"]
-    assert f"precision study A: {r['precision']['A']['used']} ({r['precision']['A']['why']})" in printed
+    assert r["precision"]["vib_vim"]["asked"] == exp["vib_vim"]["train"]["precision"]
+    assert f"precision vib_vim: {r['precision']['vib_vim']['used']} ({r['precision']['vib_vim']['why']})" in printed
     assert c["bandwidth"]["mib"] == 64 and c["bandwidth"]["bytes_per_s"] > 0
 
     # study A: the experiment's first vib group, stacked, in its precision; then a group of one
     group_a, one, b = r["steps"]
     members = runs_a.groups(exp)[headline_group(exp)]
     assert headline_group(exp) == group_a["group"] == "vib_g0" and group_a["models"] == len(members) > 1
-    assert (group_a["precision"], one["models"], b["study"]) == (exp["vib_vim"]["train"]["precision"], 1, "B")
+    assert (group_a["precision"], one["models"], b["study"]) == (exp["vib_vim"]["train"]["precision"], 1, "dim_infobal")
     assert group_a["flops_per_step"] == group_a["models"] * one["flops_per_step"]
     assert group_a["models"] * 0.95 * one["bytes_per_step"] < group_a["bytes_per_step"]
-    assert r["stacking_gain"] == pytest.approx(one["seconds_per_model_step"] / group_a["seconds_per_model_step"])
+    assert r["stacking_gain"]["vib_vim"] == pytest.approx(one["seconds_per_model_step"] / group_a["seconds_per_model_step"])
     for s in r["steps"]:
         assert s["flops_per_step"] > 0 and s["bytes_per_step"] == s["bytes"]["total"] > 0
         assert s["bound_seconds"] == pytest.approx(max(s["compute_seconds"], s["memory_seconds"], s["launch_seconds"]))
@@ -158,15 +158,15 @@ def test_quick_bench_prints_the_roofline_and_writes_json(tmp_path, capsys):
     # study A's jobs are its stacked groups, each holding its models
     assert p["training_jobs"] == len(runs_a.groups(exp)) + len(runs_b.runs(exp))
     assert sum(g["jobs"] for g in p["groups"]) == p["training_jobs"]
-    assert sum(g["models"] for g in p["groups"] if g["study"] == "A") == len(runs_a.runs(exp)) + len(runs_a.k2_runs(exp))
-    assert p["precision"] == {"A": "float32", "B": "float32"}
+    assert sum(g["models"] for g in p["groups"] if g["study"] == "vib_vim") == len(runs_a.runs(exp)) + len(runs_a.k2_runs(exp))
+    assert p["precision"] == {"vib_vim": "float32", "dim_infobal": "float32"}
     assert p["concurrent_jobs"] == os.cpu_count()
     for g in p["groups"]:
         if g["group"] == "random":
             assert g["epochs"] == [0] and g["seconds"] == 0
         else:
             (epochs,) = g["epochs"]
-            assert g["study"] == "B" or g["jobs"] == 1       # smoke: one group per objective and K
+            assert g["study"] == "dim_infobal" or g["jobs"] == 1       # smoke: one group per objective and K
             assert g["seconds"] == pytest.approx(g["jobs"] * epochs * p["steps_per_epoch"][g["study"]] * g["seconds_per_step"])
     vib = next(g for g in p["groups"] if g["group"] == "vib K=256")
     assert vib["seconds_per_step"] == group_a["seconds_per_step"]    # the headline group's step, timed once
@@ -183,14 +183,14 @@ def test_paper_prediction_counts_every_training_job():
     n_k2 = sum(len(b) for b in vv["k2"]["betas"].values())
     n_b = len(ib["seeds"]) * (sum(len(m["estimators"]) for m in ib["methods"].values()) + 1)   # + random floor
     assert (n_a, n_k2, n_b) == (75, 6, 45)                            # README: 75 + 6 models, 42 + 3 random
-    a_jobs = [j for j in jobs if j["study"] == "A"]
+    a_jobs = [j for j in jobs if j["study"] == "vib_vim"]
     # study A: stacked groups of group_size (7: a seed's beta grid), deterministic's 5 seeds in one
     assert sum(j["models"] for j in a_jobs) == n_a + n_k2 and max(j["models"] for j in a_jobs) == vv["group_size"] == 7
     assert len(a_jobs) == 13 and len(jobs) == 13 + n_b
     assert len({j["name"] for j in jobs}) == len(jobs)                 # one job per output (group folder or file)
-    assert {j["epochs"] for j in jobs if j["study"] == "A"} == {200}
-    assert [j["epochs"] for j in jobs if j["study"] == "B" and j["group"] == "random"] == [0, 0, 0]
-    assert {j["epochs"] for j in jobs if j["study"] == "B" and j["group"] != "random"} == {100}
+    assert {j["epochs"] for j in jobs if j["study"] == "vib_vim"} == {200}
+    assert [j["epochs"] for j in jobs if j["study"] == "dim_infobal" and j["group"] == "random"] == [0, 0, 0]
+    assert {j["epochs"] for j in jobs if j["study"] == "dim_infobal" and j["group"] != "random"} == {100}
     assert sum(j["models"] for j in a_jobs if j["configs"][0].K == 2) == n_k2
 
 
@@ -199,8 +199,8 @@ def test_each_job_is_predicted_at_its_own_batch_size():
     exp = {**exp, "vib_vim": {**exp["vib_vim"], "k2": {**exp["vib_vim"]["k2"],
                                                       "train": {**exp["vib_vim"]["k2"]["train"], "batch_size": 50}}}}
     jobs = training_jobs(exp)
-    k2 = [j for j in jobs if j["study"] == "A" and j["configs"][0].K == 2]
-    main = [j for j in jobs if j["study"] == "A" and j["configs"][0].K != 2]
+    k2 = [j for j in jobs if j["study"] == "vib_vim" and j["configs"][0].K == 2]
+    main = [j for j in jobs if j["study"] == "vib_vim" and j["configs"][0].K != 2]
     n = steps_per_epoch(exp, "mnist", 1)[0]
     assert {job_steps_per_epoch(exp, j) for j in k2} == {n // 50}
     assert {job_steps_per_epoch(exp, j) for j in main} == {n // exp["vib_vim"]["train"]["batch_size"]} != {n // 50}
@@ -215,7 +215,7 @@ def test_list_schedule_gives_each_free_worker_the_longest_job_left():
 def test_table1_predicts_study_a_only_and_stacks_seeds_with_group_size():
     exp = load_experiment(DEFAULT_CONFIG, "table1")
     jobs = training_jobs(exp)
-    assert {j["study"] for j in jobs} == {"A"} and len(jobs) == 15 + 2         # 3 objectives x 5 seeds, 2 K=2
+    assert {j["study"] for j in jobs} == {"vib_vim"} and len(jobs) == 15 + 2         # 3 objectives x 5 seeds, 2 K=2
     assert {j["models"] for j in jobs} == {1} and {j["epochs"] for j in jobs if j["configs"][0].K == 256} == {200}
     assert steps_per_epoch(exp, "mnist", 100) == (60000, 600)                  # all 60,000: no validation split
     stacked = training_jobs(load_experiment(DEFAULT_CONFIG, "table1", group_size=5))
@@ -239,8 +239,8 @@ def test_quick_times_its_first_vib_group_in_the_precision_its_jobs_choose(monkey
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="threads = 0"):
         BenchConfig(threads=0)
-    with pytest.raises(ValueError, match="steps_b = -1"):
-        BenchConfig(steps_b=-1)
+    with pytest.raises(ValueError, match="steps = -1"):
+        BenchConfig(steps=-1)
     with pytest.raises(ValueError, match="copy_mb = 0"):
         BenchConfig(copy_mb=0)
     with pytest.raises(ValueError, match="experiment.*'nope'.*paper"):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from infomax.data import perturb
+from infomax.attacks import perturb
 from infomax.probes import knn_accuracy, linear_probe
 from infomax.vib_vim.evaluate import classification, evaluate, fgsm
 from infomax.vib_vim.model import StochasticMLP

@@ -1,4 +1,6 @@
-# Config -> run lists and paths.  No logic beyond that: everything else is in src/infomax.
+# Config -> paths every study shares.  No logic beyond that: everything else is in src/infomax.
+# No study is named here: each study's run lists, paths and wildcard constraints are at the top of
+# its own rule file, workflow/rules/<study>.smk; this file loops over infomax.studies.STUDIES.
 import json
 import os
 import shlex
@@ -26,13 +28,11 @@ shell.prefix("set -euo pipefail; " + _path + f'export PYTHONPATH={_q(SRC)}"${{{{
 # Software of every job (--sdm conda): the one environment file of the project.
 ENV = "../../environment.yml"
 
-from infomax.config import ConfigError, select
+from infomax.config import ConfigError
 from infomax.sources import MNIST_WHEEL
-from infomax.files import link_or_copy, running_snakemake
+from infomax.files import running_snakemake
 from infomax.gpus import JOBS_PER_GPU, gpu_job_limit, visible_gpus
-from infomax.dim_infobal import runs as runs_b
-from infomax.studies import STUDIES, report_settings, selected, validate_config
-from infomax.vib_vim import runs as runs_a
+from infomax.studies import STUDIES, report_settings, select, selected, validate_config
 
 # A second run while another still runs here: Snakemake would call the running jobs' outputs
 # "incomplete" and advise --rerun-incomplete (or, later, --unlock), which would clash with the
@@ -51,12 +51,6 @@ except ConfigError as e:
 
 EXP, X = select(config)  # name and merged settings of the selected experiment
 OUT = f"results/{EXP}"
-VV = X["vib_vim"]
-IB = X["dim_infobal"]
-IB_DATA = f"{OUT}/data/{IB['dataset']}.pt"
-# study-B file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name
-# the config defines (or the built-in untrained floor), so the split is never ambiguous.
-IB_METHODS = "|".join(sorted([*IB["methods"], runs_b.RANDOM[0]], key=len, reverse=True))
 # GPU token of training/evaluation jobs (0 when the experiment says device: cpu).  A local run on
 # a machine with GPUs gets gpu = JOBS_PER_GPU x the GPUs it sees unless --resources gpu=N says
 # otherwise (infomax.gpus; each job then takes the least-used GPU); the SLURM executor turns the
@@ -116,42 +110,6 @@ def figure_outputs(study, category):
     return pngs + figure_paths(study, "pdf")
 
 
-# --- study A: one training job and one evaluation job per group of models (runs_a.groups); each
-# model and evaluation linked to its own path; K=2 models for the embedding figure
-GROUP_A = runs_a.group_of(X)             # run name -> its group
-GROUP_K2 = runs_a.group_of(X, k2=True)
-
-
-def link_files(input, output, run, log):
-    """Each output of a link rule is the run's file in its group's folders (models/<run>.pt,
-    eval/<run>.json and, for K=2 groups, eval/<run>.npz): infomax.files.link_or_copy."""
-    sources = {"model": f"{input.models}/{run}.pt", "eval": f"{input.evals}/{run}.json",
-               "embedding": f"{input.evals}/{run}.npz"}
-    lines = [link_or_copy(sources[name], dest) for name, dest in output.items()]
-    Path(log).write_text("\n".join(lines) + "\n")
-
-
-def vib_vim_evals():
-    runs = [f"{OUT}/vib_vim/eval/{runs_a.run_name(*r)}.json" for r in runs_a.runs(X)]
-    return runs + [f"{OUT}/vib_vim/eval/k2/{runs_a.run_name(*r)}.json" for r in runs_a.k2_runs(X)]
-
-
-def vib_vim_embeddings():
-    return [f"{OUT}/vib_vim/embeddings/{runs_a.run_name(*r)}.npz" for r in runs_a.k2_runs(X)]
-
-
-# --- study B: one training job per (method, estimator, seed), plus the untrained floor per seed;
-# one evaluation job per seed
-def dim_infobal_seed_files(folder, ext):
-    """Every run's file of one seed in ``folder``, with the {seed} wildcard left in."""
-    pairs = dict.fromkeys((m, e) for m, e, _ in runs_b.runs(X))
-    return [f"{OUT}/dim_infobal/{folder}/{runs_b.run_name(m, e, '{seed}')}.{ext}" for m, e in pairs]
-
-
-def dim_infobal_evals():
-    return [f"{OUT}/dim_infobal/eval/{runs_b.run_name(*r)}.json" for r in runs_b.runs(X)]
-
-
 # --- the summary (DVC metrics and plot tables) and the replication report
 def study_outputs():
     """Each study the experiment runs: its collected tables and its figures."""
@@ -164,12 +122,8 @@ def run_tables():
 
 
 def summary_plot_tables():
-    if "vib_vim" not in RUN:
-        return []
-    regularised = [o for o in VV["objectives"] if o != "deterministic"]
-    plots = [f"vib_vim_error_vs_beta_{o}" for o in regularised]
-    plots += [f"vib_vim_robustness_{attack}" for attack in ("gaussian", "saltpepper", "fgsm")]
-    return [f"{OUT}/plots/{p}.csv" for p in plots]
+    """The plot tables (DVC plots) the summary writes: each running study's (its study.plot_tables)."""
+    return [f"{OUT}/plots/{p}.csv" for s in selected(X) for p in s.plot_tables(X)]
 
 
 def summary_outputs():

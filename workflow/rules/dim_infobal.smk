@@ -3,19 +3,42 @@
 # seed.  Pre-training writes the per-epoch curve into the checkpoint; evaluation probes the frozen
 # encoders.  The steps:
 # `infomax dim_infobal <step>` (src/infomax/dim_infobal/cli.py).
+from infomax.dim_infobal import runs as dim_infobal_runs
+from infomax.dim_infobal.study import TITLE as DIM_INFOBAL_TITLE
+
+DIM_INFOBAL = X["dim_infobal"]
+DIM_INFOBAL_DATA = f"{OUT}/data/{DIM_INFOBAL['dataset']}.pt"
+# file names are <method>_<estimator>_s<seed>: the method wildcard only matches a name the config
+# defines (or the built-in untrained floor), so the split is never ambiguous.
+DIM_INFOBAL_METHODS = "|".join(sorted([*DIM_INFOBAL["methods"], dim_infobal_runs.RANDOM[0]], key=len, reverse=True))
+
+
+wildcard_constraints:
+    method=DIM_INFOBAL_METHODS,
+    estimator=r"[a-z0-9]+",  # file names are <method>_<estimator>_s<seed>: method names are matched exactly
+
+
+def dim_infobal_seed_files(folder, ext):
+    """Every run's file of one seed in ``folder``, with the {seed} wildcard left in."""
+    pairs = dict.fromkeys((m, e) for m, e, _ in dim_infobal_runs.runs(X))
+    return [f"{OUT}/dim_infobal/{folder}/{dim_infobal_runs.run_name(m, e, '{seed}')}.{ext}" for m, e in pairs]
+
+
+def dim_infobal_evals():
+    return [f"{OUT}/dim_infobal/eval/{dim_infobal_runs.run_name(*r)}.json" for r in dim_infobal_runs.runs(X)]
 
 
 rule train_dim_infobal:
     conda:
         ENV
     input:
-        data=IB_DATA,
+        data=DIM_INFOBAL_DATA,
     output:
         f"{OUT}/dim_infobal/models/{{method}}_{{estimator}}_s{{seed}}.pt",
     params:
-        settings=lambda wc: settings(runs_b.train_settings(X, wc.method, wc.estimator, int(wc.seed))),
+        settings=lambda wc: settings(dim_infobal_runs.train_settings(X, wc.method, wc.estimator, int(wc.seed))),
         # what the prepared file must be made from (a function: an experiment without study B has no data block for it)
-        data_settings=lambda wc: settings(X["data"][IB["dataset"]]),
+        data_settings=lambda wc: settings(X["data"][DIM_INFOBAL["dataset"]]),
         device=X["device"],
     threads: TORCH_THREADS
     resources:
@@ -34,13 +57,13 @@ rule evaluate_dim_infobal:
     conda:
         ENV
     input:
-        data=IB_DATA,
+        data=DIM_INFOBAL_DATA,
         models=dim_infobal_seed_files("models", "pt"),
     output:
         dim_infobal_seed_files("eval", "json"),
     params:
-        settings=settings(IB["evaluate"]),  # each model is evaluated with the seed it trained with
-        data_settings=lambda wc: settings(X["data"][IB["dataset"]]),
+        settings=settings(DIM_INFOBAL["evaluate"]),  # each model is evaluated with the seed it trained with
+        data_settings=lambda wc: settings(X["data"][DIM_INFOBAL["dataset"]]),
         device=X["device"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: TORCH_THREADS
@@ -80,7 +103,7 @@ rule figures_dim_infobal:
     input:
         **tables("dim_infobal"),
     output:
-        figure_outputs("dim_infobal", "Study B: InfoBal vs DIM"),
+        figure_outputs("dim_infobal", DIM_INFOBAL_TITLE),
     params:
         settings=settings(OPTIONS["dim_infobal"]),
         out_dir=lambda wc, output: os.path.dirname(output[0]),

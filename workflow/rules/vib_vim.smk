@@ -3,19 +3,54 @@
 # evaluates the group; a local rule links each model and evaluation to its own path, so the output
 # contract stays one file per model.  Groups are independent, so Snakemake spreads them over cores,
 # GPUs or cluster nodes, and an interrupted grid keeps every finished group.  The steps:
-# `infomax vib_vim <step>` (src/infomax/vib_vim/cli.py); the groups: runs_a.groups.
+# `infomax vib_vim <step>` (src/infomax/vib_vim/cli.py); the groups: vib_vim_runs.groups.
+from infomax.files import link_or_copy
+from infomax.vib_vim import runs as vib_vim_runs
+from infomax.vib_vim.runs import DATASET as VIB_VIM_DATASET
+from infomax.vib_vim.study import TITLE as VIB_VIM_TITLE
+
+
+wildcard_constraints:
+    objective="|".join(vib_vim_runs.OBJECTIVES),
+    beta=r"0|[0-9.]+e-?[0-9]+",
+
+
+# one training job and one evaluation job per group of models (vib_vim_runs.groups); each model and
+# evaluation linked to its own path; K=2 models for the embedding figure
+VIB_VIM = X["vib_vim"]
+VIB_VIM_DATA = f"{OUT}/data/{VIB_VIM_DATASET}.pt"
+VIB_VIM_GROUP = vib_vim_runs.group_of(X)             # run name -> its group
+VIB_VIM_GROUP_K2 = vib_vim_runs.group_of(X, k2=True)
+
+
+def vib_vim_link(input, output, run, log):
+    """Each output of a link rule is the run's file in its group's folders (models/<run>.pt,
+    eval/<run>.json and, for K=2 groups, eval/<run>.npz): infomax.files.link_or_copy."""
+    sources = {"model": f"{input.models}/{run}.pt", "eval": f"{input.evals}/{run}.json",
+               "embedding": f"{input.evals}/{run}.npz"}
+    lines = [link_or_copy(sources[name], dest) for name, dest in output.items()]
+    Path(log).write_text("\n".join(lines) + "\n")
+
+
+def vib_vim_evals():
+    runs = [f"{OUT}/vib_vim/eval/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.runs(X)]
+    return runs + [f"{OUT}/vib_vim/eval/k2/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.k2_runs(X)]
+
+
+def vib_vim_embeddings():
+    return [f"{OUT}/vib_vim/embeddings/{vib_vim_runs.run_name(*r)}.npz" for r in vib_vim_runs.k2_runs(X)]
 
 
 rule train_vib_vim:
     conda:
         ENV
     input:
-        data=f"{OUT}/data/mnist.pt",
+        data=VIB_VIM_DATA,
     output:
         directory(f"{OUT}/vib_vim/groups/{{group}}/models"),
     params:
-        settings=lambda wc: settings(runs_a.group_train_settings(X, wc.group)),
-        data_settings=settings(X["data"]["mnist"]),  # what the prepared file must be made from
+        settings=lambda wc: settings(vib_vim_runs.group_train_settings(X, wc.group)),
+        data_settings=settings(X["data"][VIB_VIM_DATASET]),  # what the prepared file must be made from
         resume=lambda wc: f"{OUT}/vib_vim/groups/{wc.group}.resume",
         device=X["device"],
     threads: TORCH_THREADS
@@ -35,14 +70,14 @@ rule evaluate_vib_vim:
     conda:
         ENV
     input:
-        data=f"{OUT}/data/mnist.pt",
+        data=VIB_VIM_DATA,
         models=f"{OUT}/vib_vim/groups/{{group}}/models",
     output:
         directory(f"{OUT}/vib_vim/groups/{{group}}/eval"),
     params:
-        settings=settings(VV["evaluate"]),
-        data_settings=settings(X["data"]["mnist"]),
-        runs=lambda wc: " ".join(runs_a.run_name(o, b, s) for o, b, s, _ in runs_a.groups(X)[wc.group]),
+        settings=settings(VIB_VIM["evaluate"]),
+        data_settings=settings(X["data"][VIB_VIM_DATASET]),
+        runs=lambda wc: " ".join(vib_vim_runs.run_name(o, b, s) for o, b, s, _ in vib_vim_runs.groups(X)[wc.group]),
         # K=2 groups: the 2-D embedding for the figure, no robustness
         k2=lambda wc: "--embeddings --no-robustness" if wc.group.startswith("k2_") else "",
         device=X["device"],
@@ -64,8 +99,8 @@ rule link_vib_vim:
     """A model and its evaluation at their own paths: hard links into the group's folders."""
     localrule: True
     input:
-        models=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_A[wc.run]}/models",
-        evals=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_A[wc.run]}/eval",
+        models=lambda wc: f"{OUT}/vib_vim/groups/{VIB_VIM_GROUP[wc.run]}/models",
+        evals=lambda wc: f"{OUT}/vib_vim/groups/{VIB_VIM_GROUP[wc.run]}/eval",
     output:
         model=f"{OUT}/vib_vim/models/{{run}}.pt",
         eval=f"{OUT}/vib_vim/eval/{{run}}.json",
@@ -74,14 +109,14 @@ rule link_vib_vim:
     wildcard_constraints:
         run=r"[^/]+",
     run:
-        link_files(input, output, wildcards.run, log[0])
+        vib_vim_link(input, output, wildcards.run, log[0])
 
 
 rule link_vib_vim_k2:
     localrule: True
     input:
-        models=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_K2[wc.run]}/models",
-        evals=lambda wc: f"{OUT}/vib_vim/groups/{GROUP_K2[wc.run]}/eval",
+        models=lambda wc: f"{OUT}/vib_vim/groups/{VIB_VIM_GROUP_K2[wc.run]}/models",
+        evals=lambda wc: f"{OUT}/vib_vim/groups/{VIB_VIM_GROUP_K2[wc.run]}/eval",
     output:
         model=f"{OUT}/vib_vim/models/k2/{{run}}.pt",
         eval=f"{OUT}/vib_vim/eval/k2/{{run}}.json",
@@ -91,7 +126,7 @@ rule link_vib_vim_k2:
     wildcard_constraints:
         run=r"[^/]+",
     run:
-        link_files(input, output, wildcards.run, log[0])
+        vib_vim_link(input, output, wildcards.run, log[0])
 
 
 rule collect_vib_vim:
@@ -118,7 +153,7 @@ rule figures_vib_vim:
         **tables("vib_vim"),
         embeddings=vib_vim_embeddings(),
     output:
-        figure_outputs("vib_vim", "Study A: VIM vs VIB"),
+        figure_outputs("vib_vim", VIB_VIM_TITLE),
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:

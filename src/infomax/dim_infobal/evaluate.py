@@ -4,9 +4,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import perturb, stratified_part, to_unit
+from ..attacks import perturb
+from ..data import stratified_part, to_unit
 from ..probes import PROBES, chunks, probe_accuracy, train_probe
 from .objectives import dim_input
+from .runs import NOISE_ATTACK
 
 LAYERS = ("y", "fc", "conv")
 CHUNK = 1000                              # images per forward pass
@@ -73,8 +75,8 @@ def evaluate(net, data, cfg: EvalConfig) -> dict:
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     x01 = to_unit(xte)
     rob = []
-    for level in cfg.gaussian:    # level 0 is the clean test set: its features are already there
-        f = f_te["y"] if level == 0 else encoder_features(net, perturb(x01, "gaussian", float(level), gen),
+    for level in getattr(cfg, NOISE_ATTACK):    # level 0 is the clean test set: its features are already there
+        f = f_te["y"] if level == 0 else encoder_features(net, perturb(x01, NOISE_ATTACK, float(level), gen),
                                                           CHUNK, ("y",))["y"]
-        rob.append({"attack": "gaussian", "level": float(level), "acc": probe_accuracy(linear_y, f, yte)})
+        rob.append({"attack": NOISE_ATTACK, "level": float(level), "acc": probe_accuracy(linear_y, f, yte)})
     return {"probes": probes, "robustness": rob}

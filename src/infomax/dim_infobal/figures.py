@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ..attacks import ATTACKS
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
 from .tables import (LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBES, RANDOM, RANDOM_COLOR,
@@ -233,7 +234,7 @@ def robustness(robustness_csv, stem, methods: Methods):
             _band_line(ax, rnd, RANDOM_COLOR, scale=100.0, x="level", gid=f"{RANDOM_METHOD}/{RANDOM[1]}",
                        label=methods.label(RANDOM_METHOD), marker="s", ls="--")
         ax.set_title(f"{estimator_label(est)} estimator" if est else "untrained encoder only")
-        ax.set_xlabel("Gaussian noise std σ (pixel units, images in [0, 1])")
+        ax.set_xlabel(ATTACKS[NOISE_ATTACK].level)
         ax.set_ylim(0, 101)
         ax.grid(True, alpha=0.3)
     axes[0, 0].set_ylabel("linear probe on Y / R, noisy test images: accuracy (%)")
@@ -243,7 +244,7 @@ def robustness(robustness_csv, stem, methods: Methods):
                               label=methods.label(RANDOM_METHOD)))
     handles.append(Patch(color="0.5", alpha=0.25, lw=0, label="min–max over seeds"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=9, framealpha=0.9)
-    fig.suptitle("Study B robustness to Gaussian pixel noise\n"
+    fig.suptitle(f"Study B robustness to {ATTACKS[NOISE_ATTACK].title}\n"
                  f"line = mean, band = min–max over seeds, {_runs_seeds_note(noise)}")
     return save_figure(fig, stem)
 

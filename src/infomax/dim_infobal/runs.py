@@ -6,6 +6,8 @@ from ..config import ConfigError
 # The untrained, randomly initialised encoder every method is judged against: method "random",
 # estimator "none", kind "random".  Added to every experiment; not a name a config may define.
 RANDOM = ("random", "none")
+# The one attack of infomax.attacks study B evaluates (its evaluate block's levels for it).
+NOISE_ATTACK = "gaussian"
 
 
 def run_name(method: str, estimator: str, seed: int) -> str:
@@ -40,7 +42,3 @@ def train_settings(exp: dict, method: str, estimator: str, seed: int) -> dict:
     else:
         opts = method_specs(exp)[method]
     return {**ib["train"], **opts, "method": method, "estimator": estimator, "seed": int(seed)}
-
-
-def eval_settings(exp: dict, seed: int) -> dict:
-    return {**exp["dim_infobal"]["evaluate"], "seed": int(seed)}

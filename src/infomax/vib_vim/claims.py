@@ -8,7 +8,8 @@ sources state in words (RECONSTRUCTED); each claim says exactly what it measured
 
 from ..stats import ACCURACY, ERROR, comparison, fmt, missing
 from ..tables import close, per_seed
-from .tables import ATTACK_NAMES, at_beta, best_betas, label, main_rows, read
+from ..attacks import ATTACKS
+from .tables import at_beta, best_betas, label, main_rows, read
 
 CLAIMS = {
     "A1": "VIM is more accurate than VIB.",
@@ -81,7 +82,7 @@ def claims(a: dict, rc) -> dict:
                  vs("err_1", "test error, 1 sample of z", "%", 100, False, votes=False)]
 
     def robust(attack, votes):
-        name = ATTACK_NAMES[attack]
+        name = ATTACKS[attack].words
         df = rob[(rob["attack"] == attack) & (rob["level"] > 0)]
         if df.empty:
             return missing(f"accuracy under {name}", f"no {attack} levels above 0 in robustness.csv", votes)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data import flatten, perturb, stratified_part, to_signed, to_unit
+from ..attacks import ATTACKS, perturb
+from ..data import flatten, stratified_part, to_signed, to_unit
 from ..estimators import NATS_PER_BIT, gaussian_kl_to_standard
 from ..probes import chunks, knn_accuracy, linear_probe
 
-ATTACKS = ("gaussian", "saltpepper", "fgsm")
 CHUNK = 2000                              # images per forward pass (bounds memory on big splits)
 
 
@@ -99,7 +99,7 @@ def robustness(model, x_uint8, y, cfg: EvalConfig, stochastic: bool, gen) -> lis
         correct = 0
         for s in chunks(x_uint8.shape[0], CHUNK):
             x01, ys = to_unit(flatten(x_uint8[s])), y[s]
-            if attack == "fgsm":
+            if attack == "fgsm":                      # the one gradient attack: study A's own code
                 xa = fgsm(model, x01, ys, level, cfg.samples, stochastic, gen)
             else:
                 xa = perturb(x01, attack, level, gen)
@@ -110,10 +110,10 @@ def robustness(model, x_uint8, y, cfg: EvalConfig, stochastic: bool, gen) -> lis
 
     clean = None
     rows = []
-    for attack in ATTACKS:
+    for attack in ATTACKS:                        # every attack of the table: each a key of the evaluate block
         for level in getattr(cfg, attack):
             if level == 0:
-                clean = accuracy("gaussian", 0.0) if clean is None else clean
+                clean = accuracy(attack, 0.0) if clean is None else clean
                 acc = clean
             else:
                 acc = accuracy(attack, level)

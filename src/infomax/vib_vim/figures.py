@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
-from .tables import (ATTACKS, MARKERS, OBJECTIVES, best_betas, beta_label, main_rows, objectives_in,
+from ..attacks import ATTACKS
+from .tables import (MARKERS, OBJECTIVES, best_betas, beta_label, main_rows, objectives_in,
                      objective_color, read)
 from matplotlib.collections import EllipseCollection
 from matplotlib.lines import Line2D
@@ -160,7 +161,7 @@ def robustness(robustness_csv, validation_csv, stem, K=None):
     sel = pd.concat(keep) if keep else df.iloc[:0]
 
     fig, axes = plt.subplots(1, len(ATTACKS), figsize=(15, 4.3), sharey=True, constrained_layout=True)
-    for ax, (attack, title, xlabel) in zip(axes, ATTACKS):
+    for ax, (attack, title, xlabel) in zip(axes, [(a.name, a.title, a.level) for a in ATTACKS.values()]):
         for obj in objectives_in(sel):
             s = _mean_std(sel[(sel["objective"] == obj) & (sel["attack"] == attack)], "level", "acc")
             if s.empty:

@@ -2,11 +2,13 @@
 job's settings.  Plain Python on the merged experiment (no torch): the workflow's common.smk,
 the bench and the tests call it."""
 
+from ..attacks import ATTACKS
 from ..config import beta_tag
 
 # Study A's objectives, in plotting order: the one list (objectives.py, tables.py and the schema's
 # enum follow it; tests/base/test_config.py checks the schema).
 OBJECTIVES = ("deterministic", "vib", "vim")
+DATASET = "mnist"          # Alemi et al.'s MLP reads 28x28 digits: the one data set study A trains on
 
 
 def run_name(objective: str, beta: float, seed: int) -> str:
@@ -39,8 +41,21 @@ def train_settings(exp: dict, objective: str, beta: float, seed: int, K: int) ->
     return {**train, "objective": objective, "beta": float(beta), "seed": int(seed), "K": int(K)}
 
 
-def eval_settings(exp: dict, seed: int) -> dict:
-    return {**exp["vib_vim"]["evaluate"], "seed": int(seed)}
+def error_vs_beta_plot(objective: str) -> str:
+    """The summary's plot table (plots/<name>.csv) of one regularised objective's error against beta."""
+    return f"vib_vim_error_vs_beta_{objective}"
+
+
+def robustness_plot(attack: str) -> str:
+    """The summary's plot table of accuracy against one attack's level, a column per objective."""
+    return f"vib_vim_robustness_{attack}"
+
+
+def plot_tables(exp: dict) -> list[str]:
+    """Every plot table the summary writes for ``exp`` (its DVC plots): error vs beta of each
+    regularised objective, accuracy vs level of each attack."""
+    return ([error_vs_beta_plot(o) for o in exp["vib_vim"]["objectives"] if o != "deterministic"]
+            + [robustness_plot(a) for a in ATTACKS])
 
 
 def groups(exp: dict) -> dict[str, list[tuple[str, float, int, int]]]:

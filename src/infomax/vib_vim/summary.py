@@ -16,7 +16,9 @@ from pathlib import Path
 
 from ..files import save_csv
 from ..tables import num
-from .tables import ATTACKS, at_beta, best_betas, main_rows, objectives_in, read
+from ..attacks import ATTACKS
+from .runs import error_vs_beta_plot, robustness_plot
+from .tables import at_beta, best_betas, main_rows, objectives_in, read
 
 HEADLINE = ["err_1", "err_12", "rate_bits", "izy_bits", "probe_acc", "knn_acc"]
 ERROR_VS_BETA_COLUMNS = ["beta", "log10_beta", "err_1", "err_12", "seeds"]
@@ -29,7 +31,7 @@ def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
     rob = read(robustness_csv, "robustness")
     best = best_betas(validation_csv, K=K)
     val = main_rows(read(validation_csv, "validation"), validation_csv, K)
-    attacks = [a for a, _, _ in ATTACKS]
+    attacks = list(ATTACKS)
     out = {"models": int(len(metrics)),
            "attack_levels": {a: num(rob.loc[rob["attack"] == a, "level"].max()) for a in attacks
                              if (rob["attack"] == a).any()}}
@@ -61,12 +63,12 @@ def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
             table = [{"beta": num(b), "log10_beta": num(math.log10(b)) if b > 0 else "",
                       "err_1": num(grp["err_1"].mean()), "err_12": num(grp["err_12"].mean()),
                       "seeds": int(grp["seed"].nunique())} for b, grp in sorted(g, key=lambda t: t[0])]
-            save_csv(table, ERROR_VS_BETA_COLUMNS, plots_dir / f"vib_vim_error_vs_beta_{obj}.csv")
+            save_csv(table, ERROR_VS_BETA_COLUMNS, plots_dir / f"{error_vs_beta_plot(obj)}.csv")
 
     for attack, by_obj in curves.items():
         objs = list(by_obj)
         levels = sorted({lv for s in by_obj.values() for lv in s.index})
         table = [{"level": num(lv), **{o: (num(by_obj[o][lv]) if lv in by_obj[o].index else "")
                                         for o in objs}} for lv in levels]
-        save_csv(table, ["level", *objs], plots_dir / f"vib_vim_robustness_{attack}.csv")
+        save_csv(table, ["level", *objs], plots_dir / f"{robustness_plot(attack)}.csv")
     return out

@@ -28,12 +28,6 @@ COLORS = {"deterministic": "0.3", "vib": "tab:blue", "vim": "#e6550d"}
 OTHER_COLOR = "tab:green"
 MARKERS = {"deterministic": "s", "vib": "o", "vim": "^"}
 NAMES = {"deterministic": "deterministic", "vib": "VIB", "vim": "VIM"}
-ATTACKS = [  # (attack name in robustness.csv, title, x label)
-    ("gaussian", "Gaussian pixel noise", "noise std σ (pixel units, images in [0, 1])"),
-    ("saltpepper", "Salt-and-pepper noise", "fraction of corrupted pixels p"),
-    ("fgsm", "FGSM adversarial attack", "L∞ budget ε (pixel units, images in [0, 1])"),
-]
-ATTACK_NAMES = {"gaussian": "Gaussian noise", "saltpepper": "salt-and-pepper noise", "fgsm": "FGSM"}
 
 
 def beta_label(beta) -> str:
