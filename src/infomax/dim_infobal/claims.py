@@ -8,7 +8,7 @@ metrics and margins are this project's reading of claims the sources state in wo
 
 from ..stats import ACCURACY, BELOW, comparison, fmt, missing
 from ..tables import per_seed
-from .tables import LAYER_NAMES, PROBE_NAMES, RANDOM, Methods, probe_description, read
+from .tables import DIM_LAYER_LABELS, LAYER_LABELS, PROBE_NAMES, RANDOM, Y_NAMES, Methods, probe_description, read
 
 CLAIMS = {
     "B1": "InfoBal does not beat DIM (the InfoBal post's conclusion).",
@@ -34,7 +34,8 @@ RECONSTRUCTED = [
 
 def _dim_probe_note(layer, probe, setup):
     what = probe_description(probe, setup)
-    return f"{what} on {dict(y='Y (R for InfoBal)', fc='fc', conv='conv').get(layer, layer)}, test accuracy"
+    names = {**LAYER_LABELS, "y": f"{Y_NAMES['dim']} ({Y_NAMES['infobal']} for InfoBal)"}
+    return f"{what} on {names.get(layer, layer)}, test accuracy"
 
 
 
@@ -75,7 +76,7 @@ def claims(b: dict, rc) -> dict:
     for ib, dl, est in same_estimator("infobal", "dim_l"):
         for probe, votes in (("linear", True), ("mlp", False)):
             b1.append(comparison(
-                f"{methods.run_label(ib, est)} vs {methods.run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
+                f"{methods.run_label(ib, est)} vs {methods.run_label(dl, est)}, {PROBE_NAMES[probe]} on {Y_NAMES['infobal']} / {Y_NAMES['dim']}",
                 f"{probe}_y", "%", methods.run_label(ib, est), probe_values(ib, est, "y", probe),
                 methods.run_label(dl, est), probe_values(dl, est, "y", probe), rc,
                 direction=BELOW, margin=rc.margin('not_better_points'), votes=votes,
@@ -110,7 +111,7 @@ def claims(b: dict, rc) -> dict:
                                  f"{fmt(rc.margin('plateau_points'))} points)", "probe_acc", "%",
                                  f"epoch {last}", at_epoch(last, "probe_acc", 100), f"epoch {mid}",
                                  at_epoch(mid, "probe_acc", 100), rc, direction=BELOW, margin=rc.margin('plateau_points'),
-                                 note=note + " (the post's linear probe on Y / R, train subset, scored on validation)"))
+                                 note=note + f" (the post's linear probe on {LAYER_LABELS['y']}, train subset, scored on validation)"))
     out["B2"] = b2
 
     # B3: DIM(L) against DIM(G) with the same estimator; DIM's probe on Y votes
@@ -122,7 +123,7 @@ def claims(b: dict, rc) -> dict:
             if layer != "y" and layer not in probed:
                 continue
             b3.append(comparison(
-                f"{methods.run_label(dl, est)} vs {methods.run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
+                f"{methods.run_label(dl, est)} vs {methods.run_label(dg, est)}, {PROBE_NAMES[probe]} on {DIM_LAYER_LABELS[layer]}",
                 f"{probe}_{layer}", "%", methods.run_label(dl, est), probe_values(dl, est, layer, probe),
                 methods.run_label(dg, est), probe_values(dg, est, layer, probe), rc,
                 margin=rc.margin('wide_points'), votes=votes,
@@ -152,7 +153,7 @@ def claims(b: dict, rc) -> dict:
                                       "the one rule for delta (a fraction of the beaten side's error) does not apply",
                              note="stability: best minus final per-epoch probe accuracy (validation), epochs >= 1; "
                                   "smaller is more stable"))
-        b4.append(comparison(f"{jl} vs {dl_}, linear probe on Y / R", "linear_y", "%", jl,
+        b4.append(comparison(f"{jl} vs {dl_}, linear probe on {LAYER_LABELS['y']}", "linear_y", "%", jl,
                              probe_values(method, "jsd"), dl_, probe_values(method, "dv"), rc, votes=False,
                              error=ACCURACY,
                              note=_dim_probe_note("y", "linear", b["probe_setup"])))
