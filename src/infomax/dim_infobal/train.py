@@ -26,8 +26,6 @@ OLDER_FORMATS = ("infomax-infobal-model-v1",)     # the same format, named befor
 # workflow, never a kind a config defines).  Each kind's options and their values are the
 # config's `dim_infobal.kinds` block (DIM's alpha, beta, gamma; InfoBal's views, target, ...).
 KINDS = ("dim_g", "dim_l", "infobal", "random")
-DIM_OPTIONS = ("global_weight", "local_weight", "prior_weight")
-INFOBAL_OPTIONS = ("views", "target", "infomin", "lam", "view_weights", "pair_weights")
 
 
 @dataclass
