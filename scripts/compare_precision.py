@@ -44,7 +44,7 @@ def study_b(d: Path) -> pd.DataFrame:
 def study_a(d: Path) -> pd.DataFrame:
     m = pd.read_csv(d / "vib_vim/metrics.csv")
     m = m[m["K"] != 2].rename(columns={"objective": "method", "beta": "estimator"})
-    rows = [m.assign(metric=f"{c} (%)", value=100 * m[c]) for c in ("err_12", "probe_acc", "knn_acc")]
+    rows = [m.assign(metric=f"{c} (%)", value=100 * m[c]) for c in ("err_avg", "probe_acc", "knn_acc")]
     return pd.concat(rows)[["method", "estimator", "seed", "metric", "value"]]
 
 

@@ -4,6 +4,10 @@ claims.json / summary.json the same numbers and verdicts.  Timings (train_second
 strings other than verdicts (labels, notes) are listed but do not fail the comparison.
 
     python scripts/compare_results.py OLD/results/quick NEW/results/quick --rename infobal=dim_infobal
+    python scripts/compare_results.py OLD NEW --rename-column err_12=err_avg --rename-column val_err_12=val_err_avg
+
+--rename maps the old side's study folders and JSON keys; --rename-column its CSV columns and JSON
+keys (a column renamed, as err_12 became err_avg in issue 32).
 """
 
 import argparse
@@ -22,13 +26,16 @@ def same_number(a, b) -> bool:
         isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))))
 
 
-def csv_rows(path):
+def csv_rows(path, columns=None):
+    """The rows of a CSV as dicts; ``columns``: old name -> new name, applied to the header."""
+    columns = columns or {}
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return [{columns.get(k, k): v for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def compare_csv(old, new, out):
-    a, b = csv_rows(old), csv_rows(new)
+def compare_csv(old, new, out, columns=None):
+    """Cells of ``old`` (its columns renamed by ``columns``) against ``new``; returns the count."""
+    a, b = csv_rows(old, columns), csv_rows(new)
     if len(a) != len(b):
         out.append(f"{new}: {len(b)} rows, {old} has {len(a)}")
         return 0
@@ -79,11 +86,19 @@ def main(argv=None):
     p.add_argument("old")
     p.add_argument("new")
     p.add_argument("--rename", action="append", default=[], help="OLD=NEW: a study folder / key renamed")
+    p.add_argument("--rename-column", action="append", default=[], metavar="OLD=NEW",
+                   help="a column renamed: the old side's CSV column and JSON key OLD reads as NEW (repeatable)")
     a = p.parse_args(argv)
-    renames = dict(r.split("=", 1) for r in a.rename)
+    renames, columns = {}, {}
+    for flag, given, into in (("--rename", a.rename, renames), ("--rename-column", a.rename_column, columns)):
+        for r in given:
+            old_name, sep, new_name = r.partition("=")
+            if not sep or not old_name or not new_name:
+                p.error(f"{flag} {r!r}: expected OLD=NEW")
+            into[old_name] = new_name
     old, new = Path(a.old), Path(a.new)
     out, notes, cells, files = [], [], 0, 0
-    for f in sorted(old.glob("*/*.csv")) + sorted(old.glob("plots/*.csv")):
+    for f in sorted(old.glob("*/*.csv")):                  # <study>/*.csv and plots/*.csv, each once
         rel = f.relative_to(old)
         target = new / renames.get(rel.parts[0], rel.parts[0]) / Path(*rel.parts[1:])
         if rel.parts[0] in ("logs", "benchmarks"):
@@ -91,11 +106,11 @@ def main(argv=None):
         if not target.exists():
             out.append(f"{target}: missing")
             continue
-        cells += compare_csv(f, target, out)
+        cells += compare_csv(f, target, out, columns)
         files += 1
     for name in ("claims.json", "summary.json"):
         ja, jb = json.loads((old / name).read_text()), json.loads((new / name).read_text())
-        walk(ja, jb, name, out, notes, {**renames})
+        walk(ja, jb, name, out, notes, {**renames, **columns})
         files += 1
     for n in notes[:40]:
         print("note (label or text):", n)

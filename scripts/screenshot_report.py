@@ -31,8 +31,11 @@ def main(argv=None):
     ap.add_argument("report", help="the HTML file written by `snakemake --report`")
     ap.add_argument("--out", help="folder for the screenshots (default: <report folder>/report_screenshots)")
     ap.add_argument("--categories", nargs="+",
-                    default=["Study A: VIM vs VIB", "Study B: InfoBal vs DIM", "Replication report"])
+                    help="the sidebar's categories (default: each study's TITLE, then 'Replication report')")
     a = ap.parse_args(argv)
+    if not a.categories:        # the rules' categories: each study's figures under its title (figure_outputs)
+        from infomax.studies import STUDIES
+        a.categories = [s.TITLE for s in STUDIES] + ["Replication report"]
     report = Path(a.report).resolve()
     if not report.is_file():
         sys.exit(f"{report}: not found (write it with `snakemake --report {a.report}`)")

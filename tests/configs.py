@@ -5,11 +5,10 @@ from pathlib import Path
 
 from infomax.config import experiment
 from infomax.studies import load
-from infomax.dim_infobal import runs as runs_b
 from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
 from infomax.dim_infobal.train import TrainConfig as TrainConfigB
 from infomax.report import ReportConfig
-from infomax.vib_vim import runs as runs_a
+from infomax.vib_vim import runs as vib_vim_runs
 from infomax.vib_vim.evaluate import EvalConfig as EvalConfigA
 from infomax.vib_vim.train import TrainConfig as TrainConfigA
 
@@ -33,24 +32,26 @@ PAPER = experiment(CONFIG, "paper")
 
 
 def train_a(objective="vib", beta=1e-3, seed=0, K=256, **kw) -> TrainConfigA:
-    return TrainConfigA(**{**runs_a.train_settings(PAPER, objective, beta, seed, K), **kw})
+    return TrainConfigA(**{**vib_vim_runs.train_settings(PAPER, objective, beta, seed, K), **kw})
 
 
 def eval_a(**kw) -> EvalConfigA:
-    return EvalConfigA(**{**runs_a.eval_settings(PAPER, 0), **kw})
+    """Study A's evaluation with paper's evaluate block (a model's seed: 0)."""
+    return EvalConfigA(**{**PAPER["vib_vim"]["evaluate"], "seed": 0, **kw})
 
 
 def train_b(kind="dim_l", estimator="jsd", seed=0, method=None, **kw) -> TrainConfigB:
     """A study-B job of ``kind`` with paper's train block and the kind's options (none for the
     random floor, or for a kind the config does not define: TrainConfig itself rejects those)."""
-    ib = PAPER["dim_infobal"]
-    opts = ib["kinds"].get(kind, {})
-    return TrainConfigB(**{**ib["train"], **opts, "kind": kind, "method": method or kind, "estimator": estimator,
+    dim_infobal = PAPER["dim_infobal"]
+    opts = dim_infobal["kinds"].get(kind, {})
+    return TrainConfigB(**{**dim_infobal["train"], **opts, "kind": kind, "method": method or kind, "estimator": estimator,
                            "seed": seed, **kw})
 
 
 def eval_b(**kw) -> EvalConfigB:
-    return EvalConfigB(**{**runs_b.eval_settings(PAPER, 0), **kw})
+    """Study B's evaluation with paper's evaluate block (a model's seed: 0)."""
+    return EvalConfigB(**{**PAPER["dim_infobal"]["evaluate"], "seed": 0, **kw})
 
 
 def report_config(**kw) -> ReportConfig:

@@ -33,12 +33,12 @@ def make_inputs(root, seeds=(0, 1), objectives=("deterministic", "vib", "vim"), 
                     rate = np.nan if obj == "deterministic" else 60 * (1 - t) ** 2 + 2.5 + rng.normal(0, 0.2)
                     izy = np.nan if obj == "deterministic" else FA.MAX_IZY_BITS - 0.03 - 0.6 * t ** 3
                     metrics.append(dict(objective=obj, beta=beta, seed=seed, K=K, err_1=e12 * 1.1,
-                                        err_12=e12, rate_bits=rate, izy_bits=izy,
+                                        err_avg=e12, rate_bits=rate, izy_bits=izy,
                                         probe_acc=0.985 - 0.1 * t ** 2 + rng.normal(0, 0.002),
                                         knn_acc=0.98 - 0.08 * t ** 2 + rng.normal(0, 0.002),
                                         train_seconds=100.0, precision="float32"))
                     validation.append(dict(objective=obj, beta=beta, seed=seed, K=K,
-                                           val_err_12=e12 + rng.normal(0, 0.0005)))
+                                           val_err_avg=e12 + rng.normal(0, 0.0005)))
                 for attack, levels, scale in [("gaussian", np.linspace(0, 1, 6), 1.0),
                                               ("saltpepper", np.linspace(0, 0.5, 6), 1.5),
                                               ("fgsm", np.linspace(0, 0.3, 7), 4.0)]:
@@ -69,7 +69,7 @@ def make_embeddings(root, rng, objectives, grids, n, n_betas):
             sigma = np.full((n, 2), 0.1 + 0.3 * i) * rng.uniform(0.5, 1.5, (n, 2))
             path = root / f"emb_{obj}_{i}.npz"
             np.savez(path, mu=mu, sigma=sigma, y=y, W=2 * centers / 4, b=np.zeros(10),
-                     objective=obj, beta=beta, err_12=0.03 + 0.05 * i)
+                     objective=obj, beta=beta, err_avg=0.03 + 0.05 * i)
             out.append(path)
     return out
 

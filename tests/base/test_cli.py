@@ -57,7 +57,7 @@ def test_train_evaluate_collect_round_trip(tiny_data, tmp_path):
     assert (evals / "vib_b1e-3_s0.npz").exists()
     assert main(["vib_vim", "collect", "--out-dir", str(tmp_path / "out"), str(ev)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "out/metrics.csv")))
-    assert ",".join(rows[0]) == ("objective,beta,seed,K,err_1,err_12,rate_bits,izy_bits,probe_acc,"
+    assert ",".join(rows[0]) == ("objective,beta,seed,K,err_1,err_avg,rate_bits,izy_bits,probe_acc,"
                                  "knn_acc,train_seconds,precision")
     assert rows[0]["objective"] == "vib" and rows[0]["K"] == "2" and rows[0]["precision"] == "float32"
     rob = list(csv.DictReader(open(tmp_path / "out/robustness.csv")))

@@ -8,10 +8,10 @@ import yaml
 
 from infomax.config import ConfigError, beta_tag, experiment
 from infomax.studies import validate_config
-from infomax.dim_infobal import runs as runs_b
+from infomax.dim_infobal import runs as dim_infobal_runs
 from infomax.dim_infobal.evaluate import EvalConfig as EvalConfigB
 from infomax.dim_infobal.train import TrainConfig as TrainConfigB
-from infomax.vib_vim import runs as runs_a
+from infomax.vib_vim import runs as vib_vim_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -80,11 +80,11 @@ def test_top_level_group_size_replaces_the_experiments_and_changes_no_model():
     _, stacked = select({**CONFIG, "experiment": "table1", "group_size": 5})
     assert stacked["vib_vim"]["group_size"] == 5
     assert {k: v for k, v in stacked.items() if k != "vib_vim"} == {k: v for k, v in t1.items() if k != "vib_vim"}
-    one = {r: runs_a.train_settings(t1, *r, K=256) for r in runs_a.runs(t1)}
-    groups = runs_a.groups(stacked)
+    one = {r: vib_vim_runs.train_settings(t1, *r, K=256) for r in vib_vim_runs.runs(t1)}
+    groups = vib_vim_runs.groups(stacked)
     assert [len(m) for n, m in groups.items() if not n.startswith("k2_")] == [5, 5, 5]
     for name in groups:                             # each model's settings are the same in either layout
-        for member, cfg in zip(groups[name], runs_a.group_train_settings(stacked, name)):
+        for member, cfg in zip(groups[name], vib_vim_runs.group_train_settings(stacked, name)):
             if member[3] == 256:
                 assert cfg == one[member[:3]]
     assert "group_size" in broken(lambda c: c.__setitem__("group_size", 0))
@@ -98,9 +98,9 @@ def test_a_part_of_table1_is_the_same_jobs_as_in_the_whole():
 
     whole = experiment(CONFIG, "table1")
     part = merge(whole, {"vib_vim": {"seeds": [0], "objectives": ["deterministic", "vib"]}})
-    assert set(runs_a.groups(part)) == {"deterministic_g0", "vib_g0", "k2_vib_g0"}
-    for name in runs_a.groups(part):
-        assert runs_a.group_train_settings(part, name) == runs_a.group_train_settings(whole, name)
+    assert set(vib_vim_runs.groups(part)) == {"deterministic_g0", "vib_g0", "k2_vib_g0"}
+    for name in vib_vim_runs.groups(part):
+        assert vib_vim_runs.group_train_settings(part, name) == vib_vim_runs.group_train_settings(whole, name)
 
 
 def test_yaml_1e3_string_gets_a_hint():
@@ -126,18 +126,18 @@ def test_wheel_source_keys():
 
 def test_paper_plans_the_full_grid():
     paper = experiment(CONFIG, "paper")
-    runs = runs_a.runs(paper)
+    runs = vib_vim_runs.runs(paper)
     assert len(paper["vib_vim"]["seeds"]) >= 5 and paper["vib_vim"]["train"]["epochs"] == 200
     assert len(runs) == 5 * (1 + 7 + 7)
     assert {b for o, b, s in runs if o == "vib"} == {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0}
-    assert all(s == paper["vib_vim"]["seeds"][0] for _, _, s in runs_a.k2_runs(paper))
+    assert all(s == paper["vib_vim"]["seeds"][0] for _, _, s in vib_vim_runs.k2_runs(paper))
 
 
 @pytest.mark.parametrize("beta,tag", [(0, "0"), (1e-3, "1e-3"), (2.5e-4, "2.5e-4"), (1.0, "1e0"), (100.0, "1e2")])
 def test_beta_tag_round_trips(beta, tag):
     assert beta_tag(beta) == tag
     assert float(tag) == beta
-    assert runs_a.run_name("vib", beta, 3) == f"vib_b{tag}_s3"
+    assert vib_vim_runs.run_name("vib", beta, 3) == f"vib_b{tag}_s3"
 
 
 # -----------------------------------------------------------------------------
@@ -146,28 +146,28 @@ def test_beta_tag_round_trips(beta, tag):
 
 def test_study_b_grids_follow_the_protocol():
     quick = experiment(CONFIG, "quick")
-    assert sorted(runs_b.runs(quick)) == sorted(
+    assert sorted(dim_infobal_runs.runs(quick)) == sorted(
         [(m, e, s) for m, e in [("dim_g", "jsd"), ("dim_l", "jsd"), ("dim_l", "dv"), ("infobal_m2", "jsd"),
                                 ("infobal_m2", "dv"), ("random", "none")] for s in range(5)])
     assert quick["dim_infobal"]["dataset"] == "mnist"
     # both studies run >= 5 seeds in quick: t(4) = 2.78, where 2 seeds' t(1) = 12.7 decides nothing
     assert len(quick["dim_infobal"]["seeds"]) >= 5 and len(quick["vib_vim"]["seeds"]) >= 5
     paper = experiment(CONFIG, "paper")
-    runs = runs_b.runs(paper)
+    runs = dim_infobal_runs.runs(paper)
     assert paper["dim_infobal"]["dataset"] == "cifar10" and len(paper["dim_infobal"]["seeds"]) >= 3
     for kind in ("dim_g", "dim_l"):
         assert {e for m, e, _ in runs if m == kind} == {"jsd", "dv", "nce"}
-    assert {m["views"] for m in runs_b.method_specs(paper).values() if m["kind"] == "infobal"} == {2, 4}
-    assert runs_b.run_name("infobal_m2", "dv", 1) == "infobal_m2_dv_s1"
+    assert {m["views"] for m in dim_infobal_runs.method_specs(paper).values() if m["kind"] == "infobal"} == {2, 4}
+    assert dim_infobal_runs.run_name("infobal_m2", "dv", 1) == "infobal_m2_dv_s1"
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_every_study_b_job_gets_settings_its_step_accepts(name):
     exp = experiment(CONFIG, name)
-    for method, est, seed in runs_b.runs(exp):
-        cfg = TrainConfigB(**runs_b.train_settings(exp, method, est, seed))
+    for method, est, seed in dim_infobal_runs.runs(exp):
+        cfg = TrainConfigB(**dim_infobal_runs.train_settings(exp, method, est, seed))
         assert (cfg.method, cfg.estimator, cfg.seed) == (method, est, seed)
-    EvalConfigB(**runs_b.eval_settings(exp, 0))
+    EvalConfigB(**{**exp["dim_infobal"]["evaluate"], "seed": 0})
 
 
 def test_method_options_belong_to_their_kind():
@@ -252,27 +252,28 @@ def test_each_vocabulary_is_one_list_that_the_schema_and_the_tables_follow():
     """The schema's enums are the code's lists (a new estimator, objective, precision or probed
     layer added in one place and not the other fails here, not in a training job), and each study's
     TABLES are its tables module's output contract."""
-    from infomax.dim_infobal import study as study_b
-    from infomax.dim_infobal import tables as tables_b
+    from infomax.dim_infobal import study as dim_infobal_study
+    from infomax.dim_infobal import tables as dim_infobal_tables
     from infomax.dim_infobal.evaluate import LAYERS
     from infomax.estimators import MI_ESTIMATORS
     from infomax.loop import PRECISION_CHOICES
-    from infomax.vib_vim import study as study_a
-    from infomax.vib_vim import tables as tables_a
+    from infomax.vib_vim import study as vib_vim_study
+    from infomax.vib_vim import tables as vib_vim_tables
     from infomax.vib_vim.runs import OBJECTIVES
 
     defs = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["$defs"]
-    vv, ib = defs["experiment"]["properties"]["vib_vim"]["properties"], defs["dim_infobal"]["properties"]
+    vib_vim, dim_infobal = defs["experiment"]["properties"]["vib_vim"]["properties"], defs["dim_infobal"]["properties"]
     assert defs["estimator_list"]["items"]["enum"] == list(MI_ESTIMATORS)
-    assert vv["objectives"]["items"]["enum"] == list(OBJECTIVES)
+    assert vib_vim["objectives"]["items"]["enum"] == list(OBJECTIVES)
     assert defs["train"]["properties"]["precision"]["enum"] == list(PRECISION_CHOICES)
-    assert ib["train"]["properties"]["precision"]["enum"] == list(PRECISION_CHOICES)
-    assert ib["evaluate"]["properties"]["layers"]["items"]["enum"] == list(LAYERS)
-    assert study_a.TABLES == tuple(tables_a.COLUMNS) and study_b.TABLES == tuple(tables_b.COLUMNS)
+    assert dim_infobal["train"]["properties"]["precision"]["enum"] == list(PRECISION_CHOICES)
+    assert dim_infobal["evaluate"]["properties"]["layers"]["items"]["enum"] == list(LAYERS)
+    assert vib_vim_study.TABLES == tuple(vib_vim_tables.COLUMNS)
+    assert dim_infobal_study.TABLES == tuple(dim_infobal_tables.COLUMNS)
     from infomax.studies import STUDIES
 
     assert defs["experiment"]["properties"]["studies"]["items"]["enum"] == [s.NAME for s in STUDIES]
-    assert tables_a.OBJECTIVES is OBJECTIVES and tables_b.estimator_order() == tuple(MI_ESTIMATORS)
+    assert vib_vim_tables.OBJECTIVES is OBJECTIVES and dim_infobal_tables.estimator_order() == tuple(MI_ESTIMATORS)
 
 
 def test_val_size_0_only_where_nothing_is_chosen_or_drawn_on_validation():
@@ -385,5 +386,5 @@ def test_two_betas_differing_after_the_7th_digit_get_two_models():
     c["experiments"]["smoke"]["vib_vim"]["betas"] = {"vib": [1e-3, 1.0000001e-3], "vim": [1.0]}
     validate_config(c)
     smoke = experiment(c, "smoke")
-    names = [runs_a.run_name(*r) for r in runs_a.runs(smoke) if r[0] == "vib"]
+    names = [vib_vim_runs.run_name(*r) for r in vib_vim_runs.runs(smoke) if r[0] == "vib"]
     assert len(set(names)) == len(names) == 2 * len(smoke["vib_vim"]["seeds"])

@@ -120,15 +120,15 @@ def test_report_config_rejects_bad_values(bad):
 def write_study_a(d: Path, vim_err: list, vib_err: list, det_err: list, vim_noise: list, vib_noise: list):
     """Metrics/validation/robustness tables, one value per seed for each side at one beta each."""
     metrics, val, rob = [], [], []
-    cols = ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits", "probe_acc", "knn_acc",
+    cols = ["objective", "beta", "seed", "K", "err_1", "err_avg", "rate_bits", "izy_bits", "probe_acc", "knn_acc",
             "train_seconds"]
     for obj, beta, errs in (("vim", 1.0, vim_err), ("vib", 1e-3, vib_err), ("deterministic", 0.0, det_err),
                             ("vib", 1e-1, [0.5] * len(vib_err))):
         for seed, e in enumerate(errs):
-            metrics.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "err_1": e + 0.01, "err_12": e,
+            metrics.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "err_1": e + 0.01, "err_avg": e,
                             "rate_bits": "" if obj == "deterministic" else 20.0, "izy_bits": 3.0,
                             "probe_acc": 1 - e, "knn_acc": 1 - e, "train_seconds": 1.0})
-            val.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "val_err_12": e})
+            val.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "val_err_avg": e})
     for obj, beta, accs in (("vim", 1.0, vim_noise), ("vib", 1e-3, vib_noise)):
         for seed, acc in enumerate(accs):
             for attack in ("gaussian", "saltpepper", "fgsm"):
@@ -136,7 +136,7 @@ def write_study_a(d: Path, vim_err: list, vib_err: list, det_err: list, vim_nois
                     rob.append({"objective": obj, "beta": beta, "seed": seed, "attack": attack, "level": level,
                                 "acc": 0.99 if level == 0 else acc})
     save_csv(metrics, cols, d / "metrics.csv")
-    save_csv(val, ["objective", "beta", "seed", "K", "val_err_12"], d / "validation.csv")
+    save_csv(val, ["objective", "beta", "seed", "K", "val_err_avg"], d / "validation.csv")
     save_csv(rob, ["objective", "beta", "seed", "attack", "level", "acc"], d / "robustness.csv")
     return {"metrics": d / "metrics.csv", "validation": d / "validation.csv", "robustness": d / "robustness.csv"}
 
@@ -328,14 +328,14 @@ PROTOCOL = {"vib_vim": {"source": "x", "dataset": "mnist", "data": "full", "epoc
 def one_anchor(value=1.13, primary=True):
     return {"protocols": PROTOCOL, "anchors": {"a": {
         "study": "vib_vim", "claims": ["A4"], "what": "VIB", "value": value, "unit": "percent", "source": "T1",
-        "match": {"objective": "vib", "beta": 1e-3, "K": 256, "metric": "err_12"}, "primary": primary}}}
+        "match": {"objective": "vib", "beta": 1e-3, "K": 256, "metric": "err_avg"}, "primary": primary}}}
 
 
 def anchor_tables(errs):
     import pandas as pd
 
-    m = pd.DataFrame([{"objective": "vib", "beta": 1e-3, "K": 256, "seed": s, "err_12": e} for s, e in enumerate(errs)],
-                     columns=["objective", "beta", "K", "seed", "err_12"])
+    m = pd.DataFrame([{"objective": "vib", "beta": 1e-3, "K": 256, "seed": s, "err_avg": e} for s, e in enumerate(errs)],
+                     columns=["objective", "beta", "K", "seed", "err_avg"])
     return {"vib_vim": {"metrics": m}, "dim_infobal": {"probes": None, "methods": Methods({}, {})}}
 
 
@@ -522,7 +522,7 @@ def test_the_report_names_the_precision_each_run_used(tmp_path):
     a, b, old = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "old.csv"
     a.write_text("objective,precision\nvib,bfloat16\nvim,bfloat16\n")
     b.write_text("objective,precision\nvib,float32\n")
-    old.write_text("objective,err_12\nvib,0.1\n")                       # a table from before the column
+    old.write_text("objective,err_avg\nvib,0.1\n")                       # a table from before the column
     assert R.precision_used({"metrics": a}) == ["bfloat16"]
     assert R.precision_used({"metrics": a, "more": b, "old": old}) == ["bfloat16", "float32"]
     assert R.precision_used({"old": old}) == []

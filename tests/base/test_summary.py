@@ -41,7 +41,7 @@ def test_summary_reports_each_objective_at_its_validation_best_beta(tmp_path):
     for obj in ("deterministic", "vib", "vim"):
         at = metrics[(metrics["objective"] == obj) & (metrics["beta"] == best[obj])]
         assert s[obj]["beta"] == best[obj] and s[obj]["seeds"] == 3
-        assert s[obj]["err_12"] == pytest.approx(at["err_12"].mean(), rel=1e-5)
+        assert s[obj]["err_avg"] == pytest.approx(at["err_avg"].mean(), rel=1e-5)
         assert s[obj]["probe_acc"] == pytest.approx(at["probe_acc"].mean(), rel=1e-5)
         r = rob[(rob["objective"] == obj) & (rob["beta"] == best[obj]) & (rob["attack"] == "fgsm")]
         strongest = r[r["level"] == r["level"].max()]
@@ -61,7 +61,7 @@ def test_plot_tables_have_the_fields_dvc_yaml_plots(tmp_path):
         rows = read_csv(plots / f"vib_vim_error_vs_beta_{obj}.csv")
         assert [float(r["beta"]) for r in rows] == pytest.approx(sorted(betas))
         assert [float(r["log10_beta"]) for r in rows] == pytest.approx([math.log10(b) for b in sorted(betas)])
-        assert all(0 < float(r["err_12"]) < 1 for r in rows)
+        assert all(0 < float(r["err_avg"]) < 1 for r in rows)
     assert not (plots / "vib_vim_error_vs_beta_deterministic.csv").exists()   # no beta to plot against
     for attack in ("gaussian", "saltpepper", "fgsm"):
         rows = read_csv(plots / f"vib_vim_robustness_{attack}.csv")
@@ -78,7 +78,7 @@ def test_cli_summarize_names_a_missing_table(tmp_path, capsys):
                f"vib_vim.robustness={p['robustness']}", *(f"dim_infobal.{t}={b[t]}" for t in ("curves", "probes", "robustness")),
                "--out", str(tmp_path / "s.json"), "--plots-dir", str(tmp_path / "plots")])
     err = capsys.readouterr().err
-    assert rc == 1 and "nope.csv: file not found" in err and "val_err_12" in err
+    assert rc == 1 and "nope.csv: file not found" in err and "val_err_avg" in err
     assert not (tmp_path / "s.json").exists()
 
 

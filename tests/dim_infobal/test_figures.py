@@ -37,6 +37,18 @@ def _lines_by_gid(ax):
     return {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
 
 
+def test_every_probe_and_layer_has_one_label_in_plotting_order():
+    """The probes' and layers' names live with the code that computes them (probes.PROBES,
+    evaluate.LAYERS); the labels of dim_infobal.tables are keyed on exactly those, in that order."""
+    from infomax.dim_infobal.evaluate import LAYERS
+    from infomax.probes import PROBES
+
+    assert TB.probe_order() is PROBES and tuple(TB.PROBE_NAMES) == PROBES
+    assert tuple(TB.LAYER_LABELS) == LAYERS == tuple(TB.LAYER_MARKERS) and set(TB.DIM_LAYER_LABELS) == set(LAYERS)
+    # layer y is DIM's Y and InfoBal's R: the label says both, text about DIM alone says Y
+    assert TB.LAYER_LABELS["y"] == "Y / R" and TB.DIM_LAYER_LABELS["y"] == "Y"
+    assert set(TB.Y_NAMES) == {TB.FAMILY[k] for k in ("dim_g", "infobal")}
+
 def test_infobal_labels():
     m = METHODS
     assert m.run_label("dim_g", "jsd") == "DIM(G) JSD"

@@ -147,12 +147,12 @@ def test_without_a_validation_split_the_validation_cells_stay_empty(tiny_data, t
     rows = TA.rows([{"objective": "vib", "beta": 1e-3, "seed": s, "K": 256, "train_seconds": 1.0, "precision": "float32",
                      **res} for s in (0, 1)] +
                    [{"objective": "deterministic", "beta": 0.0, "seed": 0, "K": 256, "train_seconds": 1.0, **res}])
-    assert [r["val_err_12"] for r in rows["validation"]] == [None, None, None]
+    assert [r["val_err_avg"] for r in rows["validation"]] == [None, None, None]
     paths = TA.write_tables(rows, TA.COLUMNS, tmp_path / "t")
     val = next(p for p in paths if p.name == "validation.csv")
-    assert [r["val_err_12"] for r in csv.DictReader(open(val))] == ["", "", ""]        # empty cells
+    assert [r["val_err_avg"] for r in csv.DictReader(open(val))] == ["", "", ""]        # empty cells
     assert TA.best_betas(val) == {"vib": 1e-3, "deterministic": 0.0}
     grid = tmp_path / "grid.csv"
-    grid.write_text("objective,beta,seed,K,val_err_12\nvib,0.001,0,256,\nvib,0.01,0,256,\n")
+    grid.write_text("objective,beta,seed,K,val_err_avg\nvib,0.001,0,256,\nvib,0.01,0,256,\n")
     with pytest.raises(ValueError, match="grid.csv: vib has 2 betas but no validation errors"):
         TA.best_betas(grid)

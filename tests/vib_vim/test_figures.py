@@ -38,10 +38,10 @@ def test_best_betas_uses_mean_validation_error_not_min_and_not_test(tmp_path):
         ("vim", 10.0, 0, 0.040), ("vim", 10.0, 1, 0.040),
         ("deterministic", 0.0, 0, 0.02), ("deterministic", 0.0, 1, 0.02),
     ]
-    df = pd.DataFrame(rows, columns=["objective", "beta", "seed", "val_err_12"])
+    df = pd.DataFrame(rows, columns=["objective", "beta", "seed", "val_err_avg"])
     df["K"] = 256
     # K=2 rows with a different winner must be ignored
-    df = pd.concat([df, pd.DataFrame([dict(objective="vib", beta=1e-1, seed=0, K=2, val_err_12=0.0)])])
+    df = pd.concat([df, pd.DataFrame([dict(objective="vib", beta=1e-1, seed=0, K=2, val_err_avg=0.0)])])
     path = tmp_path / "validation.csv"
     df.to_csv(path, index=False)
     assert TA.best_betas(path) == {"deterministic": 0.0, "vib": 1e-2, "vim": 0.1}
@@ -57,8 +57,8 @@ def test_missing_column_names_file_and_column(tmp_path, inputs):
         FA.information_plane(bad, tmp_path / "ip")
     assert str(bad) in str(info.value)
     badval = tmp_path / "validation.csv"
-    pd.read_csv(inputs["validation"]).drop(columns=["val_err_12"]).to_csv(badval, index=False)
-    with pytest.raises(ValueError, match=r"val_err_12"):
+    pd.read_csv(inputs["validation"]).drop(columns=["val_err_avg"]).to_csv(badval, index=False)
+    with pytest.raises(ValueError, match=r"val_err_avg"):
         TA.best_betas(badval)
 
 

@@ -1,5 +1,2 @@
 """Study B, dim_infobal: InfoBal, a multiview InfoMax objective, against Deep InfoMax's global and
 local estimators (JSD, DV, infoNCE), judged by linear probes and MI-versus-accuracy curves."""
-
-NAME = "dim_infobal"
-TITLE = "Study B: InfoBal vs DIM"

@@ -8,7 +8,7 @@ metrics and margins are this project's reading of claims the sources state in wo
 
 from ..stats import ACCURACY, BELOW, comparison, fmt, missing
 from ..tables import per_seed
-from .tables import LAYER_NAMES, PROBE_NAMES, RANDOM, Methods, probe_description, read
+from .tables import DIM_LAYER_LABELS, LAYER_LABELS, PROBE_NAMES, RANDOM, Y_NAMES, Methods, probe_description, read
 
 CLAIMS = {
     "B1": "InfoBal does not beat DIM (the InfoBal post's conclusion).",
@@ -34,7 +34,8 @@ RECONSTRUCTED = [
 
 def _dim_probe_note(layer, probe, setup):
     what = probe_description(probe, setup)
-    return f"{what} on {dict(y='Y (R for InfoBal)', fc='fc', conv='conv').get(layer, layer)}, test accuracy"
+    names = {**LAYER_LABELS, "y": f"{Y_NAMES['dim']} ({Y_NAMES['infobal']} for InfoBal)"}
+    return f"{what} on {names.get(layer, layer)}, test accuracy"
 
 
 
@@ -72,12 +73,12 @@ def claims(b: dict, rc) -> dict:
 
     # B1: each InfoBal variant against DIM(L) with the same estimator, the post's probe on R vs Y
     b1 = []
-    for ib, dl, est in same_estimator("infobal", "dim_l"):
+    for infobal, dim_l, est in same_estimator("infobal", "dim_l"):
         for probe, votes in (("linear", True), ("mlp", False)):
             b1.append(comparison(
-                f"{methods.run_label(ib, est)} vs {methods.run_label(dl, est)}, {PROBE_NAMES[probe]} on R / Y",
-                f"{probe}_y", "%", methods.run_label(ib, est), probe_values(ib, est, "y", probe),
-                methods.run_label(dl, est), probe_values(dl, est, "y", probe), rc,
+                f"{methods.run_label(infobal, est)} vs {methods.run_label(dim_l, est)}, {PROBE_NAMES[probe]} on {Y_NAMES['infobal']} / {Y_NAMES['dim']}",
+                f"{probe}_y", "%", methods.run_label(infobal, est), probe_values(infobal, est, "y", probe),
+                methods.run_label(dim_l, est), probe_values(dim_l, est, "y", probe), rc,
                 direction=BELOW, margin=rc.margin('not_better_points'), votes=votes,
                 note=_dim_probe_note("y", probe, b["probe_setup"]) + f"; InfoBal 'does not beat' DIM(L): its advantage "
                 f"is at most {fmt(rc.margin('not_better_points'))} points"))
@@ -110,21 +111,21 @@ def claims(b: dict, rc) -> dict:
                                  f"{fmt(rc.margin('plateau_points'))} points)", "probe_acc", "%",
                                  f"epoch {last}", at_epoch(last, "probe_acc", 100), f"epoch {mid}",
                                  at_epoch(mid, "probe_acc", 100), rc, direction=BELOW, margin=rc.margin('plateau_points'),
-                                 note=note + " (the post's linear probe on Y / R, train subset, scored on validation)"))
+                                 note=note + f" (the post's linear probe on {LAYER_LABELS['y']}, train subset, scored on validation)"))
     out["B2"] = b2
 
     # B3: DIM(L) against DIM(G) with the same estimator; DIM's probe on Y votes
     b3 = []
     probed = set(probes["layer"])               # fc and conv only where the experiment probes them
-    for dg, dl, est in same_estimator("dim_g", "dim_l"):
+    for dim_g, dim_l, est in same_estimator("dim_g", "dim_l"):
         for layer, probe, votes in (("y", "mlp", True), ("y", "linear", False),
                                     ("fc", "mlp", False), ("conv", "mlp", False)):
             if layer != "y" and layer not in probed:
                 continue
             b3.append(comparison(
-                f"{methods.run_label(dl, est)} vs {methods.run_label(dg, est)}, {PROBE_NAMES[probe]} on {LAYER_NAMES[layer]}",
-                f"{probe}_{layer}", "%", methods.run_label(dl, est), probe_values(dl, est, layer, probe),
-                methods.run_label(dg, est), probe_values(dg, est, layer, probe), rc,
+                f"{methods.run_label(dim_l, est)} vs {methods.run_label(dim_g, est)}, {PROBE_NAMES[probe]} on {DIM_LAYER_LABELS[layer]}",
+                f"{probe}_{layer}", "%", methods.run_label(dim_l, est), probe_values(dim_l, est, layer, probe),
+                methods.run_label(dim_g, est), probe_values(dim_g, est, layer, probe), rc,
                 margin=rc.margin('wide_points'), votes=votes,
                 note=_dim_probe_note(layer, probe, b["probe_setup"]) + f"; 'a wide margin': more than {fmt(rc.margin('wide_points'))} points"))
     out["B3"] = b3 or [missing("DIM(L) vs DIM(G)", "this experiment has no DIM(G) and DIM(L) runs with a "
@@ -144,16 +145,16 @@ def claims(b: dict, rc) -> dict:
                 out_[f"s{int(seed)}"] = 100 * float(g["probe_acc"].max() - g["probe_acc"].iloc[-1])
             return out_
 
-        jl, dl_ = methods.run_label(method, "jsd"), methods.run_label(method, "dv")
-        b4.append(comparison(f"{jl} vs {dl_}, drop of the curve probe from its best epoch to the last",
-                             "probe_drawdown", "%", jl, drawdown("jsd"), dl_, drawdown("dv"), rc,
+        jsd_label, dv_label = methods.run_label(method, "jsd"), methods.run_label(method, "dv")
+        b4.append(comparison(f"{jsd_label} vs {dv_label}, drop of the curve probe from its best epoch to the last",
+                             "probe_drawdown", "%", jsd_label, drawdown("jsd"), dv_label, drawdown("dv"), rc,
                              higher_is_better=False,
                              no_delta="a drawdown is a fall in accuracy points, not either side's error rate, so "
                                       "the one rule for delta (a fraction of the beaten side's error) does not apply",
                              note="stability: best minus final per-epoch probe accuracy (validation), epochs >= 1; "
                                   "smaller is more stable"))
-        b4.append(comparison(f"{jl} vs {dl_}, linear probe on Y / R", "linear_y", "%", jl,
-                             probe_values(method, "jsd"), dl_, probe_values(method, "dv"), rc, votes=False,
+        b4.append(comparison(f"{jsd_label} vs {dv_label}, linear probe on {LAYER_LABELS['y']}", "linear_y", "%", jsd_label,
+                             probe_values(method, "jsd"), dv_label, probe_values(method, "dv"), rc, votes=False,
                              error=ACCURACY,
                              note=_dim_probe_note("y", "linear", b["probe_setup"])))
     out["B4"] = b4 or [missing("JSD vs DV", "no method of this experiment ran both JSD and DV")]

@@ -11,18 +11,21 @@ IB = "#/$defs/dim_infobal"
 def train_settings_schema() -> dict:
     """The schema of the train step's --settings: TrainConfig, each key checked by the config
     schema's rule for the key it comes from (dim_infobal.train, the kinds' options, .seeds, ...)."""
-    from ..config import settings_schema
-    from .train import DIM_OPTIONS, INFOBAL_OPTIONS, KINDS, TrainConfig
+    from ..config import schema, settings_schema
+    from .train import KINDS, TrainConfig
 
+    defs = schema()["$defs"]
+    kinds = defs["dim_infobal"]["properties"]["kinds"]["properties"]      # kind -> {$ref: #/$defs/<its options>}
+    option_blocks = dict.fromkeys(k["$ref"].rsplit("/", 1)[-1] for k in kinds.values())
     extra = {"method": {"anyOf": [{"const": "random"}, {"$ref": f"{IB}/properties/methods/propertyNames"}],
                         "type": "string"},
              "kind": {"enum": list(KINDS)},
              "estimator": {"anyOf": [{"const": "none"}, {"$ref": "#/$defs/estimator_list/items"}]},
              "seed": {"$ref": f"{IB}/properties/seeds/items"},
-             # another kind's options are absent or null (TrainConfig requires its own kind's)
-             **{k: {"anyOf": [{"type": "null"}, {"$ref": f"#/$defs/dim_options/properties/{k}"}]} for k in DIM_OPTIONS},
-             **{k: {"anyOf": [{"type": "null"}, {"$ref": f"#/$defs/infobal_options/properties/{k}"}]}
-                for k in INFOBAL_OPTIONS}}
+             # each kind's options, as the config schema lists them ($defs/dim_options, ...): another
+             # kind's options are absent or null (TrainConfig requires its own kind's)
+             **{k: {"anyOf": [{"type": "null"}, {"$ref": f"#/$defs/{block}/properties/{k}"}]}
+                for block in option_blocks for k in defs[block]["properties"]}}
     return settings_schema(TrainConfig, f"{IB}/properties/train", extra)
 
 

@@ -19,8 +19,9 @@ from matplotlib.ticker import MaxNLocator
 from ..attacks import ATTACKS
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
-from .tables import (LAYER_MARKERS, LAYERS, NOISE_ATTACK, PROBES, RANDOM, RANDOM_COLOR,
-                     RANDOM_METHOD, Methods, estimator_label, estimator_order, probe_title, read)
+from .tables import (LAYER_LABELS, LAYER_MARKERS, NOISE_ATTACK, RANDOM, RANDOM_COLOR,
+                     RANDOM_METHOD, Methods, estimator_label, estimator_order, probe_order, probe_title,
+                     read)
 
 
 def _methods_in(df, methods: Methods):
@@ -145,7 +146,7 @@ def curves(curves_csv, stem, methods: Methods):
     fig.legend(handles=handles, loc="outside right center", fontsize=9, framealpha=0.9)  # clear of the title
     fig.suptitle("Study B pre-training curves\n"
                  f"line = mean, band = min–max over seeds, {_runs_seeds_note(curves)}\n"
-                 "MI estimators differ in scale (one panel each); linear probe on Y / R, scored on val")
+                 f"MI estimators differ in scale (one panel each); linear probe on {LAYER_LABELS['y']}, scored on val")
     return save_figure(fig, stem)
 
 
@@ -154,11 +155,10 @@ def probes(probes_csv, stem, methods: Methods, setup: dict):
     layer (Y/R, fc, conv), one panel per probe (``setup``: the evaluate block's probe settings,
     study.options' "probes"); dot = mean, bar = min–max over seeds."""
     table = read(probes_csv, "probes")
-    probe_list = _ordered(table["probe"], PROBES)
-    layers = _ordered(table["layer"], [l for l, _ in LAYERS])
+    probe_list = _ordered(table["probe"], probe_order())
+    layers = _ordered(table["layer"], list(LAYER_LABELS))
     runs = _runs_in(table, methods)
     colors = methods.colors(table["method"])
-    layer_labels = dict(LAYERS)
     s = _spread(table, ["method", "estimator", "probe", "layer"], "acc")
     offsets = np.linspace(-0.25, 0.25, len(layers)) if len(layers) > 1 else np.zeros(1)
 
@@ -195,8 +195,8 @@ def probes(probes_csv, stem, methods: Methods, setup: dict):
         tick.set_color(colors[method])
     ax0.set_ylim(len(runs) - 0.5, -0.5)  # first run on top
     handles = [Line2D([], [], ls="none", marker=LAYER_MARKERS.get(layer, "D"), color="k",
-                      label=f"layer {layer_labels.get(layer, layer)}") for layer in layers]
-    handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.2, label="random init, layer Y / R"))
+                      label=f"layer {LAYER_LABELS.get(layer, layer)}") for layer in layers]
+    handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", lw=1.2, label=f"random init, layer {LAYER_LABELS['y']}"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=9, framealpha=0.9)
     fig.suptitle("Study B probe accuracy on the test split\n"
                  f"dot = mean, bar = min–max over seeds, {_runs_seeds_note(table)}")
@@ -237,7 +237,7 @@ def robustness(robustness_csv, stem, methods: Methods):
         ax.set_xlabel(ATTACKS[NOISE_ATTACK].level)
         ax.set_ylim(0, 101)
         ax.grid(True, alpha=0.3)
-    axes[0, 0].set_ylabel("linear probe on Y / R, noisy test images: accuracy (%)")
+    axes[0, 0].set_ylabel(f"linear probe on {LAYER_LABELS['y']}, noisy test images: accuracy (%)")
     handles = _method_handles(names, colors, methods)
     if not rnd.empty:
         handles.append(Line2D([], [], color=RANDOM_COLOR, ls="--", marker="s", ms=4,

@@ -32,11 +32,23 @@ FAMILY_PALETTES = {
     "infobal": ["#e6550d", "#a50f15", "#f4a21b", "#e7298a", "#7f2704"],  # warm: InfoBal
     "other": ["#31a354", "#756bb1", "#8c6d31", "#636363"],               # a kind added later
 }
-LAYERS = (("y", "Y / R"), ("fc", "fc"), ("conv", "conv"))  # plotting order, label
+# Layers and probes: their names are evaluate.LAYERS and probes.PROBES, next to the code that
+# computes them (which imports torch); the labels here are keyed on those names
+# (tests/dim_infobal/test_figures.py checks both).  Layer "y", the representation every claim
+# reads, has two names: DIM calls it Y, InfoBal R.  Its label says both; text about DIM's methods
+# alone says Y (claim B3), and text that puts InfoBal first says "R / Y" (claim B1).
+Y_NAMES = {"dim": "Y", "infobal": "R"}                  # by family (FAMILY)
+LAYER_LABELS = {"y": f"{Y_NAMES['dim']} / {Y_NAMES['infobal']}", "fc": "fc", "conv": "conv"}  # in plotting order
+DIM_LAYER_LABELS = {**LAYER_LABELS, "y": Y_NAMES["dim"]}
 LAYER_MARKERS = {"y": "o", "fc": "s", "conv": "^"}
-LAYER_NAMES = {"y": "Y", "fc": "fc", "conv": "conv"}
-PROBES = ("linear", "mlp")  # plotting order
 PROBE_NAMES = {"linear": "linear probe", "mlp": "MLP probe (DIM's)"}
+
+
+def probe_order() -> tuple[str, ...]:
+    """The probes in plotting order: infomax.probes.PROBES (imported when asked: it imports torch)."""
+    from ..probes import PROBES
+
+    return PROBES
 
 
 def probe_title(probe: str, setup: dict) -> str:

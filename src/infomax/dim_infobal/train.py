@@ -26,8 +26,6 @@ OLDER_FORMATS = ("infomax-infobal-model-v1",)     # the same format, named befor
 # workflow, never a kind a config defines).  Each kind's options and their values are the
 # config's `dim_infobal.kinds` block (DIM's alpha, beta, gamma; InfoBal's views, target, ...).
 KINDS = ("dim_g", "dim_l", "infobal", "random")
-DIM_OPTIONS = ("global_weight", "local_weight", "prior_weight")
-INFOBAL_OPTIONS = ("views", "target", "infomin", "lam", "view_weights", "pair_weights")
 
 
 @dataclass
@@ -82,7 +80,9 @@ class TrainConfig:
             raise ValueError(f"estimator {self.estimator!r} for kind {self.kind!r}: expected one of {', '.join(allowed)}")
         self.adam_betas = tuple(self.adam_betas)
         self.prior_hidden = tuple(self.prior_hidden)
-        need = {"dim_g": DIM_OPTIONS, "dim_l": DIM_OPTIONS, "infobal": ("views", "target", "infomin", "lam")}
+        # the options each kind needs (InfoBal's view and pair weights may stay None: equal weights)
+        dim = ("global_weight", "local_weight", "prior_weight")
+        need = {"dim_g": dim, "dim_l": dim, "infobal": ("views", "target", "infomin", "lam")}
         lacking = [k for k in need.get(self.kind, ()) if getattr(self, k) is None]
         if lacking:
             raise ValueError(f"method {self.method!r} (kind {self.kind}): missing option(s) {', '.join(lacking)} "

@@ -1,5 +1,2 @@
 """Study A, vib_vim: the Variational InfoMax objective (VIM) against the Variational Information
 Bottleneck (VIB) and a deterministic baseline, on Alemi et al.'s MLP (MNIST)."""
-
-NAME = "vib_vim"
-TITLE = "Study A: VIM vs VIB"

@@ -75,7 +75,7 @@ def _evaluate_model(model, info, model_path, data, cfg, device, out, embedding=N
         if emb is None:
             raise SystemExit(f"--embedding {embedding}: only K=2 models have a 2-D embedding (this one has K={tc['K']})")
         atomic_write(embedding, lambda f: np.savez(f, **emb, objective=tc["objective"], beta=tc["beta"],
-                                                   err_12=res["test"]["err_S"]))
+                                                   err_avg=res["test"]["err_S"]))
     # precision: what the model trained in (its config holds the resolved value, never "auto")
     save_json({**head, "train_seconds": info["train_seconds"], "precision": tc["precision"], "device": str(device),
                "torch": torch.__version__, **res}, out)

@@ -3,7 +3,7 @@
 Every figure function takes input paths and an output *stem* (a Path without suffix), writes
 <stem>.png and <stem>.pdf atomically and returns the written paths.  Inputs are the collected
 tables (columns: ``vib_vim.tables.COLUMNS``) and the K=2 embeddings (one .npz per model with mu,
-sigma, y, W, b, objective, beta, err_12).  Labels, colours and model selection come from
+sigma, y, W, b, objective, beta, err_avg).  Labels, colours and model selection come from
 ``vib_vim.tables``: the robustness figure shows each objective at its validation-best beta.
 """
 
@@ -25,7 +25,7 @@ from matplotlib.ticker import FuncFormatter
 
 MAX_IZY_BITS = float(np.log2(10))  # I(Z;Y) <= H(Y) = log2(10) for 10 balanced classes
 CHI2_2DOF_95 = 5.991  # chi2 quantile, 2 dof, 0.95 -> 95% ellipse of a 2-d Gaussian
-EMBEDDING_KEYS = ["mu", "sigma", "y", "W", "b", "objective", "beta", "err_12"]
+EMBEDDING_KEYS = ["mu", "sigma", "y", "W", "b", "objective", "beta", "err_avg"]
 
 
 # -----------------------------------------------------------------------------
@@ -89,9 +89,9 @@ def _beta_panels(metrics_csv, stem, panels, ylabel, suptitle, K):
 # figures
 
 def error_vs_beta(metrics_csv, stem, K=None):
-    """Test error (%) vs beta: 1-sample and 12-sample predictions, vib and vim, deterministic band."""
+    """Test error (%) vs beta: 1-sample and sample-averaged predictions, vib and vim, deterministic band."""
     panels = [("err_1", "1 sample of z per test image"),
-              ("err_12", "12 samples of z, predictions averaged")]
+              ("err_avg", "12 samples of z, predictions averaged")]
     return _beta_panels(metrics_csv, stem, panels, "test error (%)", "Test error vs β", K)
 
 
@@ -191,7 +191,7 @@ def _load_embedding(path):
             raise ValueError(f"{path}: missing array(s) {', '.join(missing)} "
                              f"(expected: {', '.join(EMBEDDING_KEYS)})")
         e = {k: d[k] for k in EMBEDDING_KEYS}
-    e["objective"], e["beta"], e["err_12"] = str(e["objective"]), float(e["beta"]), float(e["err_12"])
+    e["objective"], e["beta"], e["err_avg"] = str(e["objective"]), float(e["beta"]), float(e["err_avg"])
     e["path"] = path
     return e
 
@@ -259,7 +259,7 @@ def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0):
             ax.scatter(mu[:, 0], mu[:, 1], s=2, c=colors, lw=0, rasterized=True)
             ax.set_xlim(lo[0], hi[0])
             ax.set_ylim(lo[1], hi[1])
-            ax.set_title(f"{obj} β={beta_label(e['beta'])}, err12={100 * e['err_12']:.1f}%", fontsize=10)
+            ax.set_title(f"{obj} β={beta_label(e['beta'])}, err12={100 * e['err_avg']:.1f}%", fontsize=10)
             ax.tick_params(labelsize=7)
             if r == nrows - 1 or c >= len(by_obj[objs[r + 1]]):  # bottom of its column
                 ax.set_xlabel("z₁", fontsize=8)

@@ -1,10 +1,10 @@
 """Study A's part of the experiment summary (summary.json, DVC metrics) and its plot-ready tables
 (DVC plots), derived from the collected tables, never from a model.
 
-For each objective: the beta with the lowest mean validation 12-sample error (``tables.best_betas``,
+For each objective: the beta with the lowest mean validation error, val_err_avg (``tables.best_betas``,
 the same choice as the robustness figure) and that beta's test numbers, averaged over seeds.
 Files (``results/<experiment>/plots/``):
-- ``vib_vim_error_vs_beta_<objective>.csv``: ``beta,log10_beta,err_1,err_12,seeds``, one row per
+- ``vib_vim_error_vs_beta_<objective>.csv``: ``beta,log10_beta,err_1,err_avg,seeds``, one row per
   beta (main K, mean over seeds); deterministic has no beta and no file.
 - ``vib_vim_robustness_<attack>.csv``: ``level,<objective>...``: test accuracy at each level, each
   objective at its validation-best beta (mean over seeds).
@@ -20,8 +20,8 @@ from ..attacks import ATTACKS
 from .runs import error_vs_beta_plot, robustness_plot
 from .tables import at_beta, best_betas, main_rows, objectives_in, read
 
-HEADLINE = ["err_1", "err_12", "rate_bits", "izy_bits", "probe_acc", "knn_acc"]
-ERROR_VS_BETA_COLUMNS = ["beta", "log10_beta", "err_1", "err_12", "seeds"]
+HEADLINE = ["err_1", "err_avg", "rate_bits", "izy_bits", "probe_acc", "knn_acc"]
+ERROR_VS_BETA_COLUMNS = ["beta", "log10_beta", "err_1", "err_avg", "seeds"]
 
 
 def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
@@ -44,7 +44,7 @@ def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
         beta = best[obj]
         rows = at_beta(metrics, obj, beta)
         entry = {"beta": beta, "seeds": int(rows["seed"].nunique()),
-                 "val_err_12": num(at_beta(val, obj, beta)["val_err_12"].mean())}
+                 "val_err_avg": num(at_beta(val, obj, beta)["val_err_avg"].mean())}
         for col in HEADLINE:
             value = num(rows[col].mean())
             if value is not None:   # rate_bits of the deterministic model: no noise, no rate
@@ -61,7 +61,7 @@ def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
         if obj != "deterministic":
             g = metrics[metrics["objective"] == obj].groupby("beta")
             table = [{"beta": num(b), "log10_beta": num(math.log10(b)) if b > 0 else "",
-                      "err_1": num(grp["err_1"].mean()), "err_12": num(grp["err_12"].mean()),
+                      "err_1": num(grp["err_1"].mean()), "err_avg": num(grp["err_avg"].mean()),
                       "seeds": int(grp["seed"].nunique())} for b, grp in sorted(g, key=lambda t: t[0])]
             save_csv(table, ERROR_VS_BETA_COLUMNS, plots_dir / f"{error_vs_beta_plot(obj)}.csv")
 

@@ -12,10 +12,12 @@ from ..tables import num, read_evals, read_table, write_tables
 from .runs import OBJECTIVES  # plotting order
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/vib_vim/<table>.csv.
+# err_1: the error of one sample of z per image; err_avg (val_err_avg on validation): the error of
+# the softmax averaged over vib_vim.evaluate.samples samples of z (the evaluation JSON's err_S).
 COLUMNS = {
-    "metrics": ["objective", "beta", "seed", "K", "err_1", "err_12", "rate_bits", "izy_bits",
+    "metrics": ["objective", "beta", "seed", "K", "err_1", "err_avg", "rate_bits", "izy_bits",
                 "probe_acc", "knn_acc", "train_seconds", "precision"],
-    "validation": ["objective", "beta", "seed", "K", "val_err_12"],
+    "validation": ["objective", "beta", "seed", "K", "val_err_avg"],
     "robustness": ["objective", "beta", "seed", "attack", "level", "acc"],
 }
 # Columns that record how a run was made (the precision it trained in): written in every table,
@@ -61,12 +63,12 @@ def rows(evals: list[dict]) -> dict[str, list[dict]]:
     for e in evals:
         head = {k: e[k] for k in ("objective", "beta", "seed", "K")}
         t = e["test"]
-        out["metrics"].append({**head, "err_1": num(t["err_1"]), "err_12": num(t["err_S"]),
+        out["metrics"].append({**head, "err_1": num(t["err_1"]), "err_avg": num(t["err_S"]),
                                "rate_bits": num(t["rate_bits"]), "izy_bits": num(t["izy_bits"]),
                                "probe_acc": num(e["probe_acc"]), "knn_acc": num(e["knn_acc"]),
                                "train_seconds": num(e["train_seconds"]), "precision": e.get("precision", "")})   # "": an evaluation from before the column
         # no validation split (val_size 0): the row with its cell left empty, nothing invented
-        out["validation"].append({**head, "val_err_12": num(e["val"]["err_S"]) if e["val"] else None})
+        out["validation"].append({**head, "val_err_avg": num(e["val"]["err_S"]) if e["val"] else None})
         out["robustness"] += [{**{k: head[k] for k in ("objective", "beta", "seed")}, **r, "acc": num(r["acc"])}
                               for r in e["robustness"]]
     return out
@@ -105,11 +107,11 @@ def at_beta(df, objective, beta):
 # model selection
 
 def best_betas(validation_csv, K=None) -> dict[str, float]:
-    """For each objective, the beta with the lowest MEAN validation 12-sample error over seeds
+    """For each objective, the beta with the lowest MEAN validation error (val_err_avg) over seeds
     (ties -> the smaller beta).  Deterministic has no beta -> 0.0.  Reads validation data only:
     the test set picks nothing."""
     every = main_rows(read(validation_csv, "validation"), validation_csv, K)
-    df = every.dropna(subset=["val_err_12"])
+    df = every.dropna(subset=["val_err_avg"])
     best = {}
     for obj in objectives_in(every):
         if obj == "deterministic":
@@ -122,7 +124,7 @@ def best_betas(validation_csv, K=None) -> dict[str, float]:
                                  f"among them (an experiment with val_size 0 trains one beta per objective)")
             best[obj] = float(grid[0])
             continue
-        means = df[df["objective"] == obj].groupby("beta")["val_err_12"].mean()
+        means = df[df["objective"] == obj].groupby("beta")["val_err_avg"].mean()
         tied = means[means <= means.min() + 1e-12]  # robust to float noise in the means
         best[obj] = float(min(tied.index))
     return best
