@@ -34,7 +34,7 @@ wildcard_constraints:
     objective="|".join(VV["objectives"]),
     beta=r"0|[0-9.]+e-?[0-9]+",
     seed=r"\d+",
-    dataset="mnist|cifar10",
+    dataset=__import__("infomax.datasets", fromlist=["WILDCARD"]).WILDCARD,  # the table's names
     method=IB_METHODS,
     estimator=r"[a-z0-9]+",  # file names are <method>_<estimator>_s<seed>: method names are matched exactly
 
