@@ -449,3 +449,13 @@ def test_val_size_0_trains_on_every_train_image_in_the_official_order(fake_mnist
     assert np.array_equal(p.splits["train"][0][:, 0].numpy(), data["train"][0].astype(np.uint8))
     with pytest.raises(DataError, match="val_size=-1 must be in 0..39"):
         prepare_downloaded("mnist", tmp_path / "raw", tmp_path / "n.pt", val_size=-1, seed=0)
+
+
+def test_downloaded_images_must_have_the_tables_shape(fake_cifar, tmp_path, monkeypatch):
+    """The table says what a data set's images are; torchvision's loader giving others is an error."""
+    root = tmp_path / "raw"
+    download("cifar10", root)
+    monkeypatch.setitem(DATASETS, "cifar10", replace(DATASETS["cifar10"], size=28))
+    with pytest.raises(DataError, match=r"cifar10: .* holds images of \(3, 32, 32\), expected \(3, 28, 28\)"):
+        prepare_downloaded("cifar10", root, tmp_path / "c.pt", val_size=10, seed=0)
+    assert not (tmp_path / "c.pt").exists()
