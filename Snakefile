@@ -10,6 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from infomax.config import ConfigError, read_yaml
+from infomax.datasets import WILDCARD as DATASET_NAMES
 
 CONFIG_FILES = [Path(workflow.basedir) / "config/config.yaml", Path(workflow.basedir) / "params.yaml"]
 for _file in CONFIG_FILES:  # a syntax error named with its file, line and column
@@ -33,7 +34,7 @@ include: "workflow/rules/common.smk"
 # the shared wildcards; each study's own are in its rule file
 wildcard_constraints:
     seed=r"\d+",
-    dataset="mnist|cifar10",
+    dataset=DATASET_NAMES,  # the dataset table's names (infomax.datasets)
 
 
 include: "workflow/rules/data.smk"

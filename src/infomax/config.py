@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from .datasets import DATASETS, EMBEDDED_IMAGES, offering
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 BASE = "paper"
@@ -160,29 +162,24 @@ def validate_config(config: dict, schema_path=SCHEMA, studies=()) -> dict:
     return config
 
 
-# Train-set sizes of the official splits (wheel and torchvision sources; validation is carved from
-# them); the embedded subset has 5,000 images, 500 per class.  Ten classes in every source.
-TORCHVISION_TRAIN = {"mnist": 60000, "cifar10": 50000}
-EMBEDDED_IMAGES, CLASSES = 5000, 10
-
-
 def split_sizes(ds_name: str, ds: dict) -> dict | None:
     """{split: the fewest images it can hold} of a data block, as infomax.data cuts it (None when
-    the block is inconsistent: another check names why).  Embedded: each class of n/10 images is
-    cut by the fractions, every split getting the floor or the ceiling of its share (the floor is
-    what is sure); wheel and torchvision: train_size (or train minus val_size), and val_size."""
-    if ds["source"] != "embedded":
-        n = TORCHVISION_TRAIN.get(ds_name)
-        if n is None:
-            return None
-        return {"train": ds["train_size"] or n - ds["val_size"], "val": ds["val_size"]}
-    n = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"]
-    if n % CLASSES or ds["test_fraction"] + ds["val_fraction"] >= 1:
+    the block is inconsistent: another check names why).  Embedded: each class of n/classes images
+    is cut by the fractions, every split getting the floor or the ceiling of its share (the floor
+    is what is sure); wheel and torchvision: train_size (or the official train split, in the
+    table infomax.datasets, minus val_size), and val_size."""
+    if ds_name not in DATASETS:
         return None
-    per_class = n // CLASSES
+    if ds["source"] != "embedded":
+        n = DATASETS[ds_name].train
+        return {"train": ds["train_size"] or n - ds["val_size"], "val": ds["val_size"]}
+    n, classes = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"], DATASETS[ds_name].classes
+    if n % classes or ds["test_fraction"] + ds["val_fraction"] >= 1:
+        return None
+    per_class = n // classes
     fr = {"train": 1.0 - ds["test_fraction"] - ds["val_fraction"], "val": ds["val_fraction"],
           "test": ds["test_fraction"]}
-    return {k: CLASSES * int(per_class * f + 1e-9) for k, f in fr.items()}
+    return {k: classes * int(per_class * f + 1e-9) for k, f in fr.items()}
 
 
 def _size_checks(exp: dict, at: str) -> tuple[list[str], dict]:
@@ -191,18 +188,19 @@ def _size_checks(exp: dict, at: str) -> tuple[list[str], dict]:
     sizes = {}
     for ds_name, ds in exp["data"].items():
         where = f"{at}.data.{ds_name}"
+        classes = DATASETS[ds_name].classes
         if ds["source"] != "embedded":
-            n = TORCHVISION_TRAIN.get(ds_name)
-            if n is not None and not ds["val_size"] < n:
+            n = DATASETS[ds_name].train
+            if not ds["val_size"] < n:
                 problems.append(f"{where}.val_size: {ds['val_size']} leaves no train images "
                                 f"({ds_name} has {n} train images; expected < {n})")
                 continue
-            if n is not None and ds["train_size"] is not None and ds["train_size"] > n - ds["val_size"]:
+            if ds["train_size"] is not None and ds["train_size"] > n - ds["val_size"]:
                 problems.append(f"{where}.train_size: {ds['train_size']} is more than the {n - ds['val_size']} train "
                                 f"images left after val_size {ds['val_size']} (null: all of them)")
                 continue
-        elif ds["n_images"] is not None and ds["n_images"] % CLASSES:
-            problems.append(f"{where}.n_images: {ds['n_images']} is not a multiple of {CLASSES} "
+        elif ds["n_images"] is not None and ds["n_images"] % classes:
+            problems.append(f"{where}.n_images: {ds['n_images']} is not a multiple of {classes} "
                             f"(the subset is stratified: the same count per class)")
             continue
         s = split_sizes(ds_name, ds)
@@ -210,10 +208,10 @@ def _size_checks(exp: dict, at: str) -> tuple[list[str], dict]:
             continue
         sizes[ds_name] = s
         if ds["source"] == "embedded":
-            thin = [k for k, v in s.items() if v < CLASSES]
+            thin = [k for k, v in s.items() if v < classes]
             if thin:
                 n = EMBEDDED_IMAGES if ds["n_images"] is None else ds["n_images"]
-                problems.append(f"{where}.n_images: {n} images ({n // CLASSES} per class) leave some class without "
+                problems.append(f"{where}.n_images: {n} images ({n // classes} per class) leave some class without "
                                 f"an image in the {', '.join(thin)} split(s) (stratified split; raise n_images or the "
                                 f"fractions)")
     return problems, sizes
@@ -225,8 +223,10 @@ def _cross_checks(exp: dict, at: str, defs: dict, studies=()) -> list[str]:
     problems = []
     studies = [s for s in studies if s.NAME in exp["studies"]]  # a study that does not run is not checked
     for ds_name, ds in exp["data"].items():
-        if ds_name != "mnist" and ds["source"] in ("embedded", "wheel"):
-            problems.append(f"{at}.data.{ds_name}.source: {ds['source']!r} is MNIST only (use torchvision)")
+        if ds["source"] not in DATASETS[ds_name].sources:     # the table says which sources a data set has
+            only = " and ".join(d.title for d in offering(ds["source"])) or "no data set's"
+            problems.append(f"{at}.data.{ds_name}.source: {ds['source']!r} is {only} only (use "
+                            f"{' or '.join(DATASETS[ds_name].sources)})")
         official = ["n_images", "test_fraction", "val_fraction"]
         wrong = {"embedded": ["val_size", "train_size"], "torchvision": official, "wheel": official}
         for key in wrong[ds["source"]]:
@@ -294,7 +294,7 @@ def data_used(exp: dict, dataset: str, fixed_parts: dict | None = None, reduced:
     if ds["source"] == "embedded":
         return "; ".join(["the embedded 5,000-image MNIST subset", *reduced])
     parts = []
-    n = TORCHVISION_TRAIN.get(dataset)
+    n = DATASETS[dataset].train
     if ds["train_size"] is not None:
         parts.append(f"a {ds['train_size']:,}-image training subset (validation {ds['val_size']:,} images, "
                      f"the official test set)")

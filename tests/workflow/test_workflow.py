@@ -14,7 +14,7 @@ import yaml
 from projects import FIGURES, ROOT, job_counts, project_copy, snakemake
 
 from infomax.config import experiment
-from infomax.data import MNIST_WHEEL
+from infomax.sources import MNIST_WHEEL
 from infomax.dim_infobal import runs as runs_b
 from infomax.vib_vim import runs as runs_a
 
