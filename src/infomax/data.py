@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGES, SOURCES, DataError, lookup
+from .datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGES, SOURCES, DataError, lookup, offering
 from .files import DamagedFile, load_torch, rebuild_command, save_torch
 from .obtain import download, fetch_wheel, read_downloaded, read_embedded, read_wheel
 from .sources import WheelSpec
@@ -175,10 +175,12 @@ def prepare_downloaded(name: str, root, out_path, val_size: int, seed: int, trai
 
 
 def prepare_wheel(wheel, out_path, val_size: int, seed: int, train_size: int | None = None,
-                  spec: WheelSpec | None = None, settings: dict | None = None, name: str = "mnist") -> Path:
+                  spec: WheelSpec | None = None, settings: dict | None = None, name: str | None = None) -> Path:
     """Prepared ``name`` from its wheel (`read_wheel`; ``spec``: the table's wheel of ``name`` unless
     given), split like the torchvision source (`prepare_official`): the same val_size, train_size
-    and seed give the same file."""
+    and seed give the same file.  ``name`` None: the table's data set with a wheel (MNIST today)."""
+    if name is None:
+        (name,) = [d.name for d in offering("wheel")]
     spec = lookup(name).wheel if spec is None else spec
     train, test = read_wheel(wheel, spec)
     return prepare_official(name, "wheel", train, test, out_path, val_size, seed, train_size,

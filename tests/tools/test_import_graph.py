@@ -17,7 +17,7 @@ def test_the_project_has_no_cycle_and_its_base_names_no_study(capsys):
     assert "no cycle; no base module imports a study" in out
     assert "no base module or shared workflow file names a study" in out
     assert G.study_names() == ["dim_infobal", "vib_vim"]
-    assert G.attack_names() == ["gaussian", "saltpepper", "fgsm"]
+    assert G.attack_names() == ["gaussian", "saltpepper", "fgsm"] and G.dataset_names() == ["mnist", "cifar10"]
     g = G.graph()
     assert "infomax.vib_vim.train" in g["infomax.vib_vim.cli"]                      # function-level imports count
     assert not any(t.startswith(("infomax.vib_vim", "infomax.dim_infobal")) for t in g["infomax.config"])
@@ -49,6 +49,8 @@ def test_a_study_named_in_a_string_of_a_shared_file_is_found(tmp_path, capsys):
     (pkg / "attacks.py").write_text('ATTACKS = [Attack("noise_x", "Noise X")]\n')
     (pkg / "config.py").write_text('def select(exp):\n    return exp["study_x"]["group_size"]\n')
     (pkg / "report.py").write_text('"""Reads the noise_x rows."""\n')
+    (pkg / "datasets.py").write_text('X = Dataset(name="digits_x", title="Digits X")\n')
+    (pkg / "obtain.py").write_text('A = "digits_x_reader()"  # not the dataset\nB = "digits_x/raw"\n')
     (pkg / "loop.py").write_text("# study_x in a comment is not a string\nx = 1\n")
     (pkg / "study_x" / "__init__.py").write_text("")
     (pkg / "study_x" / "study.py").write_text('NAME = "study_x"\nATTACK = "noise_x"\n')
@@ -60,5 +62,6 @@ def test_a_study_named_in_a_string_of_a_shared_file_is_found(tmp_path, capsys):
     assert G.main([str(src), str(tmp_path)]) == 1
     found = [line.removeprefix("shared file: ") for line in capsys.readouterr().out.splitlines()
              if line.startswith("shared file: ")]
-    assert found == ["src/infomax/config.py:2: names study study_x", "src/infomax/report.py:1: spells attack noise_x",
-                     "workflow/rules/common.smk:1: names study study_x"]
+    assert found == ["src/infomax/config.py:2: names study study_x", "src/infomax/obtain.py:2: spells dataset digits_x",
+                     "src/infomax/report.py:1: spells attack noise_x", "workflow/rules/common.smk:1: names study study_x"]
+    assert G.dataset_names(src) == ["digits_x"] and G.attack_names(src) == ["noise_x"]

@@ -74,6 +74,7 @@ TORCH_THREADS = 1
 # Snakemake reruns nothing.
 PUBLISHED = os.path.relpath(Path(workflow.basedir) / "config/published.yaml")  # every published number, with its source
 CAPTIONS = os.path.relpath(Path(workflow.basedir) / "workflow/report")          # one-line caption per figure
+TITLES = {s.NAME: s.TITLE for s in STUDIES}    # its report heading and its figures' category in `snakemake --report`
 FIGURES = {s.NAME: list(s.FIGURES) for s in STUDIES}  # each study's figures and tables: its study module
 TABLES = {s.NAME: list(s.TABLES) for s in STUDIES}
 OPTIONS = {s.NAME: s.options(X) for s in STUDIES}  # what a study's claims and figures read beyond its tables
@@ -103,9 +104,9 @@ def figure_paths(study, ext="png"):
     return [f"{OUT}/figures/{f}.{ext}" for f in FIGURES[study]]
 
 
-def figure_outputs(study, category):
-    """PNG (with its caption for `snakemake --report`) and PDF of each of a study's figures."""
-    pngs = [report(p, caption=f"../report/{f}.rst", category=category)
+def figure_outputs(study):
+    """PNG (with its caption for `snakemake --report`, under the study's title) and PDF of each of a study's figures."""
+    pngs = [report(p, caption=f"../report/{f}.rst", category=TITLES[study])
             for f, p in zip(FIGURES[study], figure_paths(study))]
     return pngs + figure_paths(study, "pdf")
 

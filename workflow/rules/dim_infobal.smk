@@ -4,7 +4,6 @@
 # encoders.  The steps:
 # `infomax dim_infobal <step>` (src/infomax/dim_infobal/cli.py).
 from infomax.dim_infobal import runs as dim_infobal_runs
-from infomax.dim_infobal.study import TITLE as DIM_INFOBAL_TITLE
 
 DIM_INFOBAL = X["dim_infobal"]
 DIM_INFOBAL_DATA = f"{OUT}/data/{DIM_INFOBAL['dataset']}.pt"
@@ -103,7 +102,7 @@ rule figures_dim_infobal:
     input:
         **tables("dim_infobal"),
     output:
-        figure_outputs("dim_infobal", DIM_INFOBAL_TITLE),
+        figure_outputs("dim_infobal"),
     params:
         settings=settings(OPTIONS["dim_infobal"]),
         out_dir=lambda wc, output: os.path.dirname(output[0]),

@@ -7,7 +7,6 @@
 from infomax.files import link_or_copy
 from infomax.vib_vim import runs as vib_vim_runs
 from infomax.vib_vim.runs import DATASET as VIB_VIM_DATASET
-from infomax.vib_vim.study import TITLE as VIB_VIM_TITLE
 
 
 wildcard_constraints:
@@ -153,7 +152,7 @@ rule figures_vib_vim:
         **tables("vib_vim"),
         embeddings=vib_vim_embeddings(),
     output:
-        figure_outputs("vib_vim", VIB_VIM_TITLE),
+        figure_outputs("vib_vim"),
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:

@@ -3,7 +3,8 @@ config checks, the report, the summary and the ``infomax`` command loop over the
 (``infomax.studies``) instead of naming them.  Torch-free at import (the Snakefile imports it);
 the report's parts import their modules when called.
 
-    NAME, TITLE, TABLES, FIGURES       names: the study's block, its report heading, collected
+    NAME, TITLE, TABLES, FIGURES       names: the study's block, its report heading (and its figures' category in
+                                       `snakemake --report`), collected
                                        tables (<study>/<table>.csv) and figures (figures/<figure>.png / .pdf)
     overrides(config)                  an override block from the config's top level, merged onto the
                                        selected experiment (scheduling that follows the machine)
