@@ -322,7 +322,7 @@ else
     run_step bench_table1 "$PY" -m infomax bench --device cuda --config "$REPO/config/config.yaml" \
         --experiment table1 --group-size 5 --out "$SCRATCH/bench_table1.json"
     BENCH_LINES="$(cat "$LOGS/bench.log" "$LOGS/bench_compile.log" "$LOGS/bench_table1.log" \
-        | grep -E '^(infomax bench:|note:|precision |ceiling |step  |[AB] .* (group of|jsd)|prediction:|all training steps:)' \
+        | grep -E '^(infomax bench:|note:|precision |ceiling |step  |(vib_vim|dim_infobal) .* (group of|jsd)|prediction:|all training steps:)' \
         | sed 's/^/  /')"
     [ -n "$BENCH_LINES" ] || BENCH_LINES="  (no bench report in $LOGS/bench.log)"
 fi

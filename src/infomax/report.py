@@ -320,10 +320,11 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
              "An open comparison projects how many seeds per side would decide it at its observed spread.", ""]
     ran = claims["studies"]
     if len(ran) < len(STUDY_TITLES):
-        lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the other "
-                  "study's claims are not part of this report.", ""]
+        left = [STUDY_TITLES[s] for s in STUDY_TITLES if s not in ran]
+        lines += ["This experiment runs " + " and ".join(STUDY_TITLES[s] for s in ran) + " only: the claims of "
+                  + " and ".join(left) + " are not part of this report.", ""]
     facts = claims.get("facts", {})
-    precision = {study: precision_text(facts.get(study, {})) for study in STUDY_TITLES if study in ran}   # study A first
+    precision = {study: precision_text(facts.get(study, {})) for study in STUDY_TITLES if study in ran}   # in report order
     if any(precision.values()):
         lines += ["Training precision: " + "; ".join(
             f"{STUDY_TITLES[study]} {p}" for study, p in precision.items() if p) + ". Evaluation runs in float32.", ""]

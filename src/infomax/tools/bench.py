@@ -330,11 +330,17 @@ def _timing_key(cfgs: list) -> str:
     return json.dumps({**c, "models": len(cfgs), "shared": len({x.seed for x in cfgs}) == 1}, sort_keys=True)
 
 
+def bench_modules(exp: dict) -> dict:
+    """{study: its bench module} of every study ``exp`` runs that has training jobs to time (a
+    study whose ``bench_module()`` is None trains nothing)."""
+    return {st.NAME: bm for st in selected(exp) for bm in [st.bench_module()] if bm is not None}
+
+
 def training_jobs(exp: dict) -> list[dict]:
     """Every training job the workflow runs for ``exp``: each running study's
     (``bench_module().jobs``), with its study's name and data set."""
-    return [{"study": st.NAME, "dataset": bm.dataset(exp), **job}
-            for st in selected(exp) for bm in [st.bench_module()] for job in bm.jobs(exp)]
+    return [{"study": name, "dataset": bm.dataset(exp), **job}
+            for name, bm in bench_modules(exp).items() for job in bm.jobs(exp)]
 
 
 def default_jobs(device, threads: int, config_path) -> tuple[int, str]:
@@ -419,7 +425,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
     device = resolve_device(b.device)
     used = apply_speed(Speed(tf32=b.tf32, compile=b.compile), device)
     exp = load_experiment(b.config, b.experiment, b.group_size)
-    studies = {st.NAME: st.bench_module() for st in selected(exp)}   # each study's bench hooks
+    studies = bench_modules(exp)                    # each study's bench hooks
     steps = {name: b.steps or bm.STEPS["cuda" if device.type == "cuda" else "cpu"] for name, bm in studies.items()}
     res = {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
            "threads": b.threads, "torch_threads": torch.get_num_threads(), "experiment": b.experiment,
@@ -429,13 +435,16 @@ def _run(b: BenchConfig, busy, log) -> dict:
     ceil = res["ceiling"] = ceilings(b, device)
     # each study's training precision as its jobs choose it here (auto: bfloat16 where native)
     res["precision"] = {}
+    headlines = {name: bm.headline(exp) for name, bm in studies.items()}
     for name in studies:
-        asked = exp[name]["train"]["precision"]
+        if not headlines[name]:                     # a study that trains nothing
+            continue
+        asked = headlines[name][0]["configs"][0].precision
         used_p, why = resolve_precision(asked, device)
         res["precision"][name] = {"asked": asked, "used": used_p, "why": why}
         log(f"{name}: training precision {used_p} ({why})")
     x28, labels = embedded_images()
-    inputs = {name: bm.images(exp, x28, labels) for name, bm in studies.items()}
+    inputs = {name: bm.images(exp, x28, labels) for name, bm in studies.items() if headlines[name]}
     timed = {}                                      # _timing_key -> measurement (reused by the prediction)
 
     def timed_step(study, cfgs, what):
@@ -451,13 +460,15 @@ def _run(b: BenchConfig, busy, log) -> dict:
     rows, first = [], {}
     for name, bm in studies.items():
         mine = []
-        for h in bm.headline(exp):
+        for h in headlines[name]:
             c = on_device(h["configs"][:1], device)[0]
             label = f"{h['label']}, {'x'.join(map(str, inputs[name][0].shape[1:]))}"
             mine.append({"study": name, "label": label, "group": h["group"],
                          **timed_step(name, h["configs"], f"{h['what']}, {c.precision}")})
         rows += mine
-        first[name] = (mine[0], on_device(bm.headline(exp)[0]["configs"][:1], device)[0], bm.dataset(exp))
+        if not mine:                                # a study that trains nothing times no step
+            continue
+        first[name] = (mine[0], on_device(headlines[name][0]["configs"][:1], device)[0], bm.dataset(exp))
         if len(mine) > 1 and mine[0]["models"] > 1 and mine[1]["models"] == 1:
             res.setdefault("stacking_gain", {})[name] = mine[1]["seconds_per_model_step"] / mine[0]["seconds_per_model_step"]
     for r, cfg, ds in first.values():
@@ -489,7 +500,7 @@ def _run(b: BenchConfig, busy, log) -> dict:
 
     concurrent, why = (b.jobs, "--jobs") if b.jobs else default_jobs(device, b.threads, b.config)
     total = sum(j["seconds"] for j in jobs)
-    longest = max(j["seconds"] for j in jobs)
+    longest = max((j["seconds"] for j in jobs), default=0.0)
     res["prediction"] = {
         "experiment": b.experiment, "training_jobs": len(jobs), "jobs_with_steps": sum(j["seconds"] > 0 for j in jobs),
         "concurrent_jobs": concurrent, "concurrent_jobs_from": why,

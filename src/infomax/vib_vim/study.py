@@ -16,7 +16,9 @@ the report's parts import their modules when called.
     summarize(tables, plots_dir)       its part of summary.json
     plot_tables(exp)                   the plot tables summarize writes (plots/<name>.csv)
     register(sub)                      its `infomax <study> <step>` commands
-    bench_module()                     what `infomax bench` times (``infomax.vib_vim.bench``)
+    bench_module()                     what `infomax bench` times (``infomax.vib_vim.bench``: STEPS,
+                                       dataset, jobs, headline, images, step); None for a study that
+                                       trains nothing
 
 Its workflow plumbing (run lists, paths, wildcard constraints) is its rule file,
 workflow/rules/<NAME>.smk, which the Snakefile includes for every study.
