@@ -245,3 +245,15 @@ def test_bad_settings_are_named():
         BenchConfig(copy_mb=0)
     with pytest.raises(ValueError, match="experiment.*'nope'.*paper"):
         load_experiment(DEFAULT_CONFIG, "nope")
+
+
+def test_a_study_that_trains_nothing_is_left_out_of_the_prediction(monkeypatch):
+    """A study whose bench_module() is None (it trains nothing) has no jobs and no timed step."""
+    from infomax.dim_infobal import study as dim_infobal_study
+    from infomax.tools.bench import bench_modules
+
+    exp = load_experiment(DEFAULT_CONFIG, "smoke")
+    assert {j["study"] for j in training_jobs(exp)} == {"vib_vim", "dim_infobal"}
+    monkeypatch.setattr(dim_infobal_study, "bench_module", lambda: None)
+    assert list(bench_modules(exp)) == ["vib_vim"]
+    assert {j["study"] for j in training_jobs(exp)} == {"vib_vim"}
