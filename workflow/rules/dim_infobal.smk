@@ -17,14 +17,13 @@ wildcard_constraints:
     estimator=r"[a-z0-9]+",  # file names are <method>_<estimator>_s<seed>: method names are matched exactly
 
 
-def dim_infobal_seed_files(folder, ext):
-    """Every run's file of one seed in ``folder``, with the {seed} wildcard left in."""
-    pairs = dict.fromkeys((m, e) for m, e, _ in dim_infobal_runs.runs(X))
-    return [f"{OUT}/dim_infobal/{folder}/{dim_infobal_runs.run_name(m, e, '{seed}')}.{ext}" for m, e in pairs]
-
-
-def dim_infobal_evals():
-    return [f"{OUT}/dim_infobal/eval/{dim_infobal_runs.run_name(*r)}.json" for r in dim_infobal_runs.runs(X)]
+# every run's model and evaluation of one seed, with the {seed} wildcard left in; every evaluation
+DIM_INFOBAL_PAIRS = dict.fromkeys((m, e) for m, e, _ in dim_infobal_runs.runs(X))
+DIM_INFOBAL_SEED_MODELS = [f"{OUT}/dim_infobal/models/{dim_infobal_runs.run_name(m, e, '{seed}')}.pt"
+                           for m, e in DIM_INFOBAL_PAIRS]
+DIM_INFOBAL_SEED_EVALS = [f"{OUT}/dim_infobal/eval/{dim_infobal_runs.run_name(m, e, '{seed}')}.json"
+                          for m, e in DIM_INFOBAL_PAIRS]
+DIM_INFOBAL_EVALS = [f"{OUT}/dim_infobal/eval/{dim_infobal_runs.run_name(*r)}.json" for r in dim_infobal_runs.runs(X)]
 
 
 rule train_dim_infobal:
@@ -57,9 +56,9 @@ rule evaluate_dim_infobal:
         ENV
     input:
         data=DIM_INFOBAL_DATA,
-        models=dim_infobal_seed_files("models", "pt"),
+        models=DIM_INFOBAL_SEED_MODELS,
     output:
-        dim_infobal_seed_files("eval", "json"),
+        DIM_INFOBAL_SEED_EVALS,
     params:
         settings=settings(DIM_INFOBAL["evaluate"]),  # each model is evaluated with the seed it trained with
         data_settings=lambda wc: settings(X["data"][DIM_INFOBAL["dataset"]]),
@@ -83,7 +82,7 @@ rule collect_dim_infobal:
     conda:
         ENV
     input:
-        dim_infobal_evals(),
+        DIM_INFOBAL_EVALS,
     output:
         **tables("dim_infobal"),
     params:

@@ -4,7 +4,6 @@
 # contract stays one file per model.  Groups are independent, so Snakemake spreads them over cores,
 # GPUs or cluster nodes, and an interrupted grid keeps every finished group.  The steps:
 # `infomax vib_vim <step>` (src/infomax/vib_vim/cli.py); the groups: vib_vim_runs.groups.
-from infomax.files import link_or_copy
 from infomax.vib_vim import runs as vib_vim_runs
 from infomax.vib_vim.runs import DATASET as VIB_VIM_DATASET
 
@@ -22,22 +21,9 @@ VIB_VIM_GROUP = vib_vim_runs.group_of(X)             # run name -> its group
 VIB_VIM_GROUP_K2 = vib_vim_runs.group_of(X, k2=True)
 
 
-def vib_vim_link(input, output, run, log):
-    """Each output of a link rule is the run's file in its group's folders (models/<run>.pt,
-    eval/<run>.json and, for K=2 groups, eval/<run>.npz): infomax.files.link_or_copy."""
-    sources = {"model": f"{input.models}/{run}.pt", "eval": f"{input.evals}/{run}.json",
-               "embedding": f"{input.evals}/{run}.npz"}
-    lines = [link_or_copy(sources[name], dest) for name, dest in output.items()]
-    Path(log).write_text("\n".join(lines) + "\n")
-
-
-def vib_vim_evals():
-    runs = [f"{OUT}/vib_vim/eval/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.runs(X)]
-    return runs + [f"{OUT}/vib_vim/eval/k2/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.k2_runs(X)]
-
-
-def vib_vim_embeddings():
-    return [f"{OUT}/vib_vim/embeddings/{vib_vim_runs.run_name(*r)}.npz" for r in vib_vim_runs.k2_runs(X)]
+VIB_VIM_EVALS = ([f"{OUT}/vib_vim/eval/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.runs(X)]
+                 + [f"{OUT}/vib_vim/eval/k2/{vib_vim_runs.run_name(*r)}.json" for r in vib_vim_runs.k2_runs(X)])
+VIB_VIM_EMBEDDINGS = [f"{OUT}/vib_vim/embeddings/{vib_vim_runs.run_name(*r)}.npz" for r in vib_vim_runs.k2_runs(X)]
 
 
 rule train_vib_vim:
@@ -108,7 +94,7 @@ rule link_vib_vim:
     wildcard_constraints:
         run=r"[^/]+",
     run:
-        vib_vim_link(input, output, wildcards.run, log[0])
+        vib_vim_runs.link_files(input.models, input.evals, wildcards.run, dict(output), log[0])
 
 
 rule link_vib_vim_k2:
@@ -125,14 +111,14 @@ rule link_vib_vim_k2:
     wildcard_constraints:
         run=r"[^/]+",
     run:
-        vib_vim_link(input, output, wildcards.run, log[0])
+        vib_vim_runs.link_files(input.models, input.evals, wildcards.run, dict(output), log[0])
 
 
 rule collect_vib_vim:
     conda:
         ENV
     input:
-        vib_vim_evals(),
+        VIB_VIM_EVALS,
     output:
         **tables("vib_vim"),
     params:
@@ -150,7 +136,7 @@ rule figures_vib_vim:
         ENV
     input:
         **tables("vib_vim"),
-        embeddings=vib_vim_embeddings(),
+        embeddings=VIB_VIM_EMBEDDINGS,
     output:
         figure_outputs("vib_vim"),
     params:

@@ -41,6 +41,21 @@ def train_settings(exp: dict, objective: str, beta: float, seed: int, K: int) ->
     return {**train, "objective": objective, "beta": float(beta), "seed": int(seed), "K": int(K)}
 
 
+def link_files(models_dir, evals_dir, run: str, outputs: dict, log) -> list[str]:
+    """A link rule's work: each of ``outputs`` ({model|eval|embedding: its path}) is the run's file
+    in its group's folders (models/<run>.pt, eval/<run>.json and, for K=2 groups, eval/<run>.npz),
+    hard-linked or copied (infomax.files.link_or_copy); what was done is written to ``log``."""
+    from pathlib import Path
+
+    from ..files import link_or_copy
+
+    sources = {"model": f"{models_dir}/{run}.pt", "eval": f"{evals_dir}/{run}.json",
+               "embedding": f"{evals_dir}/{run}.npz"}
+    lines = [link_or_copy(sources[name], dest) for name, dest in outputs.items()]
+    Path(log).write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def error_vs_beta_plot(objective: str) -> str:
     """The summary's plot table (plots/<name>.csv) of one regularised objective's error against beta."""
     return f"vib_vim_error_vs_beta_{objective}"
