@@ -3,8 +3,8 @@
 DIM or InfoBal), its training jobs and its headline step (DIM(L) with JSD)."""
 
 import torch
-import torch.nn.functional as F
-
+from ..data import pad_to
+from ..datasets import DATASETS
 from ..loop import device_batches, maybe_compile
 from . import runs
 from . import train
@@ -58,11 +58,11 @@ def headline(exp: dict) -> list[dict]:
 
 
 def images(exp: dict, x, y):
-    """The bench's MNIST digits (N, 1, 28, 28) shaped as the study's data set: for CIFAR-10
-    (N, 3, 32, 32), a black border and grey (speed does not depend on pixel values)."""
-    if dataset(exp) == "cifar10":
-        x = F.pad(x, (2, 2, 2, 2)).repeat(1, 3, 1, 1)
-    return x, y
+    """The bench's MNIST digits (N, 1, 28, 28) shaped as the study's data set (its channels and
+    image size in infomax.datasets): a black border, grey on every channel (CIFAR-10: (N, 3, 32, 32));
+    speed does not depend on pixel values."""
+    ds = DATASETS[dataset(exp)]
+    return pad_to(x, ds.size, 0).repeat(1, ds.channels // x.shape[1], 1, 1), y
 
 
 def step(cfgs: list, x, y, device, used: dict) -> Step:

@@ -19,7 +19,8 @@ from matplotlib.ticker import MaxNLocator
 from ..attacks import ATTACKS
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
-from .tables import (LAYER_LABELS, LAYER_MARKERS, NOISE_ATTACK, RANDOM, RANDOM_COLOR,
+from .runs import NOISE_ATTACK
+from .tables import (LAYER_LABELS, LAYER_MARKERS, RANDOM, RANDOM_COLOR,
                      RANDOM_METHOD, Methods, estimator_label, estimator_order, probe_order, probe_title,
                      read)
 

@@ -6,7 +6,7 @@ report call each method, keyed on its config ``kind`` (never on its name).
 from pathlib import Path
 
 from ..tables import num, read_evals, read_table, write_tables
-from .runs import NOISE_ATTACK, RANDOM  # noqa: F401  (NOISE_ATTACK: the figures read it here)
+from .runs import RANDOM
 
 # The output contract (docs/outputs.md): columns of results/<experiment>/dim_infobal/<table>.csv.
 COLUMNS = {

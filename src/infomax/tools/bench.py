@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import split_sizes
 from ..loop import Speed, apply_speed, native_bfloat16, resolve_device, resolve_precision
