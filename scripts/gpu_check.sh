@@ -16,7 +16,7 @@
 #   smoke      the smoke workflow with the gpu profile (smoke's config says device: cpu, so this
 #              checks the profile and the workflow, not CUDA training)
 #   quick      the quick workflow with the gpu profile (device: auto, so it trains on CUDA)
-#   quick_cuda every quick checkpoint (study A and B) records a CUDA device
+#   quick_cuda every quick checkpoint (each study's, read weights-only) records a CUDA device
 #   resume     an interrupted GPU job resumes: smoke on device auto with longer training and a
 #              resume state every epoch; one training job of each study is killed (SIGKILL) once
 #              its resume state exists, then `--rerun-incomplete` must resume it ("resuming ...
@@ -72,26 +72,30 @@ def claims(path):
     return 0 if cs else 1
 
 def devices(results, expect_cuda=False):
-    """The devices recorded in the training checkpoints of study A (vib_vim) and study B (dim_infobal)."""
-    import torch
+    """The devices recorded in each study's training checkpoints (results/<study>/models/**.pt),
+    read as the pipeline reads them: weights-only and digest-checked (infomax.files.load_torch),
+    so a file that would run code while it is read is reported, never unpickled."""
+    from infomax.files import load_torch
+    from infomax.studies import STUDIES
     rc = 0
-    for study, sub in (("A", "vib_vim"), ("B", "dim_infobal")):
-        files = sorted(glob.glob(os.path.join(results, sub, "models", "**", "*.pt"), recursive=True))
+    for study in STUDIES:
+        name = study.NAME
+        files = sorted(glob.glob(os.path.join(results, name, "models", "**", "*.pt"), recursive=True))
         found, bad = {}, []
         for f in files:
             try:
-                ck = torch.load(f, map_location="cpu", weights_only=False)
-                dev = str(ck["device"]) if isinstance(ck, dict) and "device" in ck else "(no device key)"
-            except Exception as e:  # a broken file is a finding, not a crash
+                ck = load_torch(f, "gpu_check reads it only")
+                dev = str(ck["device"]) if "device" in ck else "(no device key)"
+            except Exception as e:  # a broken or refused file is a finding, not a crash
                 dev = f"(unreadable: {type(e).__name__})"
             found[dev] = found.get(dev, 0) + 1
             if not dev.startswith("cuda"):
                 bad.append(os.path.relpath(f, results))
         shown = ", ".join(f"{d} x{n}" for d, n in sorted(found.items())) or "none"
-        print(f"  study {study} ({sub}): {len(files)} checkpoint(s), devices: {shown}")
+        print(f"  {study.TITLE}: {len(files)} checkpoint(s), devices: {shown}")
         if expect_cuda and (not files or bad):
             rc = 1
-            print(f"  study {study}: expected every checkpoint on CUDA; "
+            print(f"  {study.TITLE}: expected every checkpoint on CUDA; "
                   + ("no checkpoints found" if not files else "not on CUDA: " + ", ".join(bad[:5])
                      + (" ..." if len(bad) > 5 else "")))
     return rc

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from infomax.files import save_torch
+
 pytestmark = pytest.mark.slow     # runs the GPU check script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
@@ -88,18 +90,18 @@ def checkpoints(results, devices_a, devices_b):
         d = results / sub / "models"
         d.mkdir(parents=True)
         for i, dev in enumerate(devs):
-            torch.save({"format": "x", "device": dev, "state_dict": {}}, d / f"m{i}_s0.pt")
+            save_torch({"format": "x", "device": dev, "state_dict": {}}, d / f"m{i}_s0.pt")
     return results
 
 
 def test_summarize_devices(tmp_path):
     res = checkpoints(tmp_path / "results" / "quick", ["cuda", "cuda"], ["cuda:0"])
     (res / "vib_vim" / "models" / "k2").mkdir()
-    torch.save({"device": "cuda"}, res / "vib_vim" / "models" / "k2" / "vib_b1e-3_s0.pt")
+    save_torch({"device": "cuda"}, res / "vib_vim" / "models" / "k2" / "vib_b1e-3_s0.pt")
     r = run("--summarize-devices", str(res), "--expect-cuda")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "study A (vib_vim): 3 checkpoint(s), devices: cuda x3" in r.stdout
-    assert "study B (dim_infobal): 1 checkpoint(s), devices: cuda:0 x1" in r.stdout
+    assert "Study A (vib_vim): 3 checkpoint(s), devices: cuda x3" in r.stdout
+    assert "Study B (dim_infobal): 1 checkpoint(s), devices: cuda:0 x1" in r.stdout
 
 
 def test_summarize_devices_flags_cpu_and_missing(tmp_path):
@@ -110,4 +112,27 @@ def test_summarize_devices_flags_cpu_and_missing(tmp_path):
     r = run("--summarize-devices", str(res), "--expect-cuda")     # checked: a CPU one, and no study B
     assert r.returncode == 1
     assert "not on CUDA: vib_vim/models/m1_s0.pt" in r.stdout
-    assert "study B: expected every checkpoint on CUDA; no checkpoints found" in r.stdout
+    assert "Study B (dim_infobal): expected every checkpoint on CUDA; no checkpoints found" in r.stdout
+
+
+class Runs:
+    """An object whose pickle calls a function: loading a checkpoint that holds one runs it."""
+
+    def __reduce__(self):
+        return (print, ("this ran while the checkpoint was read",))
+
+
+def test_summarize_devices_reads_weights_only(tmp_path):
+    """A checkpoint that would run code while it is read (a pickled callable), one without the
+    pipeline's digest and a truncated one are reported unreadable, not unpickled."""
+    res = checkpoints(tmp_path / "results" / "quick", ["cuda"], ["cuda"])
+    d = res / "vib_vim" / "models"
+    torch.save({"device": "cuda", "x": Runs()}, d / "evil_s0.pt")
+    torch.save({"device": "cuda"}, d / "nodigest_s0.pt")
+    (d / "cut_s0.pt").write_bytes((d / "m0_s0.pt").read_bytes()[:100])
+    r = run("--summarize-devices", str(res), "--expect-cuda")
+    assert "this ran" not in r.stdout + r.stderr
+    assert "(unreadable: RefusedFile) x1" in r.stdout
+    assert "(unreadable: DamagedFile) x2" in r.stdout
+    assert "cuda x1" in r.stdout
+    assert r.returncode == 1
