@@ -176,6 +176,11 @@ def test_method_options_belong_to_their_kind():
     msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["infobal_m2"].__setitem__(
         "pair_weights", [1.0, 2.0]))
     assert "infobal_m2.pair_weights: has 2 entries, expected 1 for 2 views" in msg
+    # an override's value is checked by its kind's option schema (the schema's dim_infobal.kinds.<kind>)
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["dim_l"].__setitem__("global_weight", "x"))
+    assert "experiments.quick.dim_infobal.methods.dim_l.global_weight: 'x' is not of type 'number'" in msg
+    msg = broken(lambda c: c["experiments"]["quick"]["dim_infobal"]["methods"]["infobal_m2"].__setitem__("lam", -1))
+    assert "experiments.quick.dim_infobal.methods.infobal_m2.lam: -1 is less than the minimum of 0" in msg
 
 
 def test_study_b_bad_values_name_the_key():

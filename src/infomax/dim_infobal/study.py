@@ -11,8 +11,6 @@ TITLE = "Study B (dim_infobal)"
 TABLES = ("curves", "probes", "robustness")
 # figure files figures/<study>_<function of figures.py>.png / .pdf (tests/dim_infobal/test_figures.py checks the pairing)
 FIGURES = tuple(f"{NAME}_{f}" for f in ("curves", "probes", "robustness"))
-# each kind's option schema in workflow/schemas/config.schema.yaml (a kind added later has none)
-OPTION_SCHEMA = {"dim_g": "dim_options", "dim_l": "dim_options", "infobal": "infobal_options"}
 
 
 def overrides(config: dict) -> dict:
@@ -25,6 +23,8 @@ def checks(exp: dict, at: str, defs: dict) -> list[str]:
 
     problems = []
     ib = exp[NAME]
+    # each kind's option schema: the schema's dim_infobal.kinds.<kind> $ref (a kind added later may have none)
+    kind_schemas = defs[NAME]["properties"]["kinds"]["properties"]
     if "y" not in ib["evaluate"]["layers"]:
         problems.append(f"{at}.dim_infobal.evaluate.layers: {ib['evaluate']['layers']} lacks y (every claim of study B "
                         "reads the probes on Y / R)")
@@ -41,8 +41,8 @@ def checks(exp: dict, at: str, defs: dict) -> list[str]:
             problems.append(f"{at}.dim_infobal.methods.{name}.{key}: not an option of kind {kind!r} "
                             f"(its options: {', '.join(opts)})")
         spec = {**opts, **{k: v for k, v in m.items() if k in opts}}
-        if kind in OPTION_SCHEMA:
-            validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{OPTION_SCHEMA[kind]}", "$defs": defs})
+        if "$ref" in kind_schemas.get(kind, {}):
+            validator = jsonschema.Draft202012Validator({"$ref": kind_schemas[kind]["$ref"], "$defs": defs})
             problems += schema_problems(validator, spec, [*at.split("."), "dim_infobal", "methods", name])
         if kind == "infobal":
             views = spec["views"]
