@@ -16,6 +16,7 @@ from infomax.dim_infobal.runs import method_specs
 from infomax.dim_infobal.tables import Methods
 from infomax.files import save_csv
 from infomax.vib_vim import claims as claims_a
+from infomax.vib_vim import study as vib_vim_study
 
 from configs import CONFIG, PAPER, report_config
 
@@ -160,6 +161,13 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     assert "VIB (beta=1e-3) is the lowest of its grid 0.001 .. 0.1 (2 points)" in a1["note"]
     assert claims_a.grid_position(claims_a.read_tables(win)["metrics"], "vib", 0.1).startswith(
         "VIB (beta=1e-1) is the highest")
+    # err_avg's labels say how many samples of z it averaged: the study's options (evaluate.samples)
+    assert a1["name"] == "test error, samples of z" and "lowest mean validation sample-averaged error" in a1["note"]
+    counted = claims_a.claims(claims_a.read_tables(win, vib_vim_study.options(
+        {"vib_vim": {"evaluate": {"samples": 30}}})), RC)
+    assert counted["A1"][0]["name"] == "test error, 30 samples of z"
+    assert "lowest mean validation 30-sample error" in counted["A1"][0]["note"]
+    assert counted["A4"][0]["name"].startswith("test error (30 samples), VIB beta=1e-3")
 
     loss = write_study_a(tmp_path, vim_err=[0.020, 0.022, 0.021], vib_err=[0.010, 0.011, 0.012],
                          det_err=[0.005, 0.006, 0.004], vim_noise=[0.5, 0.52, 0.51], vib_noise=[0.9, 0.91, 0.92])

@@ -1,11 +1,15 @@
 """Study A's figures (infomax.vib_vim.figures) and their vocabulary (vib_vim.tables) on small
 synthetic inputs (tests/figure_inputs.py)."""
 
+from pathlib import Path
+
+import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
 from figure_inputs import assert_figure_files, make_inputs
 
+from infomax.figures import plt
 from infomax.vib_vim import figures as FA
 from infomax.vib_vim import study as vib_vim_study
 from infomax.vib_vim import tables as TA
@@ -104,3 +108,25 @@ def test_one_seed_and_missing_objective(tmp_path):
     assert len(written) == 10
     for p in written:
         assert p.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("samples, avg, chosen, err", [(30, "30 samples of z", "validation 30-sample error", "err30="),
+                                                      (None, "samples of z", "validation sample-averaged error",
+                                                       "err_avg=")])
+def test_labels_name_the_sample_count_given(tmp_path, inputs, monkeypatch, samples, avg, chosen, err):
+    """err_avg's labels say how many samples of z it averaged (the rule passes vib_vim.evaluate.samples),
+    and name no count where none is given."""
+    texts = {}
+
+    def keep(fig, stem):
+        texts[Path(stem).name] = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        plt.close(fig)
+        return []
+
+    monkeypatch.setattr(FA, "save_figure", keep)
+    FA.make_figures(inputs["metrics"], inputs["validation"], inputs["robustness"], inputs["npz"], tmp_path,
+                    samples=samples)
+    assert any(t.startswith(avg) for t in texts["vib_vim_error_vs_beta"])
+    assert any(chosen in t for t in texts["vib_vim_robustness"])
+    assert any(err in t for t in texts["vib_vim_embedding_k2"])
+    assert not any("12" in t and "sample" in t for ts in texts.values() for t in ts)

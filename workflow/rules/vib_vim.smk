@@ -141,11 +141,13 @@ rule figures_vib_vim:
         figure_outputs("vib_vim"),
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
+        samples=VIB_VIM["evaluate"]["samples"],
     log:
         f"{OUT}/logs/figures_vib_vim.log",
     benchmark:
         f"{OUT}/benchmarks/figures_vib_vim.tsv"
     shell:
         "python -m infomax vib_vim figures --metrics {input.metrics:q} --validation {input.validation:q} "
-        "--robustness {input.robustness:q} --embeddings {input.embeddings:q} --out-dir {params.out_dir:q} "
+        "--robustness {input.robustness:q} --embeddings {input.embeddings:q} --samples {params.samples} "
+        "--out-dir {params.out_dir:q} "
         "> {log:q} 2>&1"

@@ -109,7 +109,7 @@ def collect(a):
 def figures(a):
     from .figures import make_figures
 
-    paths = make_figures(a.metrics, a.validation, a.robustness, a.embeddings, a.out_dir)
+    paths = make_figures(a.metrics, a.validation, a.robustness, a.embeddings, a.out_dir, samples=a.samples)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -132,4 +132,6 @@ def register(sub):
     for table in ("metrics", "validation", "robustness"):
         sp.add_argument(f"--{table}", required=True, help=f"collected {table}.csv")
     sp.add_argument("--embeddings", nargs="*", default=[])
+    sp.add_argument("--samples", type=int, help="how many samples of z err_avg averaged (vib_vim.evaluate.samples), "
+                    "for the labels; not given: they name no count")
     sp.add_argument("--out-dir", required=True)

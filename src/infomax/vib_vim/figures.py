@@ -88,10 +88,16 @@ def _beta_panels(metrics_csv, stem, panels, ylabel, suptitle, K):
 # -----------------------------------------------------------------------------
 # figures
 
-def error_vs_beta(metrics_csv, stem, K=None):
-    """Test error (%) vs beta: 1-sample and sample-averaged predictions, vib and vim, deterministic band."""
+def samples_text(samples) -> str:
+    """'12 samples' (err_avg's count, vib_vim.evaluate.samples), or 'samples' where it is not given."""
+    return "samples" if samples is None else f"{samples} samples"
+
+
+def error_vs_beta(metrics_csv, stem, K=None, samples=None):
+    """Test error (%) vs beta: 1-sample and sample-averaged predictions, vib and vim, deterministic band.
+    ``samples``: how many samples of z err_avg averaged (vib_vim.evaluate.samples)."""
     panels = [("err_1", "1 sample of z per test image"),
-              ("err_avg", "12 samples of z, predictions averaged")]
+              ("err_avg", f"{samples_text(samples)} of z, predictions averaged")]
     return _beta_panels(metrics_csv, stem, panels, "test error (%)", "Test error vs β", K)
 
 
@@ -142,8 +148,9 @@ def information_plane(metrics_csv, stem, K=None):
     return save_figure(fig, stem)
 
 
-def robustness(robustness_csv, validation_csv, stem, K=None):
-    """Accuracy (%) under three corruptions, each objective at its validation-selected beta."""
+def robustness(robustness_csv, validation_csv, stem, K=None, samples=None):
+    """Accuracy (%) under each attack, each objective at its validation-selected beta (``samples``:
+    of z, in the validation error that selects it)."""
     df = read(robustness_csv, "robustness")
     best = best_betas(validation_csv, K=K)
     K = int(read(validation_csv, "validation")["K"].max()) if K is None else K
@@ -176,7 +183,8 @@ def robustness(robustness_csv, validation_csv, stem, K=None):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left", fontsize=9, framealpha=0.85)
     axes[0].set_ylabel("test accuracy (%)")
-    fig.suptitle(f"Robustness (MNIST, K={K}), β chosen on validation 12-sample error — "
+    chosen_on = "sample-averaged" if samples is None else f"{samples}-sample"
+    fig.suptitle(f"Robustness (MNIST, K={K}), β chosen on validation {chosen_on} error — "
                  f"mean ± std over seeds, {_seeds_note(sel)}")
     return save_figure(fig, stem)
 
@@ -207,10 +215,11 @@ def _entropy_bits(W, b, zx, zy):
     return h.reshape(zx.shape)
 
 
-def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0):
+def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0, samples=None):
     """
     K=2 embeddings: rows = objective, columns = its betas (increasing). Each panel shows 95% ellipses of
-    p(z|x) for up to max_points test points coloured by class, over the entropy of q(y|z) (grey).
+    p(z|x) for up to max_points test points coloured by class, over the entropy of q(y|z) (grey);
+    each title has the model's err_avg (over ``samples`` samples of z).
     """
     if not npz_paths:
         raise ValueError("embedding_k2: no .npz files given")
@@ -259,7 +268,8 @@ def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0):
             ax.scatter(mu[:, 0], mu[:, 1], s=2, c=colors, lw=0, rasterized=True)
             ax.set_xlim(lo[0], hi[0])
             ax.set_ylim(lo[1], hi[1])
-            ax.set_title(f"{obj} β={beta_label(e['beta'])}, err12={100 * e['err_avg']:.1f}%", fontsize=10)
+            ax.set_title(f"{obj} β={beta_label(e['beta'])}, err{'_avg' if samples is None else samples}="
+                         f"{100 * e['err_avg']:.1f}%", fontsize=10)
             ax.tick_params(labelsize=7)
             if r == nrows - 1 or c >= len(by_obj[objs[r + 1]]):  # bottom of its column
                 ax.set_xlabel("z₁", fontsize=8)
@@ -278,14 +288,17 @@ def embedding_k2(npz_paths, stem, max_points=1000, grid=200, seed=0):
 # -----------------------------------------------------------------------------
 # everything
 
-def make_figures(metrics_csv, validation_csv, robustness_csv, embedding_npzs, figures_dir):
-    """Render all VIB-vs-VIM figures into figures_dir; return every written path."""
+def make_figures(metrics_csv, validation_csv, robustness_csv, embedding_npzs, figures_dir, samples=None):
+    """Render all VIB-vs-VIM figures into figures_dir; return every written path.  ``samples``: how
+    many samples of z err_avg averaged (vib_vim.evaluate.samples), for the labels."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for draw, inputs in ((error_vs_beta, [metrics_csv]), (information_plane, [metrics_csv]),
-                         (robustness, [robustness_csv, validation_csv]), (representation_vs_beta, [metrics_csv]),
-                         (embedding_k2, [list(embedding_npzs)])):
-        written += draw(*inputs, figures_dir / f"{NAME}_{draw.__name__}")     # study.FIGURES
+    counted = {"samples": samples}
+    for draw, inputs, kw in ((error_vs_beta, [metrics_csv], counted), (information_plane, [metrics_csv], {}),
+                             (robustness, [robustness_csv, validation_csv], counted),
+                             (representation_vs_beta, [metrics_csv], {}),
+                             (embedding_k2, [list(embedding_npzs)], counted)):
+        written += draw(*inputs, figures_dir / f"{NAME}_{draw.__name__}", **kw)     # study.FIGURES
     return written
 

@@ -88,7 +88,8 @@ def facts(exp: dict, paper: dict) -> dict:
 
 
 def options(exp: dict) -> dict:
-    return {}
+    """How many samples of z err_avg averages (evaluate.samples): the claims' labels say it."""
+    return {"samples": exp[NAME]["evaluate"]["samples"]}
 
 
 def claims_module():
