@@ -237,7 +237,8 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
         comps += [anchor_check(a, rc) for a in by_claim.get(cid, []) if a["primary"]]
         verdict, reason = combine(comps)
         claims.append({"id": cid, "statement": statement, "study": STUDY_OF[cid],
-                       "metric": METRIC_TEXT[cid], "verdict": verdict, "reason": reason, "comparisons": comps,
+                       "metric": METRIC_TEXT[cid].format_map(settings["options"][STUDY_OF[cid]]),   # {samples}, ...
+                       "verdict": verdict, "reason": reason, "comparisons": comps,
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({
         "experiment": settings["experiment"], "studies": studies, "confidence": rc.confidence, "min_seeds": rc.min_seeds,

@@ -472,6 +472,12 @@ def test_an_experiment_of_one_study_reports_that_study_only(tmp_path):
     assert [p["verdict"] for p in a4["comparisons"]] == [S.SUPPORTED, S.SUPPORTED]    # 1.15% vs 1.13%: ratio 1.02
     md = md_path.read_text()
     assert "runs Study A (vib_vim) only" in md and "## B1" not in md and "not the published protocol" not in md
+    # each claim's metric text and labels say how many samples of z err_avg averaged (evaluate.samples)
+    assert a4["metric"].startswith("12-sample test error of VIB") and "12 samples of z vote" in claims["claims"][0]["metric"]
+    thirty = R.build_claims({**settings, "options": {"vib_vim": {"samples": 30}}}, {"vib_vim": a},
+                            ROOT / "config/published.yaml")
+    assert thirty["claims"][0]["metric"].endswith("; 30 samples of z vote, 1 sample is additional")
+    assert thirty["claims"][0]["comparisons"][0]["name"] == "test error, 30 samples of z"
     with pytest.raises(ValueError, match="expected the tables of exactly those studies"):
         R.build_claims(settings, {"vib_vim": a, "dim_infobal": a}, ROOT / "config/published.yaml")
     with pytest.raises(ValueError, match="runs vib_vim"):

@@ -17,14 +17,14 @@ CLAIMS = {
     "A3": "VIM's representation is better than VIB's.",
     "A4": "VIB (beta = 1e-3) beats the deterministic baseline and reaches about 1.13% test error.",
 }
+# what each claim measures; {samples} is filled from study.options (how many samples of z err_avg averaged)
 METRIC_TEXT = {
-    "A1": "test error of each objective at its validation-best beta (K=256); the prediction averaged over samples of z "
-          "(vib_vim.evaluate.samples) votes, 1 sample is additional",
+    "A1": "test error of each objective at its validation-best beta (K=256); {samples} samples of z vote, 1 sample is "
+          "additional",
     "A2": "mean test accuracy over the noise levels above 0 (Gaussian and salt-and-pepper vote; FGSM is additional), "
           "each objective at its validation-best beta",
     "A3": "logistic-regression probe and 5-NN accuracy on the frozen mean mu(x), at the validation-best beta",
-    "A4": "test error (the prediction averaged over samples of z) of VIB at beta=1e-3 against the deterministic model; "
-          "and the published 1.13%",
+    "A4": "{samples}-sample test error of VIB at beta=1e-3 against the deterministic model; and the published 1.13%",
 }
 RECONSTRUCTED = [
     "Study A: VIM's loss (cross-entropy + beta * MMD^2 between the batch's aggregate posterior and "

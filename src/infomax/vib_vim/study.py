@@ -12,7 +12,8 @@ the report's parts import their modules when called.
     size_checks(exp, at, sizes)        bounds against the data's split sizes
     facts(exp, paper), options(exp)    what the report compares with the published protocol;
                                        what its claims need beyond the tables
-    claims_module()                    CLAIMS, METRIC_TEXT, RECONSTRUCTED, read_tables, claims, anchor_values
+    claims_module()                    CLAIMS, METRIC_TEXT (its {keys} filled from options), RECONSTRUCTED,
+                                       read_tables, claims, anchor_values
     summarize(tables, plots_dir)       its part of summary.json
     plot_tables(exp)                   the plot tables summarize writes (plots/<name>.csv)
     register(sub)                      its `infomax <study> <step>` commands
