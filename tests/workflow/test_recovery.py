@@ -38,6 +38,35 @@ def test_directory_elsewhere_uses_the_projects_config_and_params(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_while_another_run_goes_on_a_dry_run_shows_what_is_left_and_a_real_run_is_refused(tmp_path):
+    """A long run (table1: hours) is checked with a dry run while it goes on: the dry run plans,
+    with a note naming the running pid; a real run is refused naming it and the dry run to use."""
+    from infomax.files import running_snakemake
+
+    locks = tmp_path / ".snakemake/locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("x")
+    other = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 120"], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while running_snakemake(tmp_path) != other.pid:
+            assert time.monotonic() < deadline, "the stand-in Snakemake was never seen"
+            time.sleep(0.05)
+        args = ("--cores", "1", "--config", "experiment=smoke", "--directory", str(tmp_path))
+        dry = snakemake("-n", *args, "--rerun-incomplete", cwd=tmp_path)
+        assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+        assert f"note: another Snakemake (pid {other.pid}) is running in {tmp_path}" in dry.stderr
+        assert "rule train_vib_vim" in dry.stdout + dry.stderr            # the plan is there
+        real = snakemake(*args, cwd=tmp_path)
+        said = real.stdout + real.stderr
+        assert real.returncode != 0 and f"another Snakemake (pid {other.pid}) is still running" in said
+        assert "`snakemake -n --rerun-incomplete` shows what is left" in said
+        assert not (tmp_path / "results").exists()                        # refused before any job
+    finally:
+        other.kill()
+        other.wait()
+
+
 @pytest.mark.e2e
 def test_readme_recovery_after_sigkill(tmp_path):
     args = ("--cores", "1", "--config", "experiment=smoke", "--directory", str(tmp_path))

@@ -36,13 +36,19 @@ from infomax.studies import STUDIES, report_settings, select, selected, validate
 
 # A second run while another still runs here: Snakemake would call the running jobs' outputs
 # "incomplete" and advise --rerun-incomplete (or, later, --unlock), which would clash with the
-# running one.  A job's own Snakemake (--mode ...) and a killed run (no live process) pass.
+# running one.  A job's own Snakemake (--mode ...) and a killed run (no live process) pass.  A dry
+# run changes nothing (it takes no lock), so it goes on with a note: asking what is left is what a
+# user does while a long run goes on, and there --rerun-incomplete only plans the running jobs too.
 _other = running_snakemake(os.getcwd()) if "--mode" not in sys.argv else None
-if _other is not None:
+if _other is not None and workflow.output_settings.dryrun:
+    print(f"note: another Snakemake (pid {_other}) is running in {os.getcwd()}; its jobs in progress are "
+          "'incomplete' to this dry run: add --rerun-incomplete to see them planned with what is left (harmless "
+          f"in a dry run; never in a real run while pid {_other} runs)", file=sys.stderr)
+elif _other is not None:
     raise WorkflowError(f"another Snakemake (pid {_other}) is still running in {os.getcwd()} and holds its lock: "
                         "wait for it to finish, or stop it (kill " f"{_other}" ") and then run `snakemake --unlock` "
                         "and your command with --rerun-incomplete; while it runs, do not use --unlock or "
-                        "--rerun-incomplete")
+                        "--rerun-incomplete (a dry run may: `snakemake -n --rerun-incomplete` shows what is left)")
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
