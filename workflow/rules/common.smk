@@ -40,7 +40,7 @@ from infomax.studies import STUDIES, report_settings, select, selected, validate
 # run changes nothing (it takes no lock), so it goes on with a note: asking what is left is what a
 # user does while a long run goes on, and there --rerun-incomplete only plans the running jobs too.
 _other = running_snakemake(os.getcwd()) if "--mode" not in sys.argv else None
-if _other is not None and workflow.output_settings.dryrun:
+if _other is not None and getattr(workflow.output_settings, "dryrun", False):   # unknown: refused as a real run
     print(f"note: another Snakemake (pid {_other}) is running in {os.getcwd()}; its jobs in progress are "
           "'incomplete' to this dry run: add --rerun-incomplete to see them planned with what is left (harmless "
           f"in a dry run; never in a real run while pid {_other} runs)", file=sys.stderr)
