@@ -118,18 +118,21 @@ def test_report_config_rejects_bad_values(bad):
 # -----------------------------------------------------------------------------
 # claims from hand-made tables
 
-def write_study_a(d: Path, vim_err: list, vib_err: list, det_err: list, vim_noise: list, vib_noise: list):
-    """Metrics/validation/robustness tables, one value per seed for each side at one beta each."""
+def write_study_a(d: Path, vim_err: list, vib_err: list, det_err: list, vim_noise: list, vib_noise: list,
+                  validation=True):
+    """Metrics/validation/robustness tables, one value per seed for each side at one beta each (and a
+    worse VIB beta 1e-1 to choose against); ``validation=False``: as with val_size 0, one beta per
+    objective and every val_err_avg empty."""
     metrics, val, rob = [], [], []
     cols = ["objective", "beta", "seed", "K", "err_1", "err_avg", "rate_bits", "izy_bits", "probe_acc", "knn_acc",
             "train_seconds"]
     for obj, beta, errs in (("vim", 1.0, vim_err), ("vib", 1e-3, vib_err), ("deterministic", 0.0, det_err),
-                            ("vib", 1e-1, [0.5] * len(vib_err))):
+                            ("vib", 1e-1, [0.5] * len(vib_err) if validation else [])):
         for seed, e in enumerate(errs):
             metrics.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "err_1": e + 0.01, "err_avg": e,
                             "rate_bits": "" if obj == "deterministic" else 20.0, "izy_bits": 3.0,
                             "probe_acc": 1 - e, "knn_acc": 1 - e, "train_seconds": 1.0})
-            val.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "val_err_avg": e})
+            val.append({"objective": obj, "beta": beta, "seed": seed, "K": 256, "val_err_avg": e if validation else ""})
     for obj, beta, accs in (("vim", 1.0, vim_noise), ("vib", 1e-3, vib_noise)):
         for seed, acc in enumerate(accs):
             for attack in ("gaussian", "saltpepper", "fgsm"):
@@ -164,7 +167,7 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     # err_avg's labels say how many samples of z it averaged: the study's options (evaluate.samples)
     assert a1["name"] == "test error, samples of z" and "lowest mean validation sample-averaged error" in a1["note"]
     counted = claims_a.claims(claims_a.read_tables(win, vib_vim_study.options(
-        {"vib_vim": {"evaluate": {"samples": 30}}})), RC)
+        {"vib_vim": {"evaluate": {"samples": 30}}, "data": {"mnist": {"val_size": 5000}}})), RC)
     assert counted["A1"][0]["name"] == "test error, 30 samples of z"
     assert "lowest mean validation 30-sample error" in counted["A1"][0]["note"]
     assert counted["A4"][0]["name"].startswith("test error (30 samples), VIB beta=1e-3")
@@ -458,7 +461,8 @@ def test_an_experiment_of_one_study_reports_that_study_only(tmp_path):
     the other study is not part of it, and is decided by the published numbers (full MNIST, 200
     epochs: comparable).  Tables of a study it does not run, or none of one it runs, are errors."""
     a = write_study_a(tmp_path, vim_err=[0.0110, 0.0112, 0.0114], vib_err=[0.0114, 0.0116, 0.0115],
-                      det_err=[0.0140, 0.0139, 0.0141], vim_noise=[0.9, 0.91, 0.92], vib_noise=[0.9, 0.9, 0.91])
+                      det_err=[0.0140, 0.0139, 0.0141], vim_noise=[0.9, 0.91, 0.92], vib_noise=[0.9, 0.9, 0.91],
+                      validation=False)
     settings = report_settings({**CONFIG, "experiment": "table1"})
     assert settings["studies"] == ["vib_vim"] and set(settings["facts"]) == {"vib_vim"}
     claims_path, md_path = tmp_path / "claims.json", tmp_path / "REPLICATION.md"
@@ -474,7 +478,15 @@ def test_an_experiment_of_one_study_reports_that_study_only(tmp_path):
     assert "runs Study A (vib_vim) only" in md and "## B1" not in md and "not the published protocol" not in md
     # each claim's metric text and labels say how many samples of z err_avg averaged (evaluate.samples)
     assert a4["metric"].startswith("12-sample test error of VIB") and "12 samples of z vote" in claims["claims"][0]["metric"]
-    thirty = R.build_claims({**settings, "options": {"vib_vim": {"samples": 30}}}, {"vib_vim": a},
+    # no validation split (val_size 0): nothing was chosen, and no text says a beta was chosen on validation
+    for c in claims["claims"]:
+        assert "validation" not in c["metric"].replace("no validation split", ""), c["metric"]
+        for comp in c["comparisons"]:
+            assert "validation" not in comp.get("note", "").replace("no validation split", ""), comp["note"]
+    assert "at its only beta (no validation split: nothing chosen)" in claims["claims"][0]["metric"]
+    assert claims["claims"][0]["comparisons"][0]["note"].startswith("each objective at its only beta")
+    thirty = R.build_claims({**settings, "options": {"vib_vim": {**settings["options"]["vib_vim"], "samples": 30}}},
+                            {"vib_vim": a},
                             ROOT / "config/published.yaml")
     assert thirty["claims"][0]["metric"].endswith("; 30 samples of z vote, 1 sample is additional")
     assert thirty["claims"][0]["comparisons"][0]["name"] == "test error, 30 samples of z"
@@ -492,6 +504,10 @@ def test_report_settings_state_how_the_experiment_differs():
     assert b["methods"]["dim_l"]["kind"] == "dim_l" and quick["report"]["min_seeds"] >= 2
     assert b["methods"] == method_specs(R_experiment(config, "quick"))
     assert b["kinds"] == PAPER["dim_infobal"]["kinds"]                      # quick inherits paper's kinds
+    # how each beta was come by, for the claims' texts: chosen on validation in quick, the only one in table1
+    assert quick["options"]["vib_vim"]["beta"] == "validation-best beta"
+    assert report_settings({**CONFIG, "experiment": "table1"})["options"]["vib_vim"]["beta"].startswith(
+        "only beta (no validation split")
     pub = R.load_published(ROOT / "config/published.yaml")
     dev = R.deviations(quick["facts"], pub["protocols"])
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])

@@ -130,3 +130,28 @@ def test_labels_name_the_sample_count_given(tmp_path, inputs, monkeypatch, sampl
     assert any(chosen in t for t in texts["vib_vim_robustness"])
     assert any(err in t for t in texts["vib_vim_embedding_k2"])
     assert not any("12" in t and "sample" in t for ts in texts.values() for t in ts)
+
+
+def test_robustness_title_without_a_validation_split_says_nothing_was_chosen(tmp_path, inputs, monkeypatch):
+    """table1 (val_size 0) trains one beta per objective and has no validation errors: the robustness
+    figure must not claim its betas were chosen on validation; with a validation split it still says so."""
+    texts = {}
+
+    def keep(fig, stem):
+        texts[Path(stem).name] = fig._suptitle.get_text()
+        plt.close(fig)
+        return []
+
+    monkeypatch.setattr(FA, "save_figure", keep)
+    val = pd.read_csv(inputs["validation"])
+    one = {o: sorted(val[val["objective"] == o]["beta"].unique())[-1] for o in val["objective"].unique()}
+    val = val[[np.isclose(b, one[o]) for o, b in zip(val["objective"], val["beta"])]].assign(val_err_avg=np.nan)
+    rob = pd.read_csv(inputs["robustness"])
+    rob = rob[[np.isclose(b, one[o]) for o, b in zip(rob["objective"], rob["beta"])]]
+    val.to_csv(tmp_path / "validation.csv", index=False)
+    rob.to_csv(tmp_path / "robustness.csv", index=False)
+
+    FA.robustness(tmp_path / "robustness.csv", tmp_path / "validation.csv", tmp_path / "none", samples=12)
+    FA.robustness(inputs["robustness"], inputs["validation"], tmp_path / "chosen", samples=12)
+    assert "chosen on validation" not in texts["none"] and "no validation split" in texts["none"], texts["none"]
+    assert "β chosen on validation 12-sample error" in texts["chosen"], texts["chosen"]

@@ -1,15 +1,15 @@
 """Study A's claims (A1-A4) from its collected tables: what each claim measures, its
 comparisons, and which rows of our tables hold a published anchor's quantity.
 
-Every comparison uses K=256 rows and each objective's validation-best beta (``tables.best_betas``):
-the test set picks nothing.  The metrics and margins are this project's reading of claims the
+Every comparison uses K=256 rows and each objective's validation-best beta (``tables.best_betas``;
+without a validation split, its only beta): the test set picks nothing.  The metrics and margins are this project's reading of claims the
 sources state in words (RECONSTRUCTED); each claim says exactly what it measured.
 """
 
 from ..stats import ACCURACY, ERROR, comparison, fmt, missing
 from ..tables import close, per_seed
 from ..attacks import ATTACKS
-from .tables import at_beta, best_betas, label, main_rows, read
+from .tables import at_beta, best_betas, beta_choice, label, main_rows, read, selected_on_validation
 
 CLAIMS = {
     "A1": "VIM is more accurate than VIB.",
@@ -17,13 +17,14 @@ CLAIMS = {
     "A3": "VIM's representation is better than VIB's.",
     "A4": "VIB (beta = 1e-3) beats the deterministic baseline and reaches about 1.13% test error.",
 }
-# what each claim measures; {samples} is filled from study.options (how many samples of z err_avg averaged)
+# what each claim measures; {samples} and {beta} are filled from study.options (how many samples of z err_avg
+# averaged; how each beta was come by: tables.beta_choice)
 METRIC_TEXT = {
-    "A1": "test error of each objective at its validation-best beta (K=256); {samples} samples of z vote, 1 sample is "
+    "A1": "test error (K=256) of each objective at its {beta}; {samples} samples of z vote, 1 sample is "
           "additional",
     "A2": "mean test accuracy over the noise levels above 0 (Gaussian and salt-and-pepper vote; FGSM is additional), "
-          "each objective at its validation-best beta",
-    "A3": "logistic-regression probe and 5-NN accuracy on the frozen mean mu(x), at the validation-best beta",
+          "each objective at its {beta}",
+    "A3": "logistic-regression probe and 5-NN accuracy on the frozen mean mu(x), at each objective's {beta}",
     "A4": "{samples}-sample test error of VIB at beta=1e-3 against the deterministic model; and the published 1.13%",
 }
 RECONSTRUCTED = [
@@ -37,10 +38,12 @@ RECONSTRUCTED = [
 
 def read_tables(paths: dict, options: dict | None = None) -> dict:
     """Study A's tables, read once (``paths``: table name -> CSV): every metrics row (K=256 and
-    K=2), the robustness rows, each objective's validation-best beta, and (``options``: the
+    K=2), the robustness rows, each objective's validation-best beta (its only one without a validation
+    split: ``selected`` says which), and (``options``: the
     study's ``study.options``) how many samples of z err_avg averaged (None: not given)."""
     return {"metrics": read(paths["metrics"], "metrics"), "robustness": read(paths["robustness"], "robustness"),
-            "best": best_betas(paths["validation"]), "samples": (options or {}).get("samples")}
+            "best": best_betas(paths["validation"]), "selected": selected_on_validation(paths["validation"]),
+            "samples": (options or {}).get("samples")}
 
 
 def grid_position(m, objective: str, beta: float) -> str:
@@ -67,11 +70,15 @@ def claims(a: dict, rc) -> dict:
     why = "this experiment has no {} runs".format(" and ".join(o for o in ("vib", "vim") if not have[o]))
     n = a.get("samples")                                       # how many samples of z err_avg averaged
     avg = "samples" if n is None else f"{n} samples"
-    best_note = (f"each objective at its validation-best beta (lowest mean validation "
-                 f"{'sample-averaged' if n is None else f'{n}-sample'} error; "
-                 "the test set picks nothing)")
+    if a["selected"]:
+        best_note = (f"each objective at its validation-best beta (lowest mean validation "
+                     f"{'sample-averaged' if n is None else f'{n}-sample'} error; "
+                     "the test set picks nothing)")
+    else:
+        best_note = f"each objective at its {beta_choice(False)}"
     if both:
-        best_note += "; " + ", ".join(grid_position(m, o, best[o]) for o in ("vim", "vib"))
+        best_note += ("; " + ", ".join(grid_position(m, o, best[o]) for o in ("vim", "vib")) if a["selected"]
+                      else ": " + ", ".join(label(o, best[o]) for o in ("vim", "vib")))
     out = {}
 
     def vs(metric, label_text, unit, scale, higher, votes=True, df=None, note=best_note):

@@ -4,7 +4,8 @@ Every figure function takes input paths and an output *stem* (a Path without suf
 <stem>.png and <stem>.pdf atomically and returns the written paths.  Inputs are the collected
 tables (columns: ``vib_vim.tables.COLUMNS``) and the K=2 embeddings (one .npz per model with mu,
 sigma, y, W, b, objective, beta, err_avg).  Labels, colours and model selection come from
-``vib_vim.tables``: the robustness figure shows each objective at its validation-best beta.
+``vib_vim.tables``: the robustness figure shows each objective at its validation-best beta
+(or its only beta, without a validation split).
 """
 
 import textwrap
@@ -17,7 +18,8 @@ import pandas as pd
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
 from ..attacks import ATTACKS
-from .tables import (MARKERS, OBJECTIVES, best_betas, beta_label, main_rows, objectives_in,
+from .tables import (MARKERS, OBJECTIVES, best_betas, beta_choice, beta_label, main_rows, objectives_in,
+                     selected_on_validation,
                      objective_color, read)
 from matplotlib.collections import EllipseCollection
 from matplotlib.lines import Line2D
@@ -150,10 +152,12 @@ def information_plane(metrics_csv, stem, K=None):
 
 def robustness(robustness_csv, validation_csv, stem, K=None, samples=None):
     """Accuracy (%) under each attack, each objective at its validation-selected beta (``samples``:
-    of z, in the validation error that selects it)."""
+    of z, in the validation error that selects it).  Without a validation split (val_size 0: every
+    val_err_avg empty) each objective has one beta, and the title says so instead of a selection."""
     df = read(robustness_csv, "robustness")
     best = best_betas(validation_csv, K=K)
     K = int(read(validation_csv, "validation")["K"].max()) if K is None else K
+    selected = selected_on_validation(validation_csv, K)
     # keep, per objective, only the rows at that objective's selected beta
     keep = []
     for obj in objectives_in(df):
@@ -183,9 +187,12 @@ def robustness(robustness_csv, validation_csv, stem, K=None, samples=None):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left", fontsize=9, framealpha=0.85)
     axes[0].set_ylabel("test accuracy (%)")
-    chosen_on = "sample-averaged" if samples is None else f"{samples}-sample"
-    fig.suptitle(f"Robustness (MNIST, K={K}), β chosen on validation {chosen_on} error — "
-                 f"mean ± std over seeds, {_seeds_note(sel)}")
+    if selected:
+        chosen_on = "sample-averaged" if samples is None else f"{samples}-sample"
+        how = f"β chosen on validation {chosen_on} error"
+    else:
+        how = f"each objective at its {beta_choice(False).replace('beta', 'β')}"
+    fig.suptitle(f"Robustness (MNIST, K={K}), {how} — mean ± std over seeds, {_seeds_note(sel)}")
     return save_figure(fig, stem)
 
 

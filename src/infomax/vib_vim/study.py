@@ -89,8 +89,13 @@ def facts(exp: dict, paper: dict) -> dict:
 
 
 def options(exp: dict) -> dict:
-    """How many samples of z err_avg averages (evaluate.samples): the claims' labels say it."""
-    return {"samples": exp[NAME]["evaluate"]["samples"]}
+    """What the claims' texts say beyond the tables: how many samples of z err_avg averages
+    (evaluate.samples), and how each beta was come by (chosen on validation, or the only one where
+    val_size is 0: tables.beta_choice)."""
+    from .tables import beta_choice
+    data = exp["data"].get(DATASET)
+    return {"samples": exp[NAME]["evaluate"]["samples"],
+            "beta": beta_choice(data is None or data["val_size"] > 0)}
 
 
 def claims_module():

@@ -106,6 +106,18 @@ def at_beta(df, objective, beta):
 # -----------------------------------------------------------------------------
 # model selection
 
+def beta_choice(selected: bool) -> str:
+    """How each objective's beta was come by, in the report's words: chosen on validation, or (no
+    validation split, val_size 0) the one beta trained per objective."""
+    return "validation-best beta" if selected else "only beta (no validation split: nothing chosen)"
+
+
+def selected_on_validation(validation_csv, K=None) -> bool:
+    """Whether the betas were chosen on validation: any validation error at the main K (without a
+    validation split every val_err_avg is empty and each objective has one beta)."""
+    return bool(main_rows(read(validation_csv, "validation"), validation_csv, K)["val_err_avg"].notna().any())
+
+
 def best_betas(validation_csv, K=None) -> dict[str, float]:
     """For each objective, the beta with the lowest MEAN validation error (val_err_avg) over seeds
     (ties -> the smaller beta).  Deterministic has no beta -> 0.0.  Reads validation data only:
