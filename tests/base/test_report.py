@@ -508,6 +508,11 @@ def test_report_settings_state_how_the_experiment_differs():
     assert quick["options"]["vib_vim"]["beta"] == "validation-best beta"
     assert report_settings({**CONFIG, "experiment": "table1"})["options"]["vib_vim"]["beta"].startswith(
         "only beta (no validation split")
+    assert report_settings({**CONFIG, "experiment": "smoke"})["options"]["vib_vim"]["beta"] == "validation-best beta"
+    no_val = {**CONFIG, "experiment": "smoke", "experiments": {**CONFIG["experiments"], "smoke": {
+        **CONFIG["experiments"]["smoke"], "data": {"mnist": {**CONFIG["experiments"]["smoke"]["data"]["mnist"],
+                                                             "val_fraction": 0.0}}}}}
+    assert report_settings(no_val)["options"]["vib_vim"]["beta"].startswith("only beta")   # embedded, no val split
     pub = R.load_published(ROOT / "config/published.yaml")
     dev = R.deviations(quick["facts"], pub["protocols"])
     assert any("epochs" in r for r in dev["vib_vim"]) and any("local_units" in r for r in dev["dim_infobal"])

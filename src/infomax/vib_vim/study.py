@@ -26,7 +26,7 @@ workflow/rules/<NAME>.smk, which the Snakefile includes for every study.
 """
 
 from ..attacks import ATTACKS
-from ..config import data_used, reduced_levels
+from ..config import data_used, reduced_levels, split_sizes
 from . import runs
 from .runs import DATASET
 
@@ -93,9 +93,9 @@ def options(exp: dict) -> dict:
     (evaluate.samples), and how each beta was come by (chosen on validation, or the only one where
     val_size is 0: tables.beta_choice)."""
     from .tables import beta_choice
-    data = exp["data"].get(DATASET)
+    sizes = split_sizes(DATASET, exp["data"][DATASET]) if DATASET in exp["data"] else None
     return {"samples": exp[NAME]["evaluate"]["samples"],
-            "beta": beta_choice(data is None or data["val_size"] > 0)}
+            "beta": beta_choice(sizes is None or sizes["val"] > 0)}
 
 
 def claims_module():
