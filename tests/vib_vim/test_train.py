@@ -333,3 +333,24 @@ def test_cli_steps_train_a_group_and_evaluate_each_model_as_alone(tiny_data, tmp
         a, b = (json.loads(p.read_text()) for p in (tmp_path / "together" / f"{n}.json", tmp_path / n / f"{n}.json"))
         assert a == b
         assert a["seed"] == c.seed and a["robustness"]
+
+
+def test_a_link_to_a_group_trained_for_another_seed_names_what_the_group_holds(tmp_path):
+    """Groups are named by seed position: a part listing seeds [0, 1, 2, 4] points seed 4 at the group
+    of seed 3.  The link must fail naming the missing file and what the group holds, never link
+    another seed's model; a group that holds the run links both files."""
+    from infomax.vib_vim.runs import link_files
+
+    group = tmp_path / "groups" / "vib_g3"
+    (group / "models").mkdir(parents=True)
+    (group / "eval").mkdir()
+    (group / "models" / "vib_b1e-3_s3.pt").write_bytes(b"model of seed 3")
+    (group / "eval" / "vib_b1e-3_s3.json").write_text("{}")
+    out = {"model": tmp_path / "models" / "vib_b1e-3_s4.pt", "eval": tmp_path / "eval" / "vib_b1e-3_s4.json"}
+    with pytest.raises(FileNotFoundError, match=r"vib_b1e-3_s4\.pt: not in its group's folder, which holds "
+                                                r"vib_b1e-3_s3\.pt.*position of its seeds in vib_vim\.seeds"):
+        link_files(group / "models", group / "eval", "vib_b1e-3_s4", out, tmp_path / "link.log")
+    assert not out["model"].exists() and not out["eval"].exists()
+    ok = {"model": tmp_path / "models" / "vib_b1e-3_s3.pt", "eval": tmp_path / "eval" / "vib_b1e-3_s3.json"}
+    link_files(group / "models", group / "eval", "vib_b1e-3_s3", ok, tmp_path / "link.log")
+    assert ok["model"].read_bytes() == b"model of seed 3" and ok["eval"].read_text() == "{}"

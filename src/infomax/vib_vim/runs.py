@@ -51,6 +51,16 @@ def link_files(models_dir, evals_dir, run: str, outputs: dict, log) -> list[str]
 
     sources = {"model": f"{models_dir}/{run}.pt", "eval": f"{evals_dir}/{run}.json",
                "embedding": f"{evals_dir}/{run}.npz"}
+    for name in outputs:
+        src = Path(sources[name])
+        if not src.is_file():
+            held = sorted(p.name for p in src.parent.iterdir() if not p.name.startswith(".")) if src.parent.is_dir() else []
+            raise FileNotFoundError(
+                f"{src}: not in its group's folder, which holds {', '.join(held) or 'nothing'}. A group is named by "
+                f"the position of its seeds in vib_vim.seeds, so this group was trained for other runs (a seed list "
+                f"that is not the start of the one it was trained with, e.g. [0, 1, 2, 4] against groups of [0..4], "
+                f"or a group folder copied from elsewhere): list the seeds in the same order, or remove "
+                f"{src.parent.parent} to train it for {run}")
     lines = [link_or_copy(sources[name], dest) for name, dest in outputs.items()]
     Path(log).write_text("\n".join(lines) + "\n")
     return lines
