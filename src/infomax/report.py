@@ -237,7 +237,7 @@ def build_claims(settings: dict, tables_paths: dict, published_path) -> dict:
         comps += [anchor_check(a, rc) for a in by_claim.get(cid, []) if a["primary"]]
         verdict, reason = combine(comps)
         claims.append({"id": cid, "statement": statement, "study": STUDY_OF[cid],
-                       "metric": METRIC_TEXT[cid].format_map(settings["options"][STUDY_OF[cid]]),   # {samples}, ...
+                       "metric": METRIC_TEXT[cid].format_map(tables[STUDY_OF[cid]]),   # {samples}, {beta}, ...
                        "verdict": verdict, "reason": reason, "comparisons": comps,
                        "anchors": [a["id"] for a in by_claim.get(cid, [])]})
     return _sanitize({

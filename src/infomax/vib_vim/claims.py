@@ -1,7 +1,7 @@
 """Study A's claims (A1-A4) from its collected tables: what each claim measures, its
 comparisons, and which rows of our tables hold a published anchor's quantity.
 
-Every comparison uses K=256 rows and each objective's validation-best beta (``tables.best_betas``;
+Every comparison uses K=256 rows and each objective's validation-best beta (``tables.choose``;
 without a validation split, its only beta): the test set picks nothing.  The metrics and margins are this project's reading of claims the
 sources state in words (RECONSTRUCTED); each claim says exactly what it measured.
 """
@@ -9,7 +9,7 @@ sources state in words (RECONSTRUCTED); each claim says exactly what it measured
 from ..stats import ACCURACY, ERROR, comparison, fmt, missing
 from ..tables import close, per_seed
 from ..attacks import ATTACKS
-from .tables import at_beta, best_betas, beta_choice, label, main_rows, read, selected_on_validation
+from .tables import at_beta, choose, label, main_rows, read
 
 CLAIMS = {
     "A1": "VIM is more accurate than VIB.",
@@ -17,8 +17,8 @@ CLAIMS = {
     "A3": "VIM's representation is better than VIB's.",
     "A4": "VIB (beta = 1e-3) beats the deterministic baseline and reaches about 1.13% test error.",
 }
-# what each claim measures; {samples} and {beta} are filled from study.options (how many samples of z err_avg
-# averaged; how each beta was come by: tables.beta_choice)
+# what each claim measures; its {keys} are filled from read_tables: {samples} (how many samples of z err_avg
+# averaged, study.options) and {beta} (how each beta was come by, from the validation table: tables.Choice.words)
 METRIC_TEXT = {
     "A1": "test error (K=256) of each objective at its {beta}; {samples} samples of z vote, 1 sample is "
           "additional",
@@ -39,10 +39,11 @@ RECONSTRUCTED = [
 def read_tables(paths: dict, options: dict | None = None) -> dict:
     """Study A's tables, read once (``paths``: table name -> CSV): every metrics row (K=256 and
     K=2), the robustness rows, each objective's validation-best beta (its only one without a validation
-    split: ``selected`` says which), and (``options``: the
-    study's ``study.options``) how many samples of z err_avg averaged (None: not given)."""
-    return {"metrics": read(paths["metrics"], "metrics"), "robustness": read(paths["robustness"], "robustness"),
-            "best": best_betas(paths["validation"]), "selected": selected_on_validation(paths["validation"]),
+    split: ``selected`` says which, ``beta`` in words), and (``options``: the study's ``study.options``)
+    how many samples of z err_avg averaged (None: not given).  The claims' METRIC_TEXT is filled from it."""
+    metrics, robustness = read(paths["metrics"], "metrics"), read(paths["robustness"], "robustness")
+    choice = choose(paths["validation"])
+    return {"metrics": metrics, "robustness": robustness, "best": choice.best, "selected": choice.selected, "beta": choice.words,
             "samples": (options or {}).get("samples")}
 
 
@@ -74,11 +75,12 @@ def claims(a: dict, rc) -> dict:
         best_note = (f"each objective at its validation-best beta (lowest mean validation "
                      f"{'sample-averaged' if n is None else f'{n}-sample'} error; "
                      "the test set picks nothing)")
+        sep, which = "; ", lambda o: grid_position(m, o, best[o])     # where each best beta lies in its grid
     else:
-        best_note = f"each objective at its {beta_choice(False)}"
+        best_note = f"each objective at its {a['beta']}"
+        sep, which = ": ", lambda o: label(o, best[o])
     if both:
-        best_note += ("; " + ", ".join(grid_position(m, o, best[o]) for o in ("vim", "vib")) if a["selected"]
-                      else ": " + ", ".join(label(o, best[o]) for o in ("vim", "vib")))
+        best_note += sep + ", ".join(which(o) for o in ("vim", "vib"))
     out = {}
 
     def vs(metric, label_text, unit, scale, higher, votes=True, df=None, note=best_note):

@@ -18,9 +18,7 @@ import pandas as pd
 from ..figures import plt, save_figure
 NAME = __name__.split(".")[-2]     # the study package's name: figure files are <study>_<function>
 from ..attacks import ATTACKS
-from .tables import (MARKERS, OBJECTIVES, best_betas, beta_choice, beta_label, main_rows, objectives_in,
-                     selected_on_validation,
-                     objective_color, read)
+from .tables import MARKERS, OBJECTIVES, beta_label, choose, main_rows, objectives_in, objective_color, read
 from matplotlib.collections import EllipseCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
@@ -155,9 +153,8 @@ def robustness(robustness_csv, validation_csv, stem, K=None, samples=None):
     of z, in the validation error that selects it).  Without a validation split (val_size 0: every
     val_err_avg empty) each objective has one beta, and the title says so instead of a selection."""
     df = read(robustness_csv, "robustness")
-    best = best_betas(validation_csv, K=K)
-    K = int(read(validation_csv, "validation")["K"].max()) if K is None else K
-    selected = selected_on_validation(validation_csv, K)
+    choice = choose(validation_csv, K=K)
+    best, K = choice.best, choice.K
     # keep, per objective, only the rows at that objective's selected beta
     keep = []
     for obj in objectives_in(df):
@@ -187,11 +184,11 @@ def robustness(robustness_csv, validation_csv, stem, K=None, samples=None):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left", fontsize=9, framealpha=0.85)
     axes[0].set_ylabel("test accuracy (%)")
-    if selected:
+    if choice.selected:
         chosen_on = "sample-averaged" if samples is None else f"{samples}-sample"
         how = f"β chosen on validation {chosen_on} error"
     else:
-        how = f"each objective at its {beta_choice(False).replace('beta', 'β')}"
+        how = f"each objective at its {choice.words.replace('beta', 'β')}"
     fig.suptitle(f"Robustness (MNIST, K={K}), {how} — mean ± std over seeds, {_seeds_note(sel)}")
     return save_figure(fig, stem)
 

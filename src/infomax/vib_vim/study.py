@@ -12,7 +12,7 @@ the report's parts import their modules when called.
     size_checks(exp, at, sizes)        bounds against the data's split sizes
     facts(exp, paper), options(exp)    what the report compares with the published protocol;
                                        what its claims need beyond the tables
-    claims_module()                    CLAIMS, METRIC_TEXT (its {keys} filled from options), RECONSTRUCTED,
+    claims_module()                    CLAIMS, METRIC_TEXT (its {keys} filled from read_tables), RECONSTRUCTED,
                                        read_tables, claims, anchor_values
     summarize(tables, plots_dir)       its part of summary.json
     plot_tables(exp)                   the plot tables summarize writes (plots/<name>.csv)
@@ -26,7 +26,7 @@ workflow/rules/<NAME>.smk, which the Snakefile includes for every study.
 """
 
 from ..attacks import ATTACKS
-from ..config import data_used, reduced_levels, split_sizes
+from ..config import data_used, reduced_levels
 from . import runs
 from .runs import DATASET
 
@@ -90,12 +90,9 @@ def facts(exp: dict, paper: dict) -> dict:
 
 def options(exp: dict) -> dict:
     """What the claims' texts say beyond the tables: how many samples of z err_avg averages
-    (evaluate.samples), and how each beta was come by (chosen on validation, or the only one where
-    val_size is 0: tables.beta_choice)."""
-    from .tables import beta_choice
-    sizes = split_sizes(DATASET, exp["data"][DATASET]) if DATASET in exp["data"] else None
-    return {"samples": exp[NAME]["evaluate"]["samples"],
-            "beta": beta_choice(sizes is None or sizes["val"] > 0)}
+    (evaluate.samples).  How each beta was come by is the validation table's to say
+    (tables.choose: chosen on validation, or each objective's only one without a validation split)."""
+    return {"samples": exp[NAME]["evaluate"]["samples"]}
 
 
 def claims_module():

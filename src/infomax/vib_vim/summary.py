@@ -1,7 +1,7 @@
 """Study A's part of the experiment summary (summary.json, DVC metrics) and its plot-ready tables
 (DVC plots), derived from the collected tables, never from a model.
 
-For each objective: the beta with the lowest mean validation error, val_err_avg (``tables.best_betas``,
+For each objective: the beta with the lowest mean validation error, val_err_avg (``tables.choose``,
 the same choice as the robustness figure) and that beta's test numbers, averaged over seeds.
 Files (``results/<experiment>/plots/``):
 - ``vib_vim_error_vs_beta_<objective>.csv``: ``beta,log10_beta,err_1,err_avg,seeds``, one row per
@@ -18,7 +18,7 @@ from ..files import save_csv
 from ..tables import num
 from ..attacks import ATTACKS
 from .runs import error_vs_beta_plot, robustness_plot
-from .tables import at_beta, best_betas, main_rows, objectives_in, read
+from .tables import at_beta, choose, main_rows, objectives_in, read
 
 HEADLINE = ["err_1", "err_avg", "rate_bits", "izy_bits", "probe_acc", "knn_acc"]
 ERROR_VS_BETA_COLUMNS = ["beta", "log10_beta", "err_1", "err_avg", "seeds"]
@@ -29,8 +29,8 @@ def summarize(metrics_csv, validation_csv, robustness_csv, plots_dir) -> dict:
     metrics = main_rows(read(metrics_csv, "metrics"), metrics_csv)
     K = int(metrics["K"].iloc[0])
     rob = read(robustness_csv, "robustness")
-    best = best_betas(validation_csv, K=K)
-    val = main_rows(read(validation_csv, "validation"), validation_csv, K)
+    choice = choose(validation_csv, K=K)
+    best, val = choice.best, choice.val
     attacks = list(ATTACKS)
     out = {"models": int(len(metrics)),
            "attack_levels": {a: num(rob.loc[rob["attack"] == a, "level"].max()) for a in attacks

@@ -4,6 +4,7 @@ markers every figure and the report use.
 """
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -112,16 +113,24 @@ def beta_choice(selected: bool) -> str:
     return "validation-best beta" if selected else "only beta (no validation split: nothing chosen)"
 
 
-def selected_on_validation(validation_csv, K=None) -> bool:
-    """Whether the betas were chosen on validation: any validation error at the main K (without a
-    validation split every val_err_avg is empty and each objective has one beta)."""
-    return bool(main_rows(read(validation_csv, "validation"), validation_csv, K)["val_err_avg"].notna().any())
+class Choice(NamedTuple):
+    """Each objective's beta at the main bottleneck size and how it was come by (``choose``)."""
+    K: int
+    best: dict              # objective -> beta (deterministic: 0.0)
+    selected: bool          # chosen on validation; False: no validation split, each objective's only beta
+    val: object             # the validation rows at K (DataFrame)
+
+    @property
+    def words(self) -> str:
+        return beta_choice(self.selected)
 
 
-def best_betas(validation_csv, K=None) -> dict[str, float]:
+def choose(validation_csv, K=None) -> Choice:
     """For each objective, the beta with the lowest MEAN validation error (val_err_avg) over seeds
-    (ties -> the smaller beta).  Deterministic has no beta -> 0.0.  Reads validation data only:
-    the test set picks nothing."""
+    (ties -> the smaller beta), at ``K`` (the table's largest by default).  Deterministic has no
+    beta -> 0.0.  Reads validation data only, once: the test set picks nothing.  Without a
+    validation split (val_size 0: every val_err_avg empty) each objective has one beta, its own,
+    and ``selected`` is False."""
     every = main_rows(read(validation_csv, "validation"), validation_csv, K)
     df = every.dropna(subset=["val_err_avg"])
     best = {}
@@ -139,4 +148,9 @@ def best_betas(validation_csv, K=None) -> dict[str, float]:
         means = df[df["objective"] == obj].groupby("beta")["val_err_avg"].mean()
         tied = means[means <= means.min() + 1e-12]  # robust to float noise in the means
         best[obj] = float(min(tied.index))
-    return best
+    return Choice(int(every["K"].iloc[0]), best, not df.empty, every)
+
+
+def best_betas(validation_csv, K=None) -> dict[str, float]:
+    """Each objective's beta: ``choose(...).best``."""
+    return choose(validation_csv, K).best
