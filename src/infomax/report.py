@@ -388,7 +388,7 @@ def render_markdown(claims: dict, figures: list[dict], forest: dict | None = Non
     lines += ["", "## Figures", ""]
     for f in figures:
         lines += [f"![{f['caption']}]({f['path']})", "",
-                  f"*{f['caption']}* Made by rule `{f['rule']}` (workflow/rules/report.smk).", ""]
+                  f"*{f['caption']}* Made by rule `{f['rule']}` ({f['rule_file']}).", ""]
     return "\n".join(lines)
 
 
@@ -582,7 +582,7 @@ def write_report(settings: dict, tables: dict, published, captions_dir, claims_o
         if not path.is_file():
             raise FileNotFoundError(f"{path}: figure not found (made by rule {f['rule']}; rerun it)")
         rel = path.resolve().relative_to(md_dir.resolve()) if path.resolve().is_relative_to(md_dir.resolve()) else path
-        figures.append({"name": f["name"], "rule": f["rule"], "path": rel.as_posix(),
+        figures.append({"name": f["name"], "rule": f["rule"], "rule_file": f["rule_file"], "path": rel.as_posix(),
                         "caption": read_caption(captions_dir, f["name"])})
     claims["figures"] = figures
     forest = None

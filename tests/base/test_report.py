@@ -404,7 +404,7 @@ def test_write_report_files(tmp_path):
     specs = {m: spec for m, spec in full["options"]["dim_infobal"]["methods"].items() if m in ("dim_g", "dim_l")}
     full["options"]["dim_infobal"]["methods"] = specs
     settings = {**full,
-                "figures": [{"name": "error_vs_beta", "rule": "figures_vib_vim",
+                "figures": [{"name": "error_vs_beta", "rule": "figures_vib_vim", "rule_file": "workflow/rules/vib_vim.smk",
                              "path": str(tmp_path / "figures/error_vs_beta.png")}]}
     tables = {"vib_vim": a, "dim_infobal": b}
     claims_path, md_path = tmp_path / "claims.json", tmp_path / "REPLICATION.md"
@@ -436,7 +436,7 @@ def test_write_report_files(tmp_path):
     flipped = {**strict, "facts": {k: strict["facts"][k] for k in ("dim_infobal", "vib_vim")}}
     assert "Training precision: Study A (vib_vim) float32; Study B" in R.render_markdown(flipped, [])
     assert "![Test error against beta.](figures/error_vs_beta.png)" in md
-    assert "Made by rule `figures_vib_vim`" in md
+    assert "Made by rule `figures_vib_vim` (workflow/rules/vib_vim.smk)." in md
     for cid in R.CLAIMS:
         assert f"## {cid}: " in md
     for x in claims["anchors"]:

@@ -155,6 +155,11 @@ def test_smoke_workflow_end_to_end(smoke_project):
     md = (out / "REPLICATION.md").read_text()
     for name in FIGURES:
         assert f"](figures/{name}.png)" in md
+    # each figure names the rule that draws it and the file that rule is in
+    for f in claims["figures"]:
+        assert f"Made by rule `{f['rule']}` ({f['rule_file']})." in md
+        assert f"rule {f['rule']}:" in (ROOT / f["rule_file"]).read_text(), f
+    assert {f["rule"] for f in claims["figures"]} == {"figures_vib_vim", "figures_dim_infobal"}
     # the forest plot of the verdicts, at the top: before the verdict table
     assert (out / "figures/forest.png").stat().st_size > 1000 and (out / "figures/forest.pdf").exists()
     assert 0 <= md.index("](figures/forest.png)") < md.index("## Verdicts")

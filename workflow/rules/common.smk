@@ -138,8 +138,8 @@ def summary_outputs():
 
 
 def report_figures():
-    """Every figure of the report: name, PNG path and the rule that draws it."""
-    return [{"name": f, "path": p, "rule": f"figures_{study}"}
+    """Every figure of the report: name, PNG path, the rule that draws it and its rule file."""
+    return [{"name": f, "path": p, "rule": f"figures_{study}", "rule_file": f"workflow/rules/{study}.smk"}
             for study in RUN for f, p in zip(FIGURES[study], figure_paths(study))]
 
 
