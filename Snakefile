@@ -39,7 +39,7 @@ wildcard_constraints:
 
 include: "workflow/rules/data.smk"
 for _study in STUDIES:  # each study's rules and plumbing: workflow/rules/<study>.smk
-    include: f"workflow/rules/{_study.NAME}.smk"
+    include: rule_file(_study.NAME)
 include: "workflow/rules/report.smk"
 
 

@@ -137,9 +137,14 @@ def summary_outputs():
     return [f"{OUT}/summary.json"] + summary_plot_tables()
 
 
+def rule_file(study: str) -> str:
+    """A study's rules and plumbing (the Snakefile includes it; the report names it under each figure)."""
+    return f"workflow/rules/{study}.smk"
+
+
 def report_figures():
     """Every figure of the report: name, PNG path, the rule that draws it and its rule file."""
-    return [{"name": f, "path": p, "rule": f"figures_{study}", "rule_file": f"workflow/rules/{study}.smk"}
+    return [{"name": f, "path": p, "rule": f"figures_{study}", "rule_file": rule_file(study)}
             for study in RUN for f, p in zip(FIGURES[study], figure_paths(study))]
 
 
