@@ -167,7 +167,7 @@ def test_study_a_claims_clear_win_clear_loss_and_one_seed(tmp_path):
     # err_avg's labels say how many samples of z it averaged: the study's options (evaluate.samples)
     assert a1["name"] == "test error, samples of z" and "lowest mean validation sample-averaged error" in a1["note"]
     counted = claims_a.claims(claims_a.read_tables(win, vib_vim_study.options(
-        {"vib_vim": {"evaluate": {"samples": 30}}, "data": {"mnist": {"source": "wheel", "val_size": 5000, "train_size": None}}})), RC)
+        {"vib_vim": {"evaluate": {"samples": 30}}})), RC)
     assert counted["A1"][0]["name"] == "test error, 30 samples of z"
     assert "lowest mean validation 30-sample error" in counted["A1"][0]["note"]
     assert counted["A4"][0]["name"].startswith("test error (30 samples), VIB beta=1e-3")

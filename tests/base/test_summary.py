@@ -10,7 +10,7 @@ from figure_inputs import VIB_BETAS, VIM_BETAS, make_inputs, make_infobal_inputs
 
 from infomax.cli import main
 from infomax.report import write_summary
-from infomax.vib_vim.tables import best_betas
+from infomax.vib_vim.tables import choose
 
 
 def a_tables(p):
@@ -33,7 +33,7 @@ def test_summary_reports_each_objective_at_its_validation_best_beta(tmp_path):
     write_summary(out, plots, {"vib_vim": a_tables(p), "dim_infobal": b_tables(b)})
     s = json.loads(out.read_text())["vib_vim"]
 
-    best = best_betas(p["validation"])
+    best = choose(p["validation"]).best
     metrics = pd.read_csv(p["metrics"])
     metrics = metrics[metrics["K"] == 256]
     rob = pd.read_csv(p["robustness"])

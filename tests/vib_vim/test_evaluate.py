@@ -151,8 +151,9 @@ def test_without_a_validation_split_the_validation_cells_stay_empty(tiny_data, t
     paths = TA.write_tables(rows, TA.COLUMNS, tmp_path / "t")
     val = next(p for p in paths if p.name == "validation.csv")
     assert [r["val_err_avg"] for r in csv.DictReader(open(val))] == ["", "", ""]        # empty cells
-    assert TA.best_betas(val) == {"vib": 1e-3, "deterministic": 0.0}
+    choice = TA.choose(val)
+    assert choice.best == {"vib": 1e-3, "deterministic": 0.0} and not choice.selected and choice.words.startswith("only beta")
     grid = tmp_path / "grid.csv"
     grid.write_text("objective,beta,seed,K,val_err_avg\nvib,0.001,0,256,\nvib,0.01,0,256,\n")
     with pytest.raises(ValueError, match="grid.csv: vib has 2 betas but no validation errors"):
-        TA.best_betas(grid)
+        TA.choose(grid)

@@ -31,7 +31,7 @@ def test_beta_label():
     assert TA.beta_label(10) == "1e1"
 
 
-def test_best_betas_uses_mean_validation_error_not_min_and_not_test(tmp_path):
+def test_choose_takes_the_best_mean_validation_error_not_min_and_not_test(tmp_path):
     rows = [
         # vib beta=1e-3 has the single lowest value (0.010) but the worse mean (0.030)
         ("vib", 1e-3, 0, 0.010), ("vib", 1e-3, 1, 0.050),
@@ -48,10 +48,11 @@ def test_best_betas_uses_mean_validation_error_not_min_and_not_test(tmp_path):
     df = pd.concat([df, pd.DataFrame([dict(objective="vib", beta=1e-1, seed=0, K=2, val_err_avg=0.0)])])
     path = tmp_path / "validation.csv"
     df.to_csv(path, index=False)
-    assert TA.best_betas(path) == {"deterministic": 0.0, "vib": 1e-2, "vim": 0.1}
+    assert TA.choose(path).best == {"deterministic": 0.0, "vib": 1e-2, "vim": 0.1}
+    assert TA.choose(path).selected and TA.choose(path).words == "validation-best beta"
     # no other file is read: a test-metrics file next to it is irrelevant
     (tmp_path / "metrics.csv").write_text("garbage\n")
-    assert TA.best_betas(path)["vib"] == 1e-2
+    assert TA.choose(path).best["vib"] == 1e-2
 
 
 def test_missing_column_names_file_and_column(tmp_path, inputs):
@@ -63,7 +64,7 @@ def test_missing_column_names_file_and_column(tmp_path, inputs):
     badval = tmp_path / "validation.csv"
     pd.read_csv(inputs["validation"]).drop(columns=["val_err_avg"]).to_csv(badval, index=False)
     with pytest.raises(ValueError, match=r"val_err_avg"):
-        TA.best_betas(badval)
+        TA.choose(badval)
 
 
 def test_missing_file_is_named(tmp_path):

@@ -107,12 +107,6 @@ def at_beta(df, objective, beta):
 # -----------------------------------------------------------------------------
 # model selection
 
-def beta_choice(selected: bool) -> str:
-    """How each objective's beta was come by, in the report's words: chosen on validation, or (no
-    validation split, val_size 0) the one beta trained per objective."""
-    return "validation-best beta" if selected else "only beta (no validation split: nothing chosen)"
-
-
 class Choice(NamedTuple):
     """Each objective's beta at the main bottleneck size and how it was come by (``choose``)."""
     K: int
@@ -122,7 +116,8 @@ class Choice(NamedTuple):
 
     @property
     def words(self) -> str:
-        return beta_choice(self.selected)
+        """How each objective's beta was come by, in the report's words."""
+        return "validation-best beta" if self.selected else "only beta (no validation split: nothing chosen)"
 
 
 def choose(validation_csv, K=None) -> Choice:
@@ -149,8 +144,3 @@ def choose(validation_csv, K=None) -> Choice:
         tied = means[means <= means.min() + 1e-12]  # robust to float noise in the means
         best[obj] = float(min(tied.index))
     return Choice(int(every["K"].iloc[0]), best, not df.empty, every)
-
-
-def best_betas(validation_csv, K=None) -> dict[str, float]:
-    """Each objective's beta: ``choose(...).best``."""
-    return choose(validation_csv, K).best
